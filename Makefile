@@ -1,0 +1,37 @@
+# warmup-bench. `make help` lists the targets. Every target that runs code installs .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SWEEP ?= outputs/sweeps/demo
+
+.PHONY: help install demo test lint heatmaps clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP)  ## create .venv and pip install -e '.[dev]' (does nothing when up to date)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install  ## the demo sweep (FCN on mnist5k, SGD, MSE, eta_trgt x T_wrm), then its phase diagram
+	$(PY) launch.py -m +sweep=demo
+	$(PY) -m analysis phase outputs/sweeps/demo
+
+test: install  ## the test suite
+	$(PY) -m pytest -q
+
+lint: install  ## ruff check and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+heatmaps: install  ## phase diagram of a sweep folder: make heatmaps SWEEP=outputs/sweeps/NAME
+	$(PY) -m analysis phase $(SWEEP)
+
+clean:  ## remove outputs and caches (keeps .venv)
+	rm -rf outputs multirun .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

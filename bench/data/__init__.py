@@ -1,0 +1,59 @@
+"""Datasets as tensors on the device, from the `dataset` config group.
+
+Every dataset returns a `Data`: inputs already standardized, targets as one-hot (soft-label ready) float rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bench.data.sampler import EpochSampler
+
+__all__ = ["Data", "EpochSampler", "build_dataset", "standardize_per_image"]
+
+
+@dataclass
+class Data:
+    x_train: torch.Tensor
+    y_train: torch.Tensor  # (N, C) one-hot / soft labels
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device) -> Data:
+        return Data(*(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)), self.num_classes)
+
+
+def standardize_per_image(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(x - mean) / std over each image's own pixels."""
+    flat = x.reshape(len(x), -1)
+    mean = flat.mean(1, keepdim=True)
+    std = flat.std(1, keepdim=True)
+    return ((flat - mean) / (std + eps)).reshape(x.shape)
+
+
+def one_hot(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(y.long(), num_classes).float()
+
+
+def subset(data: Data, num_examples: int) -> Data:
+    """The first num_examples training examples (the split is already shuffled with a fixed seed)."""
+    if num_examples <= 0 or num_examples >= len(data.x_train):
+        return data
+    return Data(data.x_train[:num_examples], data.y_train[:num_examples], data.x_test, data.y_test, data.num_classes)
+
+
+def build_dataset(cfg, device: torch.device) -> Data:
+    if cfg.name == "mnist5k":
+        from bench.data.mnist5k import load_mnist5k
+
+        data = load_mnist5k(cfg.num_test)
+    else:
+        raise ValueError(f"dataset.name={cfg.name}: unknown dataset")
+    return subset(data, cfg.num_examples).to(device)

@@ -1,0 +1,52 @@
+"""The learning-rate schedule of SPEC section 1, in closed form. Steps count from s = 1.
+
+Warmup, s <= T_wrm:  eta(s) = eta_init + (eta_trgt - eta_init) * (s / T_wrm)^k, capped at eta_trgt.
+After warmup:        eta(s) = eta_min + (eta_trgt - eta_min) * [0.5 (1 + cos(pi u / T_cos))]^p,
+                     u = s - T_wrm + 1, T_cos = T - T_wrm + 1, eta_min = eta_trgt / 10.
+T_wrm = 0 or 1 means no warmup: the full rate from the first step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    lr: float  # eta_trgt
+    total_steps: int  # T
+    lr_init: float = 0.0  # eta_init
+    warmup_steps: int = 1  # T_wrm
+    k: float = 1.0  # warmup exponent
+    p: float = 0.0  # decay exponent (0 constant, 1 cosine)
+
+    @property
+    def lr_min(self) -> float:
+        return self.lr / 10.0
+
+    def __call__(self, s: int) -> float:
+        if s < 1:
+            raise ValueError(f"steps count from 1, got {s}")
+        w = max(self.warmup_steps, 1)  # T_wrm = 0 is the same schedule as T_wrm = 1
+        if s <= w:
+            frac = (s / w) ** self.k
+            return min(self.lr_init + (self.lr - self.lr_init) * frac, self.lr)
+        if self.p == 0:
+            return self.lr
+        u = s - w + 1
+        t_cos = self.total_steps - w + 1
+        decay = 0.5 * (1.0 + math.cos(math.pi * u / t_cos))
+        return self.lr_min + (self.lr - self.lr_min) * decay**self.p
+
+
+def build_schedule(cfg, lr: float, total_steps: int) -> Schedule:
+    """Schedule from the `schedule` config group and the optimizer's eta_trgt."""
+    return Schedule(
+        lr=lr,
+        total_steps=total_steps,
+        lr_init=cfg.lr_init,
+        warmup_steps=cfg.warmup_steps,
+        k=cfg.k,
+        p=cfg.p,
+    )

@@ -1,0 +1,110 @@
+"""A run's folder: the resolved config, the metrics table and result.json, all written atomically.
+
+Layout of a run folder (analysis reads only these files):
+  config.yaml    the resolved config of the run
+  metrics.csv    one row per logged step (step, lr, train_loss, train_acc, test_loss, test_acc, ...)
+  result.json    written last: its presence means the run has ended (completed | diverged | failed)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CONFIG = "config.yaml"
+METRICS = "metrics.csv"
+RESULT = "result.json"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+class RunStore:
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def write_config(self, yaml_text: str) -> None:
+        atomic_write_text(self.dir / CONFIG, yaml_text)
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        atomic_write_text(self.dir / METRICS, rows_to_csv(rows))
+
+    def write_result(self, result: dict) -> None:
+        atomic_write_text(self.dir / RESULT, json.dumps(_json_safe(result), indent=2, sort_keys=True) + "\n")
+
+    def result(self) -> dict | None:
+        path = self.dir / RESULT
+        return json.loads(path.read_text()) if path.exists() else None
+
+
+def git_sha() -> str:
+    """The commit of the source tree the harness runs from ('+dirty' when it has uncommitted changes)."""
+    src = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=src,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return sha.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment() -> dict:
+    import torch
+
+    return {
+        "git_sha": git_sha(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+    }

@@ -1,0 +1,203 @@
+"""The step loop: schedule, step, detect divergence, evaluate, log. `run(cfg)` is the harness's entry point."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from bench.config import Config, ConfigError, validate
+from bench.data import EpochSampler, build_dataset
+from bench.losses import LOSSES, correct
+from bench.models import build_model, num_params
+from bench.optim import build_optimizer, build_schedule, set_lr
+from bench.seeding import derive, generator
+from bench.store import RunStore, environment
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda: CUDA is not available on this machine (use device=auto or device=cpu)")
+    return torch.device(name)
+
+
+def output_dir() -> Path:
+    """Hydra's output folder for this run (the current folder when called outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path.cwd()
+
+
+class Trainer:
+    """Builds a run from a validated config and trains it."""
+
+    def __init__(self, cfg: Config, store: RunStore):
+        self.cfg = cfg
+        self.store = store
+        self.device = pick_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.data = build_dataset(cfg.dataset, self.device)
+        with torch.random.fork_rng(devices=[]):  # init from its own stream, built on the CPU for any device
+            torch.manual_seed(derive(cfg.seed, "init"))
+            model = build_model(cfg.model, self.data.input_shape, self.data.num_classes)
+        self.model = model.to(self.device)
+        self.num_params = num_params(self.model)
+        self.loss_fn = LOSSES[cfg.loss]
+        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
+        self.schedule = build_schedule(cfg.schedule, cfg.optimizer.lr, cfg.steps)
+        self.sampler = EpochSampler(len(self.data.x_train), cfg.batch_size, generator(cfg.seed, "data"), self.device)
+        self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
+        self.step = 0  # steps done
+        self.initial_loss: float | None = None
+        self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
+
+    # --- one step ------------------------------------------------------------------------------------------
+
+    def train_step(self, s: int) -> float:
+        """Step s (counted from 1): returns the minibatch loss at the parameters before the update."""
+        idx = self.sampler.next()
+        x, y = self.data.x_train[idx], self.data.y_train[idx]
+        lr = self.schedule(s)
+        set_lr(self.optimizer, lr)
+        out = self.model(x)
+        loss = self.loss_fn(out, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        loss_val = loss.item()
+        self._loss_sum += loss_val
+        self._correct += correct(out.detach(), y)
+        self._seen += len(idx)
+        self._steps_since_eval += 1
+        return loss_val
+
+    def diverged(self, loss: float) -> bool:
+        return not math.isfinite(loss) or loss > self.cfg.diverge_factor * self.initial_loss
+
+    # --- evaluation and logging ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Test loss and accuracy over the whole test set, in chunks."""
+        x, y = self.data.x_test, self.data.y_test
+        loss_sum, n_correct = 0.0, 0
+        for i in range(0, len(x), self.cfg.eval_batch_size):
+            out = self.model(x[i : i + self.cfg.eval_batch_size])
+            yb = y[i : i + self.cfg.eval_batch_size]
+            loss_sum += self.loss_fn(out, yb).item() * len(yb)
+            n_correct += int(correct(out, yb))
+        return {"test_loss": loss_sum / len(x), "test_acc": n_correct / len(x)}
+
+    def log_row(self, step: int, **values) -> dict:
+        row = self.rows.setdefault(step, {"step": step, "lr": self.schedule(max(step, 1))})
+        row.update(values)
+        return row
+
+    def log_eval(self, step: int) -> dict:
+        """Running means of the training minibatches since the last evaluation, and a test-set pass."""
+        train = {}
+        if self._steps_since_eval:
+            train = {
+                "train_loss": self._loss_sum / self._steps_since_eval,
+                "train_acc": int(self._correct) / self._seen,
+            }
+        row = self.log_row(step, **train, **self.evaluate())
+        self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
+        self.store.write_metrics(list(self.rows.values()))
+        log.info(
+            "step %d/%d lr %.4g train_loss %.4g test_loss %.4g test_acc %.4f",
+            step,
+            self.cfg.steps,
+            row["lr"],
+            row.get("train_loss", float("nan")),
+            row["test_loss"],
+            row["test_acc"],
+        )
+        return row
+
+    # --- the loop ------------------------------------------------------------------------------------------
+
+    def train(self) -> dict:
+        start = time.time()
+        status, diverged_step = "completed", None
+        for s in range(self.step + 1, self.cfg.steps + 1):
+            loss = self.train_step(s)
+            if self.initial_loss is None:
+                self.initial_loss = loss
+            self.step = s
+            if self.diverged(loss):
+                status, diverged_step = "diverged", s
+                self.log_row(s, train_loss=loss)
+                self.store.write_metrics(list(self.rows.values()))
+                log.warning("diverged at step %d: loss %.4g (initial %.4g)", s, loss, self.initial_loss)
+                break
+            if s % self.cfg.eval_every == 0 or s == self.cfg.steps:
+                self.log_eval(s)
+        return self.result(status, diverged_step, time.time() - start)
+
+    def result(self, status: str, diverged_step: int | None, wall_time: float) -> dict:
+        evals = [r for r in self.rows.values() if "test_acc" in r]
+        last = evals[-1] if evals and status == "completed" else {}
+        return {
+            "status": status,
+            "stop_step": self.step,
+            "diverged_step": diverged_step,
+            "initial_loss": self.initial_loss,
+            "final_train_loss": last.get("train_loss", math.nan),
+            "final_train_acc": last.get("train_acc", math.nan),
+            "final_test_loss": last.get("test_loss", math.nan),
+            "final_test_acc": last.get("test_acc", math.nan),
+            "best_test_acc": max((r["test_acc"] for r in evals), default=math.nan),
+            "best_test_loss": min((r["test_loss"] for r in evals), default=math.nan),
+            "num_params": self.num_params,
+            "num_classes": self.data.num_classes,
+            "lr": self.cfg.optimizer.lr,
+            "seed": self.cfg.seed,
+            "device": str(self.device),
+            "wall_time_s": wall_time,
+        }
+
+
+def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
+    """Validate, build, train; write config.yaml, metrics.csv and, last, result.json into the run folder
+    (Hydra's output folder unless run_dir is given)."""
+    typed = validate(cfg)  # a ConfigError here: nothing has been computed or written
+    store = RunStore(run_dir or output_dir())
+    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    started = time.time()
+    try:
+        result = Trainer(typed, store).train()
+    except Exception as e:
+        (store.dir / "traceback.txt").write_text(traceback.format_exc())
+        store.write_result(
+            {
+                "status": "failed",
+                "error": f"{type(e).__name__}: {e}",
+                "seed": typed.seed,
+                "wall_time_s": time.time() - started,
+                **environment(),
+            }
+        )
+        raise
+    result.update(environment())
+    store.write_result(result)
+    log.info(
+        "%s at step %d: best test acc %.4f -> %s",
+        result["status"],
+        result["stop_step"],
+        result["best_test_acc"],
+        store.dir,
+    )
+    return result

@@ -1,0 +1,72 @@
+"""The schedule against the closed form of SPEC section 1."""
+
+import math
+
+import pytest
+
+from bench.optim.schedule import Schedule
+
+
+def closed_form(s, lr, T, lr_init=0.0, T_wrm=1, k=1.0, p=0.0):
+    if s <= T_wrm:
+        return min(lr_init + (lr - lr_init) * (s / T_wrm) ** k, lr)
+    lr_min = lr / 10
+    u, t_cos = s - T_wrm + 1, T - T_wrm + 1
+    return lr_min + (lr - lr_min) * (0.5 * (1 + math.cos(math.pi * u / t_cos))) ** p
+
+
+@pytest.mark.parametrize("k,p", [(1.0, 0.0), (2.0, 0.0), (1.0, 1.0), (2.0, 1.0)])
+@pytest.mark.parametrize("lr_init", [0.0, 0.01])
+def test_matches_closed_form_at_key_steps(k, p, lr_init):
+    lr, T, T_wrm = 0.4, 1000, 128
+    sched = Schedule(lr=lr, total_steps=T, lr_init=lr_init, warmup_steps=T_wrm, k=k, p=p)
+    for s in (1, T_wrm // 2, T_wrm, T_wrm + 1, T):
+        assert sched(s) == pytest.approx(closed_form(s, lr, T, lr_init, T_wrm, k, p), rel=1e-12)
+
+
+def test_linear_values_by_hand():
+    sched = Schedule(lr=1.0, total_steps=100, warmup_steps=10)
+    assert sched(1) == pytest.approx(0.1)
+    assert sched(5) == pytest.approx(0.5)
+    assert sched(10) == 1.0
+    assert sched(11) == 1.0 and sched(100) == 1.0
+
+
+def test_quadratic_warmup_by_hand():
+    sched = Schedule(lr=1.0, total_steps=100, warmup_steps=10, k=2.0)
+    assert sched(5) == pytest.approx(0.25)
+
+
+def test_cosine_decays_to_a_tenth():
+    sched = Schedule(lr=1.0, total_steps=100, warmup_steps=10, p=1.0)
+    assert sched(10) == 1.0
+    assert sched(100) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 91 / 91)))
+    assert sched(100) == pytest.approx(0.1)
+
+
+def test_authors_logged_value():
+    """Adam, eta_trgt = 0.00512, T_wrm = 1024, T = 1e5, cosine: the authors' table logs 0.001955 at step 391."""
+    sched = Schedule(lr=0.00512, total_steps=100_000, warmup_steps=1024, p=1.0)
+    assert round(sched(391), 6) == 0.001955
+
+
+@pytest.mark.parametrize("T_wrm", [0, 1])
+def test_no_warmup_means_full_rate_from_step_one(T_wrm):
+    sched = Schedule(lr=0.3, total_steps=50, warmup_steps=T_wrm, lr_init=0.01)
+    assert [sched(s) for s in range(1, 51)] == [0.3] * 50
+
+
+def test_zero_and_one_are_the_same_schedule_with_decay():
+    a = Schedule(lr=0.3, total_steps=50, warmup_steps=0, p=1.0)
+    b = Schedule(lr=0.3, total_steps=50, warmup_steps=1, p=1.0)
+    assert [a(s) for s in range(1, 51)] == [b(s) for s in range(1, 51)]
+
+
+def test_warmup_longer_than_training_never_reaches_target():
+    sched = Schedule(lr=1.0, total_steps=10, warmup_steps=100)
+    assert sched(10) == pytest.approx(0.1)
+
+
+def test_steps_count_from_one():
+    with pytest.raises(ValueError):
+        Schedule(lr=1.0, total_steps=10)(0)

@@ -1,0 +1,77 @@
+"""Training runs end to end on the real mnist5k data: files, determinism, divergence."""
+
+import json
+
+import pandas as pd
+import pytest
+
+import bench
+from bench.store import RESULT
+from bench.train import Trainer
+from tests.conftest import compose_cfg
+
+
+def test_run_writes_config_metrics_and_result(tmp_path, tiny):
+    result = bench.run(compose_cfg(*tiny), tmp_path)
+    assert result["status"] == "completed" and result["stop_step"] == 12
+    on_disk = json.loads((tmp_path / RESULT).read_text())
+    assert on_disk["status"] == "completed"
+    for key in ("git_sha", "python", "torch", "seed", "num_params", "device", "wall_time_s", "best_test_acc"):
+        assert key in on_disk
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(metrics["step"]) == [4, 8, 12]
+    assert {"step", "lr", "train_loss", "train_acc", "test_loss", "test_acc"} <= set(metrics.columns)
+    assert (tmp_path / "config.yaml").read_text().count("width: 32") == 1
+
+
+def test_same_seed_same_metrics(tmp_path, tiny):
+    bench.run(compose_cfg(*tiny), tmp_path / "a")
+    bench.run(compose_cfg(*tiny), tmp_path / "b")
+    a, b = (pd.read_csv(tmp_path / d / "metrics.csv") for d in "ab")
+    pd.testing.assert_frame_equal(a, b)
+    c = bench.run(compose_cfg(*tiny, "seed=1"), tmp_path / "c")
+    assert pd.read_csv(tmp_path / "c" / "metrics.csv")["train_loss"].tolist() != a["train_loss"].tolist()
+    assert c["status"] == "completed"
+
+
+def test_divergence_stops_the_run(tmp_path, tiny):
+    result = bench.run(compose_cfg(*tiny, "optimizer.lr=1000"), tmp_path)
+    assert result["status"] == "diverged"
+    assert result["diverged_step"] == result["stop_step"] < 12
+    assert json.loads((tmp_path / RESULT).read_text())["status"] == "diverged"
+
+
+def test_divergence_by_loss_multiple(tmp_path, tiny):
+    """A finite loss above diverge_factor x the initial loss counts as diverged too."""
+    result = bench.run(compose_cfg(*tiny, "optimizer.lr=3", "diverge_factor=1.5"), tmp_path)
+    assert result["status"] == "diverged"
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    last = metrics.iloc[-1]
+    assert last["step"] == result["diverged_step"]
+    assert last["train_loss"] > 1.5 * result["initial_loss"]
+
+
+def test_no_result_while_running(tmp_path, tiny, monkeypatch):
+    seen = []
+    original = Trainer.log_eval
+
+    def spy(self, step):
+        seen.append((tmp_path / RESULT).exists())
+        return original(self, step)
+
+    monkeypatch.setattr(Trainer, "log_eval", spy)
+    bench.run(compose_cfg(*tiny), tmp_path)
+    assert seen == [False, False, False]
+    assert (tmp_path / RESULT).exists()
+
+
+def test_failure_is_recorded(tmp_path, tiny, monkeypatch):
+    def boom(self, s):
+        raise RuntimeError("boom at step")
+
+    monkeypatch.setattr(Trainer, "train_step", boom)
+    with pytest.raises(RuntimeError):
+        bench.run(compose_cfg(*tiny), tmp_path)
+    result = json.loads((tmp_path / RESULT).read_text())
+    assert result["status"] == "failed" and "boom" in result["error"]
+    assert "RuntimeError" in (tmp_path / "traceback.txt").read_text()
