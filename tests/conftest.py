@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+import bench.config  # noqa: F401  (registers the structured configs with Hydra)
+
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 
