@@ -84,9 +84,15 @@ class Mnist5kConfig(DatasetConfig):
 class OptimizerConfig:
     name: str = MISSING
     lr: float = 0.1  # eta_trgt, the target learning rate
+    # absolute: lr as written; inverse_sharpness: lr (and schedule.lr_init) in units of 1/lambda0, lambda0 the
+    # mean sharpness over lambda0_batches training minibatches at initialization (SPEC section 1)
+    lr_unit: str = "absolute"
+    lambda0_batches: int = 10
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "optimizer.lr", self.lr, "must be > 0")
+        require_choice("optimizer.lr_unit", self.lr_unit, ("absolute", "inverse_sharpness"))
+        require(self.lambda0_batches >= 1, "optimizer.lambda0_batches", self.lambda0_batches, "must be >= 1")
 
 
 @dataclass

@@ -106,3 +106,25 @@ def sharpness(
     dtype = torch.float64 if float64 else None
     op, flat = hvp_operator(model, loss_fn, x, y, dtype)
     return top_eigenvalue(op, flat.numel(), v0, tol, max_iter, flat.dtype, flat.device)
+
+
+def initial_sharpness(
+    model: nn.Module,
+    loss_fn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    n_batches: int,
+    generator: torch.Generator,
+    tol: float = 1e-4,
+) -> float:
+    """lambda0: the mean of lambda^H over n_batches random training minibatches (SPEC section 1).
+
+    The minibatches come from their own RNG stream, so measuring lambda0 does not change the training data order.
+    """
+    size = batch_size if 0 < batch_size < len(x) else len(x)
+    values = []
+    for _ in range(n_batches):
+        idx = torch.randperm(len(x), generator=generator)[:size].to(x.device)
+        values.append(sharpness(model, loss_fn, x[idx], y[idx], tol=tol).value)
+    return sum(values) / len(values)

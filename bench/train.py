@@ -17,6 +17,7 @@ from bench.losses import LOSSES, correct
 from bench.models import build_model, num_params
 from bench.optim import build_optimizer, build_schedule, set_lr
 from bench.seeding import derive, generator
+from bench.sharpness import initial_sharpness
 from bench.store import RunStore, environment
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,39 @@ class Trainer:
         self.model = model.to(self.device)
         self.num_params = num_params(self.model)
         self.loss_fn = LOSSES[cfg.loss]
-        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
-        self.schedule = build_schedule(cfg.schedule, cfg.optimizer.lr, cfg.steps)
+        self.extras: dict = {}  # run-level measurements that go into result.json (lambda0, eta_c, ...)
+        unit = self.lr_unit()
+        self.lr = cfg.optimizer.lr * unit  # eta_trgt in absolute units
+        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters(), self.lr)
+        self.schedule = build_schedule(cfg.schedule, self.lr, cfg.steps, unit)
         self.sampler = EpochSampler(len(self.data.x_train), cfg.batch_size, generator(cfg.seed, "data"), self.device)
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
         self.step = 0  # steps done
         self.initial_loss: float | None = None
         self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
+
+    def lr_unit(self) -> float:
+        """1 for absolute rates; 1/lambda0 for rates in units of the initial sharpness (lambda0 goes to result.json,
+        and result["lr"] is always the absolute eta_trgt)."""
+        if self.cfg.optimizer.lr_unit == "absolute":
+            return 1.0
+        lambda0 = initial_sharpness(
+            self.model,
+            self.loss_fn,
+            self.data.x_train,
+            self.data.y_train,
+            self.cfg.batch_size,
+            self.cfg.optimizer.lambda0_batches,
+            generator(self.cfg.seed, "lambda0"),
+        )
+        self.extras["lambda0"] = lambda0
+        log.info(
+            "lambda0 = %.4g: eta_trgt = %g / lambda0 = %.4g",
+            lambda0,
+            self.cfg.optimizer.lr,
+            self.cfg.optimizer.lr / lambda0,
+        )
+        return 1.0 / lambda0
 
     # --- one step ------------------------------------------------------------------------------------------
 
@@ -163,10 +190,11 @@ class Trainer:
             "best_test_loss": min((r["test_loss"] for r in evals), default=math.nan),
             "num_params": self.num_params,
             "num_classes": self.data.num_classes,
-            "lr": self.cfg.optimizer.lr,
+            "lr": self.lr,
             "seed": self.cfg.seed,
             "device": str(self.device),
             "wall_time_s": wall_time,
+            **self.extras,
         }
 
 

@@ -75,3 +75,17 @@ def test_failure_is_recorded(tmp_path, tiny, monkeypatch):
     result = json.loads((tmp_path / RESULT).read_text())
     assert result["status"] == "failed" and "boom" in result["error"]
     assert "RuntimeError" in (tmp_path / "traceback.txt").read_text()
+
+
+def test_lr_in_units_of_initial_sharpness(tmp_path, tiny):
+    result = bench.run(
+        compose_cfg(*tiny, "optimizer.lr_unit=inverse_sharpness", "optimizer.lr=2", "optimizer.lambda0_batches=2"),
+        tmp_path,
+    )
+    assert result["lambda0"] > 0
+    assert result["lr"] == pytest.approx(2 / result["lambda0"])
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics["lr"].iloc[-1] == pytest.approx(2 / result["lambda0"])
+    # measuring lambda0 uses its own RNG stream: the training data order is that of an absolute-rate run
+    same = bench.run(compose_cfg(*tiny, f"optimizer.lr={result['lr']!r}"), tmp_path / "abs")
+    assert same["final_train_loss"] == pytest.approx(result["final_train_loss"], rel=1e-5)

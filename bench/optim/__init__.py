@@ -9,10 +9,10 @@ from bench.optim.schedule import Schedule, build_schedule
 __all__ = ["Schedule", "build_optimizer", "build_schedule", "set_lr"]
 
 
-def build_optimizer(cfg, params) -> torch.optim.Optimizer:
-    """The torch optimizer for `cfg.name`; its lr is set by the schedule before every step."""
+def build_optimizer(cfg, params, lr: float) -> torch.optim.Optimizer:
+    """The torch optimizer for `cfg.name` at eta_trgt = lr (absolute); the schedule sets its lr every step."""
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     raise ValueError(f"optimizer.name={cfg.name}: unknown optimizer")
 
 

@@ -40,12 +40,13 @@ class Schedule:
         return self.lr_min + (self.lr - self.lr_min) * decay**self.p
 
 
-def build_schedule(cfg, lr: float, total_steps: int) -> Schedule:
-    """Schedule from the `schedule` config group and the optimizer's eta_trgt."""
+def build_schedule(cfg, lr: float, total_steps: int, unit: float = 1.0) -> Schedule:
+    """Schedule from the `schedule` config group and eta_trgt (absolute); lr_init is multiplied by `unit`
+    (1/lambda0 when the optimizer's lr_unit is inverse_sharpness)."""
     return Schedule(
         lr=lr,
         total_steps=total_steps,
-        lr_init=cfg.lr_init,
+        lr_init=cfg.lr_init * unit,
         warmup_steps=cfg.warmup_steps,
         k=cfg.k,
         p=cfg.p,
