@@ -151,7 +151,8 @@ class Config:
     loss: str = "mse"  # xent | mse
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads for this run; 0 leaves torch's default
-    diverge_factor: float = 1e5  # stop when the loss exceeds this multiple of the initial loss (or is NaN/inf)
+    diverge_factor: float = 1e5  # diverged: the loss exceeds this multiple of the initial loss, or is NaN/inf
+    stop_on_divergence: bool = True  # false: record the divergence step but train on to the end
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", self.steps, "must be >= 1")

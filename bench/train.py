@@ -164,12 +164,13 @@ class Trainer:
             if self.initial_loss is None:
                 self.initial_loss = loss
             self.step = s
-            if self.diverged(loss):
+            if diverged_step is None and self.diverged(loss):
                 status, diverged_step = "diverged", s
                 self.log_row(s, train_loss=loss)
                 self.store.write_metrics(list(self.rows.values()))
                 log.warning("diverged at step %d: loss %.4g (initial %.4g)", s, loss, self.initial_loss)
-                break
+                if self.cfg.stop_on_divergence:
+                    break
             if s % self.cfg.eval_every == 0 or s == self.cfg.steps:
                 self.log_eval(s)
         return self.result(status, diverged_step, time.time() - start)

@@ -89,3 +89,9 @@ def test_lr_in_units_of_initial_sharpness(tmp_path, tiny):
     # measuring lambda0 uses its own RNG stream: the training data order is that of an absolute-rate run
     same = bench.run(compose_cfg(*tiny, f"optimizer.lr={result['lr']!r}"), tmp_path / "abs")
     assert same["final_train_loss"] == pytest.approx(result["final_train_loss"], rel=1e-5)
+
+
+def test_divergence_without_stopping_trains_to_the_end(tmp_path, tiny):
+    result = bench.run(compose_cfg(*tiny, "optimizer.lr=1000", "stop_on_divergence=false"), tmp_path)
+    assert result["status"] == "diverged" and result["stop_step"] == 12
+    assert result["diverged_step"] < 12

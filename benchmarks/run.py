@@ -1,0 +1,62 @@
+"""make bench: run every benchmark, print the table, write benchmarks/results.json and benchmarks/results.md.
+
+Each benchmark runs its contenders in one process, alternating, several repeats, and reports medians.
+    python -m benchmarks.run [--only NAME ...] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+from pathlib import Path
+
+from benchmarks.common import machine
+
+OUT = Path(__file__).resolve().parent
+BENCHMARKS = ["step_overhead", "sharpness_solver", "sweep_throughput", "divergence_savings", "cuda_wrn"]
+
+
+def verdict(r: dict) -> str:
+    if r.get("skipped"):
+        return "skipped"
+    ok = r["ratio"] <= r["target"] if r["better"] == "lower" else r["ratio"] >= r["target"]
+    return "met" if ok else "MISSED"
+
+
+def table(results: list[dict], header: str) -> str:
+    lines = [header, "", "| benchmark | ratio | target | verdict | absolute |", "|---|---|---|---|---|"]
+    for r in results:
+        if r.get("skipped"):
+            lines.append(f"| {r['name']} | - | - | skipped | {r['skipped']} |")
+            continue
+        sign = "<=" if r["better"] == "lower" else ">="
+        lines.append(f"| {r['name']} | {r['ratio']:.2f}x | {sign} {r['target']}x | {verdict(r)} | {r['absolute']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--only", nargs="*", choices=BENCHMARKS, help="run only these")
+    parser.add_argument("--repeats", type=int, default=None, help="rounds per benchmark (default: each one's own)")
+    args = parser.parse_args(argv)
+    results = []
+    for name in args.only or BENCHMARKS:
+        module = importlib.import_module(f"benchmarks.{name}")
+        start = time.perf_counter()
+        r = module.run(args.repeats) if args.repeats else module.run()
+        r["benchmark"], r["seconds"] = name, time.perf_counter() - start
+        r["verdict"] = verdict(r)
+        results.append(r)
+        print(f"{name}: {r['verdict']} " + (f"{r['ratio']:.2f}x" if "ratio" in r else r.get("skipped", "")), flush=True)
+    header = f"Machine: {machine()}  \nDate: {time.strftime('%Y-%m-%d %H:%M')}"
+    md = table(results, header)
+    (OUT / "results.md").write_text(md)
+    (OUT / "results.json").write_text(json.dumps({"machine": machine(), "results": results}, indent=2) + "\n")
+    print()
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
