@@ -173,8 +173,8 @@ class CatapultConfig(ScheduleConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        key = f"schedule.lr_init (schedule={self.name})"
-        require(self.lr_init == 0, key, self.lr_init, "is set by the catapult search; leave it 0")
+        why = f"is set by the catapult search (schedule={self.name}); leave it 0"
+        require(self.lr_init == 0, "schedule.lr_init", self.lr_init, why)
         require(self.search_lr >= 0, "schedule.search_lr", self.search_lr, "must be >= 0 (0 = eta_trgt / T_wrm)")
         require(self.delta >= 0, "schedule.delta", self.delta, "must be >= 0 (0 = 0.1 for SGD, 0.01 for Adam)")
         require(self.max_forward_passes >= 2, "schedule.max_forward_passes", self.max_forward_passes, "must be >= 2")

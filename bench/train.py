@@ -68,7 +68,9 @@ class Trainer:
             init_adam_state(cfg.optimizer, self.optimizer, self.model, self.loss_fn, self.data, self.sampler, cfg.seed)
         )
         # schedule=catapult | persistent_catapult: eta_init from the loss catapult at theta0 (SPEC section 3)
-        self.schedule = build_catapult(cfg, self.schedule, self.model, self.optimizer, self.loss_fn, self.data, self.extras)
+        self.schedule = build_catapult(
+            cfg, self.schedule, self.model, self.optimizer, self.loss_fn, self.data, self.extras
+        )
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
         self.step = 0  # steps done
         self.initial_loss: float | None = None

@@ -103,7 +103,7 @@ def test_catapult_search_uses_its_own_batch(tmp_path, tiny):
     from step 1) a catapult run is the linear-schedule run, step for step."""
     a = bench.run(compose_cfg(*tiny, "schedule=catapult", "optimizer.lr=0.5"), tmp_path / "a")
     b = bench.run(compose_cfg(*tiny, "optimizer.lr=0.5"), tmp_path / "b")
-    assert a["catapult_outcome"] == "bracketed" and a["eta_c"] < 0.5
+    assert a["catapult_outcome"] == "bracketed" and a["eta_c"] < 0.5 and "eta_c" not in b
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "a" / "metrics.csv"), pd.read_csv(tmp_path / "b" / "metrics.csv")
     )
