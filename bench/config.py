@@ -107,6 +107,37 @@ class SGDConfig(OptimizerConfig):
         require(not self.nesterov or self.momentum > 0, "optimizer.nesterov", self.nesterov, "needs momentum > 0")
 
 
+@dataclass
+class AdamConfig(OptimizerConfig):
+    """Adam with bias correction on both moments (SPEC section 4); gi_adam, ri_adam and radam share the keys."""
+
+    name: str = "adam"
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0 <= self.b1 < 1, "optimizer.b1", self.b1, "must be in [0, 1)")
+        require(0 <= self.b2 < 1, "optimizer.b2", self.b2, "must be in [0, 1)")
+        require(self.eps > 0, "optimizer.eps", self.eps, "must be > 0")
+
+
+@dataclass
+class GIAdamConfig(AdamConfig):
+    name: str = "gi_adam"  # v0 = g0^2 from the first training batch (spent on it)
+
+
+@dataclass
+class RIAdamConfig(AdamConfig):
+    name: str = "ri_adam"  # v0 = r^2, r ~ N(0, I) rescaled to ||g0||
+
+
+@dataclass
+class RAdamConfig(AdamConfig):
+    name: str = "radam"
+
+
 # --- schedule ------------------------------------------------------------------------------------------------
 
 
@@ -123,6 +154,37 @@ class ScheduleConfig:
         require(self.warmup_steps >= 0, "schedule.warmup_steps", self.warmup_steps, "must be >= 0")
         require(self.k > 0, "schedule.k", self.k, "must be > 0")
         require(self.p >= 0, "schedule.p", self.p, "must be >= 0")
+
+
+@dataclass
+class CosineConfig(ScheduleConfig):
+    name: str = "cosine"
+    p: float = 1.0
+
+
+@dataclass
+class CatapultConfig(ScheduleConfig):
+    """eta_init = eta_c from the loss catapult at theta0 (SPEC section 3); warmup eta_c + eta_trgt (s / T_wrm)^k."""
+
+    name: str = "catapult"
+    search_lr: float = 1e-4  # eta0, where the exponential search starts (absolute); 0 = eta_trgt / T_wrm
+    delta: float = 0.0  # binary-search tolerance L(upper) <= L0 (1 + delta); 0 = 0.1 for SGD, 0.01 for Adam
+    max_forward_passes: int = 100  # a search that needs more falls back to eta_init = eta_trgt / 10
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        why = f"is set by the catapult search (schedule={self.name}); leave it 0"
+        require(self.lr_init == 0, "schedule.lr_init", self.lr_init, why)
+        require(self.search_lr >= 0, "schedule.search_lr", self.search_lr, "must be >= 0 (0 = eta_trgt / T_wrm)")
+        require(self.delta >= 0, "schedule.delta", self.delta, "must be >= 0 (0 = 0.1 for SGD, 0.01 for Adam)")
+        require(self.max_forward_passes >= 2, "schedule.max_forward_passes", self.max_forward_passes, "must be >= 2")
+
+
+@dataclass
+class PersistentCatapultConfig(CatapultConfig):
+    """Re-estimates eta_c whenever the loss falls below the reference point's, until eta reaches eta_trgt."""
+
+    name: str = "persistent_catapult"
 
 
 # --- logger --------------------------------------------------------------------------------------------------
@@ -168,8 +230,19 @@ class Config:
 GROUPS: dict[str, dict[str, type]] = {
     "model": {"fcn": FCNConfig},
     "dataset": {"mnist5k": Mnist5kConfig},
-    "optimizer": {"sgd": SGDConfig},
-    "schedule": {"linear": ScheduleConfig},
+    "optimizer": {
+        "sgd": SGDConfig,
+        "adam": AdamConfig,
+        "gi_adam": GIAdamConfig,
+        "ri_adam": RIAdamConfig,
+        "radam": RAdamConfig,
+    },
+    "schedule": {
+        "linear": ScheduleConfig,
+        "cosine": CosineConfig,
+        "catapult": CatapultConfig,
+        "persistent_catapult": PersistentCatapultConfig,
+    },
     "logger": {"none": LoggerConfig},
 }
 

@@ -15,7 +15,8 @@ from bench.config import Config, ConfigError, validate
 from bench.data import EpochSampler, build_dataset
 from bench.losses import LOSSES, correct
 from bench.models import build_model, num_params
-from bench.optim import build_optimizer, build_schedule, set_lr
+from bench.optim import build_optimizer, build_schedule, init_adam_state, set_lr
+from bench.optim.catapult import PersistentCatapult, build_catapult
 from bench.seeding import derive, generator
 from bench.sharpness import initial_sharpness
 from bench.store import RunStore, environment
@@ -62,6 +63,14 @@ class Trainer:
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters(), self.lr)
         self.schedule = build_schedule(cfg.schedule, self.lr, cfg.steps, unit)
         self.sampler = EpochSampler(len(self.data.x_train), cfg.batch_size, generator(cfg.seed, "data"), self.device)
+        # GI-/RI-Adam: v0 from the first training batch, which is spent on it (SPEC section 4)
+        self.extras.update(
+            init_adam_state(cfg.optimizer, self.optimizer, self.model, self.loss_fn, self.data, self.sampler, cfg.seed)
+        )
+        # schedule=catapult | persistent_catapult: eta_init from the loss catapult at theta0 (SPEC section 3)
+        self.schedule = build_catapult(
+            cfg, self.schedule, self.model, self.optimizer, self.loss_fn, self.data, self.extras
+        )
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
         self.step = 0  # steps done
         self.initial_loss: float | None = None
@@ -102,6 +111,8 @@ class Trainer:
         loss = self.loss_fn(out, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if isinstance(self.schedule, PersistentCatapult):  # a new low loss re-estimates eta_c (SPEC section 3)
+            self.schedule.observe(s, loss.item(), lambda: self.loss_fn(self.model(x), y))
         self.optimizer.step()
         loss_val = loss.item()
         self._loss_sum += loss_val

@@ -70,3 +70,20 @@ def test_warmup_longer_than_training_never_reaches_target():
 def test_steps_count_from_one():
     with pytest.raises(ValueError):
         Schedule(lr=1.0, total_steps=10)(0)
+
+
+def test_cosine_with_quadratic_warmup_by_hand():
+    """k = 2, p = 1, T_wrm = 10, T = 100: values at s = 1, T_wrm/2, T_wrm, T_wrm + 1 and T written out."""
+    sched = Schedule(lr=1.0, total_steps=100, warmup_steps=10, k=2.0, p=1.0)
+    assert sched(1) == pytest.approx(0.01, rel=1e-12)
+    assert sched(5) == pytest.approx(0.25, rel=1e-12)
+    assert sched(10) == 1.0
+    assert sched(11) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(2 * math.pi / 91)), rel=1e-12)
+    assert sched(100) == pytest.approx(0.1, rel=1e-12)
+
+
+def test_catapult_ramp_adds_the_whole_target():
+    """SPEC section 3: eta_c + eta_trgt s / T_wrm, capped, reaching eta_trgt after T_wrm (1 - eta_c / eta_trgt)."""
+    sched = Schedule(lr=1.0, total_steps=100, lr_init=0.25, warmup_steps=8, full_ramp=True)
+    assert [sched(s) for s in (1, 4, 6, 7, 8, 9)] == pytest.approx([0.375, 0.75, 1.0, 1.0, 1.0, 1.0], rel=1e-12)
+    assert Schedule(lr=1.0, total_steps=100, lr_init=0.25, warmup_steps=8)(4) == pytest.approx(0.625)

@@ -4,6 +4,7 @@ Warmup, s <= T_wrm:  eta(s) = eta_init + (eta_trgt - eta_init) * (s / T_wrm)^k, 
 After warmup:        eta(s) = eta_min + (eta_trgt - eta_min) * [0.5 (1 + cos(pi u / T_cos))]^p,
                      u = s - T_wrm + 1, T_cos = T - T_wrm + 1, eta_min = eta_trgt / 10.
 T_wrm = 0 or 1 means no warmup: the full rate from the first step.
+The catapult warmup (SPEC section 3, `full_ramp`) adds the whole target: eta_init + eta_trgt * (s / T_wrm)^k, capped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Schedule:
     warmup_steps: int = 1  # T_wrm
     k: float = 1.0  # warmup exponent
     p: float = 0.0  # decay exponent (0 constant, 1 cosine)
+    full_ramp: bool = False  # catapult warmup: the ramp adds eta_trgt, not eta_trgt - eta_init
 
     @property
     def lr_min(self) -> float:
@@ -31,7 +33,8 @@ class Schedule:
         w = max(self.warmup_steps, 1)  # T_wrm = 0 is the same schedule as T_wrm = 1
         if s <= w:
             frac = (s / w) ** self.k
-            return min(self.lr_init + (self.lr - self.lr_init) * frac, self.lr)
+            rise = self.lr if self.full_ramp else self.lr - self.lr_init
+            return min(self.lr_init + rise * frac, self.lr)
         if self.p == 0:
             return self.lr
         u = s - w + 1

@@ -1,0 +1,225 @@
+"""Choosing eta_init with the loss catapult (SPEC section 3), with forward passes only.
+
+Every trial is one optimizer step from the same point theta0, with the same gradient g0 of one batch, and the loss
+is evaluated on that batch: L(eta) = L(theta0 - step(eta, g0)). The step is the optimizer's own (SGD, momentum,
+Adam from its current state, GI-Adam's included); parameters and optimizer state are restored after each trial.
+- Exponential search from eta0: double eta while L(eta) < L0, stopping at eta_trgt; bracket [eta / 2, eta].
+  If the loss already rises at eta0, eta_c = eta0; if it never rises up to eta_trgt, eta_c = eta_trgt.
+- Binary search on the bracket until L(upper) <= L0 (1 + delta); eta_c = the upper end.
+- Where no search result is usable (non-finite L0 or g0, or the forward-pass budget is spent), eta_init falls
+  back to eta_trgt / 10.
+The warmup then runs eta_c + eta_trgt (s / T_wrm)^k, capped (`Schedule.full_ramp`). The persistent variant
+re-estimates eta_c whenever the training loss falls below the loss at the last reference point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from bench.optim.schedule import Schedule
+from bench.seeding import generator
+
+log = logging.getLogger(__name__)
+
+CATAPULTS = ("catapult", "persistent_catapult")
+LossOf = Callable[[], torch.Tensor]
+
+
+@dataclass
+class Search:
+    lr_c: float  # eta_c: the upper end of the last bracket, the rate the warmup starts from
+    lr_lower: float  # the lower end (the largest rate seen to lower the loss)
+    loss0: float  # L(theta0) on the search batch
+    forward_passes: int  # trial forward passes (the gradient's own forward/backward not counted)
+    outcome: str  # bracketed | rises_at_start | stable_at_target | fallback
+
+
+class TrialStep:
+    """L(eta) after one optimizer step with the fixed gradient g0; leaves parameters, state, grads and lr as found."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, loss_of: LossOf, grads: list[torch.Tensor]):
+        self.optimizer = optimizer
+        self.loss_of = loss_of
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.grads = [g.detach().clone() for g in grads]
+        self.theta0 = [p.detach().clone() for p in self.params]
+        self.state0 = {p: _clone(optimizer.state[p]) for p in self.params if p in optimizer.state}
+        self.saved_grads = [p.grad for p in self.params]
+        self.saved_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.forward_passes = 0
+
+    def __call__(self, lr: float) -> float:
+        self._load_state()
+        for p, g in zip(self.params, self.grads):
+            p.grad = g.clone()  # a fresh copy: an optimizer may modify the gradient in place
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        with torch.no_grad():
+            loss = self.loss_of().item()
+            for p, t in zip(self.params, self.theta0):
+                p.copy_(t)
+        self.forward_passes += 1
+        return loss if math.isfinite(loss) else math.inf
+
+    def restore(self) -> None:
+        self._load_state()
+        for p, g in zip(self.params, self.saved_grads):
+            p.grad = g
+        for group, lr in zip(self.optimizer.param_groups, self.saved_lrs):
+            group["lr"] = lr
+
+    def _load_state(self) -> None:
+        self.optimizer.state.clear()
+        self.optimizer.state.update({p: _clone(s) for p, s in self.state0.items()})
+
+
+def _clone(state: dict) -> dict:
+    return {k: v.clone() if torch.is_tensor(v) else v for k, v in state.items()}
+
+
+def catapult_search(
+    optimizer: torch.optim.Optimizer,
+    loss_of: LossOf,
+    lr_trgt: float,
+    lr0: float = 1e-4,
+    delta: float = 0.1,
+    max_forward_passes: int = 100,
+    grads: list[torch.Tensor] | None = None,
+    loss0: float | None = None,
+) -> Search:
+    """eta_c at the current parameters: `loss_of()` is the loss on the search batch; g0 = its gradient unless
+    `grads` (with `loss0`) are given, e.g. the gradient the training step has just computed."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if grads is None:
+        loss = loss_of()
+        grads = list(torch.autograd.grad(loss, params, allow_unused=True))
+        loss0 = loss.item()
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+    fallback = Search(lr_trgt / 10, lr_trgt / 10, loss0, 0, "fallback")
+    if not math.isfinite(loss0) or not all(torch.isfinite(g).all() for g in grads):
+        return fallback
+    trial = TrialStep(optimizer, loss_of, grads)
+    try:
+        search = _search(trial, loss0, lr_trgt, min(lr0, lr_trgt), delta, max_forward_passes)
+    finally:
+        trial.restore()
+    if search is None:
+        return dataclasses.replace(fallback, forward_passes=trial.forward_passes)
+    return search
+
+
+def _search(trial: TrialStep, loss0: float, lr_trgt: float, lr: float, delta: float, budget: int) -> Search | None:
+    if trial(lr) >= loss0:
+        return Search(lr, lr, loss0, trial.forward_passes, "rises_at_start")
+    lower = lr
+    while True:  # exponential search
+        if lr >= lr_trgt:
+            return Search(lr_trgt, lr_trgt, loss0, trial.forward_passes, "stable_at_target")
+        if trial.forward_passes >= budget:
+            return None
+        lr = min(2 * lr, lr_trgt)
+        loss_upper = trial(lr)
+        if loss_upper >= loss0:
+            upper = lr
+            break
+        lower = lr
+    while loss_upper > loss0 * (1 + delta):  # binary search on [lower, upper]
+        if trial.forward_passes >= budget:
+            return None
+        mid = (lower + upper) / 2
+        loss = trial(mid)
+        if loss < loss0:
+            lower = mid
+        else:
+            upper, loss_upper = mid, loss
+    return Search(upper, lower, loss0, trial.forward_passes, "bracketed")
+
+
+def records(search: Search, lr_trgt: float, warmup_steps: int) -> dict:
+    """What result.json keeps of a search: eta_c, the forward passes, and T_reach / T_save of SPEC section 3."""
+    t_wrm = max(warmup_steps, 1)
+    frac = min(search.lr_c / lr_trgt, 1.0)
+    return {
+        "eta_c": search.lr_c,
+        "eta_c_lower": search.lr_lower,
+        "catapult_outcome": search.outcome,
+        "catapult_forward_passes": search.forward_passes,
+        "T_reach": t_wrm * (1 - frac),
+        "T_save": t_wrm * frac - search.forward_passes / 2,
+    }
+
+
+class PersistentCatapult:
+    """The persistent catapult warmup: the rate is the last eta_c (capped by the decay schedule `base`); whenever
+    the training loss falls below the loss at the reference point theta*, eta_c is re-estimated at theta_t (the
+    exponential search starting from the current rate) and theta* = theta_t, until eta reaches eta_trgt."""
+
+    def __init__(self, base: Schedule, optimizer, search: Search, delta: float, budget: int, extras: dict):
+        self.base = base  # eta_trgt from step 1, then the decay of the schedule's p after T_wrm
+        self.optimizer = optimizer
+        self.level = search.lr_c
+        self.ref_loss = search.loss0
+        self.delta, self.budget = delta, budget
+        self.extras = extras
+        # T_reach: the step at which eta reaches eta_trgt (None: not reached); T_save has no closed form here
+        extras.update({"catapult_searches": 1, "T_reach": 0 if self.done else None, "T_save": None})
+
+    @property
+    def done(self) -> bool:
+        return self.level >= self.base.lr
+
+    def __call__(self, s: int) -> float:
+        return min(self.level, self.base(s))
+
+    def observe(self, s: int, loss: float, loss_of: LossOf) -> None:
+        """Step s, after backward, before the update: `loss` is L(theta_t) on this batch, `loss_of` recomputes it."""
+        if self.done or not loss < self.ref_loss:
+            return
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+        found = catapult_search(self.optimizer, loss_of, self.base.lr, self.level, self.delta, self.budget, grads, loss)
+        if found.outcome != "fallback":
+            self.level = found.lr_c
+        self.ref_loss = loss
+        self.extras["catapult_searches"] += 1
+        self.extras["catapult_forward_passes"] += found.forward_passes
+        if self.done:
+            self.extras["T_reach"] = s
+        for group in self.optimizer.param_groups:
+            group["lr"] = self(s)
+        log.info("step %d: loss %.4g below the reference, eta_c -> %.4g", s, loss, self.level)
+
+
+def build_catapult(cfg, schedule: Schedule, model, optimizer, loss_fn, data, extras: dict):
+    """The catapult schedule for a run: eta_c from one search at theta0 on a batch drawn from its own RNG stream
+    (the training data order is left as it is); its records go into `extras` (result.json). Other schedules are
+    returned as they are."""
+    sc = cfg.schedule
+    if sc.name not in CATAPULTS:
+        return schedule
+    x, y = data.x_train, data.y_train
+    size = cfg.batch_size if 0 < cfg.batch_size < len(x) else len(x)
+    idx = torch.randperm(len(x), generator=generator(cfg.seed, "catapult"))[:size].to(x.device)
+    xb, yb = x[idx], y[idx]
+    delta = sc.delta or (0.1 if cfg.optimizer.name == "sgd" else 0.01)
+    lr0 = sc.search_lr or schedule.lr / max(sc.warmup_steps, 1)
+    search = catapult_search(optimizer, lambda: loss_fn(model(xb), yb), schedule.lr, lr0, delta, sc.max_forward_passes)
+    extras.update(records(search, schedule.lr, sc.warmup_steps))
+    log.info(
+        "catapult search: eta_c = %.4g (%s, %d forward passes), eta_trgt = %.4g",
+        search.lr_c,
+        search.outcome,
+        search.forward_passes,
+        schedule.lr,
+    )
+    if sc.name == "persistent_catapult":
+        base = dataclasses.replace(schedule, lr_init=schedule.lr, full_ramp=False)
+        return PersistentCatapult(base, optimizer, search, delta, sc.max_forward_passes, extras)
+    return dataclasses.replace(schedule, lr_init=min(search.lr_c, schedule.lr), full_ramp=True)
