@@ -35,3 +35,7 @@ heatmaps: install  ## phase diagram of a sweep folder: make heatmaps SWEEP=outpu
 clean:  ## remove outputs and caches (keeps .venv)
 	rm -rf outputs multirun .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
+
+.PHONY: reproduce
+reproduce: install  ## the CPU-scale Figures 1-7 (conf/experiment/cpu/), their figures and reports/reproduction.md
+	$(PY) -m analysis.reproduce
