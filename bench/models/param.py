@@ -44,6 +44,7 @@ class Dense(nn.Linear):
         super().__init__(fan_in, fan_out)
         variance, self.multiplier = init_variance_and_multiplier(param, fan_in, fan_out, scale, readout)
         self.init_variance = variance
+        self.readout = readout
         with torch.no_grad():
             trunc_normal_(self.weight, variance)
             self.bias.zero_()
