@@ -59,7 +59,7 @@ class FCNConfig(ModelConfig):
 class CNNConfig(ModelConfig):
     name: str = "cnn"
     depth: int = 5  # Myrtle-5, -7 or -10: depth - 1 conv layers (3x3, ReLU, average pools), then the readout
-    width: int = 128  # channels of every convolution
+    width: int = 64  # channels of every convolution (the authors: 64)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -21,7 +21,7 @@ class GlobalMean(nn.Module):
 
 
 class Myrtle(nn.Sequential):
-    def __init__(self, input_shape, num_classes: int, depth: int = 5, width: int = 128, param: str = "sp"):
+    def __init__(self, input_shape, num_classes: int, depth: int = 5, width: int = 64, param: str = "sp"):
         c_in, *hw = input_shape
         layers: list[nn.Module] = []
         for i in range(depth - 1):
