@@ -55,6 +55,48 @@ class FCNConfig(ModelConfig):
         require_choice("model.activation", self.activation, ("relu", "tanh", "gelu", "linear"))
 
 
+@dataclass
+class CNNConfig(ModelConfig):
+    name: str = "cnn"
+    depth: int = 5  # Myrtle-5, -7 or -10: depth - 1 conv layers (3x3, ReLU, average pools), then the readout
+    width: int = 64  # channels of every convolution (the authors: 64)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("model.depth", self.depth, (5, 7, 10))
+        require(self.width >= 1, "model.width", self.width, "must be >= 1")
+
+
+@dataclass
+class WRNConfig(ModelConfig):
+    name: str = "wrn"
+    depth: int = 16  # WRN-16-k: 3 stages x 2 blocks
+    width_factor: int = 4  # k: stage s has 16 * 2^s * k channels
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("model.depth", self.depth, (16,))
+        require(self.width_factor >= 1, "model.width_factor", self.width_factor, "must be >= 1")
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    name: str = "transformer"
+    depth: int = 4  # blocks
+    width: int = 128  # model dimension
+    heads: int = 4
+    context: int = 64  # longest sequence (positions); dataset.context must not exceed it
+    ln: str = "pre"  # pre | post | pre_no_final
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.depth >= 1, "model.depth", self.depth, "must be >= 1")
+        require(self.heads >= 1, "model.heads", self.heads, "must be >= 1")
+        require(self.width % self.heads == 0, "model.width", self.width, f"must be a multiple of heads={self.heads}")
+        require(self.context >= 1, "model.context", self.context, "must be >= 1")
+        require_choice("model.ln", self.ln, ("pre", "post", "pre_no_final"))
+
+
 # --- dataset -------------------------------------------------------------------------------------------------
 
 
@@ -68,13 +110,70 @@ class DatasetConfig:
 
 
 @dataclass
-class Mnist5kConfig(DatasetConfig):
+class ImageDatasetConfig(DatasetConfig):
+    # augmentation of the training batches, on the device, seeded from `seed` (SPEC section 6)
+    flip: bool = False  # horizontal flip with probability 0.5
+    crop_padding: int = 0  # zero-pad this many pixels and crop back at a random offset (0 = off; the paper: 4)
+    mixup: bool = False  # mix each example with the reversed batch, weight ~ U(0, 1), soft labels
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.crop_padding >= 0, "dataset.crop_padding", self.crop_padding, "must be >= 0 (0 = off)")
+
+
+@dataclass
+class Mnist5kConfig(ImageDatasetConfig):
     name: str = "mnist5k"
     num_test: int = 1000  # held-out images of the 5,000; the split is fixed, independent of the seed
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(0 < self.num_test < 5000, "dataset.num_test", self.num_test, "must be in 1..4999")
+
+
+@dataclass
+class TorchvisionConfig(ImageDatasetConfig):
+    """An image dataset that torchvision reads (and downloads, with download=true) under root."""
+
+    root: str = "data"
+    download: bool = False
+
+
+@dataclass
+class Cifar10Config(TorchvisionConfig):
+    name: str = "cifar10"
+
+
+@dataclass
+class Cifar100Config(TorchvisionConfig):
+    name: str = "cifar100"
+
+
+@dataclass
+class MnistConfig(TorchvisionConfig):
+    name: str = "mnist"
+
+
+@dataclass
+class FashionMnistConfig(TorchvisionConfig):
+    name: str = "fashion_mnist"
+
+
+@dataclass
+class TextConfig(DatasetConfig):
+    """Language modelling: windows of `context` tokens, next-token targets, a BPE tokenizer cached next to the data."""
+
+    name: str = "text"
+    source: str = "pydoc"  # pydoc: Python's own documentation text (offline); wikitext2: wiki.*.raw under root
+    root: str = "data/wikitext-2-raw"
+    vocab_size: int = 4096
+    context: int = 64
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("dataset.source", self.source, ("pydoc", "wikitext2"))
+        require(self.vocab_size >= 64, "dataset.vocab_size", self.vocab_size, "must be >= 64")
+        require(self.context >= 1, "dataset.context", self.context, "must be >= 1")
 
 
 # --- optimizer -----------------------------------------------------------------------------------------------
@@ -225,11 +324,30 @@ class Config:
         require_choice("device", self.device, ("auto", "cpu", "cuda"))
         require(self.threads >= 0, "threads", self.threads, "must be >= 0")
         require(self.diverge_factor > 1, "diverge_factor", self.diverge_factor, "must be > 1")
+        check_model_dataset(self.model, self.dataset)
+
+
+def check_model_dataset(model, dataset) -> None:
+    """The Transformer trains on token windows (dataset=text); every other model on images."""
+    lm_model, lm_data = model.name == "transformer", dataset.name == "text"
+    if lm_model and not lm_data:
+        raise ConfigError(f"model=transformer: needs dataset=text, not dataset={dataset.name}")
+    if lm_data and not lm_model:
+        raise ConfigError(f"model={model.name}: dataset=text needs model=transformer")
+    if lm_model:
+        require(dataset.context <= model.context, "dataset.context", dataset.context, "must be <= model.context")
 
 
 GROUPS: dict[str, dict[str, type]] = {
-    "model": {"fcn": FCNConfig},
-    "dataset": {"mnist5k": Mnist5kConfig},
+    "model": {"fcn": FCNConfig, "cnn": CNNConfig, "wrn": WRNConfig, "transformer": TransformerConfig},
+    "dataset": {
+        "mnist5k": Mnist5kConfig,
+        "cifar10": Cifar10Config,
+        "cifar100": Cifar100Config,
+        "mnist": MnistConfig,
+        "fashion_mnist": FashionMnistConfig,
+        "text": TextConfig,
+    },
     "optimizer": {
         "sgd": SGDConfig,
         "adam": AdamConfig,

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.config import Config, ConfigError, validate
 from bench.data import EpochSampler, build_dataset
-from bench.losses import LOSSES, correct
+from bench.data.augment import build_augment
+from bench.losses import LOSSES, correct, xent
 from bench.models import build_model, num_params
 from bench.optim import build_optimizer, build_schedule, init_adam_state, set_lr
 from bench.optim.catapult import PersistentCatapult, build_catapult
@@ -71,6 +72,7 @@ class Trainer:
         self.schedule = build_catapult(
             cfg, self.schedule, self.model, self.optimizer, self.loss_fn, self.data, self.extras
         )
+        self.augment = build_augment(cfg.dataset, cfg.seed, self.device)
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
         self.step = 0  # steps done
         self.initial_loss: float | None = None
@@ -105,6 +107,7 @@ class Trainer:
         """Step s (counted from 1): returns the minibatch loss at the parameters before the update."""
         idx = self.sampler.next()
         x, y = self.data.x_train[idx], self.data.y_train[idx]
+        x, y = self.augment(x, y)
         lr = self.schedule(s)
         set_lr(self.optimizer, lr)
         out = self.model(x)
@@ -130,13 +133,18 @@ class Trainer:
     def evaluate(self) -> dict:
         """Test loss and accuracy over the whole test set, in chunks."""
         x, y = self.data.x_test, self.data.y_test
-        loss_sum, n_correct = 0.0, 0
+        loss_sum, n_correct, xent_sum = 0.0, 0.0, 0.0
         for i in range(0, len(x), self.cfg.eval_batch_size):
             out = self.model(x[i : i + self.cfg.eval_batch_size])
             yb = y[i : i + self.cfg.eval_batch_size]
             loss_sum += self.loss_fn(out, yb).item() * len(yb)
-            n_correct += int(correct(out, yb))
-        return {"test_loss": loss_sum / len(x), "test_acc": n_correct / len(x)}
+            n_correct += float(correct(out, yb))
+            if self.data.is_lm:  # perplexity = exp(next-token cross-entropy), whatever the training loss
+                xent_sum += xent(out, yb).item() * len(yb)
+        metrics = {"test_loss": loss_sum / len(x), "test_acc": n_correct / len(x)}
+        if self.data.is_lm:
+            metrics["test_ppl"] = math.exp(xent_sum / len(x))
+        return metrics
 
     def log_row(self, step: int, **values) -> dict:
         row = self.rows.setdefault(step, {"step": step, "lr": self.schedule(max(step, 1))})
@@ -149,7 +157,7 @@ class Trainer:
         if self._steps_since_eval:
             train = {
                 "train_loss": self._loss_sum / self._steps_since_eval,
-                "train_acc": int(self._correct) / self._seen,
+                "train_acc": float(self._correct) / self._seen,
             }
         row = self.log_row(step, **train, **self.evaluate())
         self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
