@@ -5,6 +5,7 @@ The operator (`hvp_operator`) is kept apart from the eigen-solver (`top_eigenval
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,6 +116,8 @@ def top_eigenvalue(
             for _ in range(2):  # full reorthogonalization, twice: float32 loses orthogonality fast
                 w = w - q.T @ (q @ w)
             beta = w.norm().item()
+            if not math.isfinite(alphas[-1] + beta):  # a diverging run: no eigenvalue to find
+                return Eigen(math.nan, basis[j], n_hvp)
             theta, s = torch.linalg.eigh(tridiagonal(alphas, betas))
             value, top = theta[-1].item(), s[:, -1]
             residual = beta * abs(top[-1].item())
@@ -227,5 +230,5 @@ def initial_sharpness(
     values = []
     for _ in range(n_batches):
         idx = torch.randperm(len(x), generator=generator)[:size].to(x.device)
-        values.append(sharpness(model, loss_fn, x[idx], y[idx], tol=tol).value)
+        values.append(sharpness(model, loss_fn, x[idx], y[idx], tol=tol, generator=generator).value)
     return sum(values) / len(values)

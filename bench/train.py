@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench.config import Config, ConfigError, validate
 from bench.data import EpochSampler, build_dataset
 from bench.losses import LOSSES, correct
+from bench.measure import Measurer
 from bench.models import build_model, num_params
 from bench.optim import build_optimizer, build_schedule, set_lr
 from bench.seeding import derive, generator
@@ -63,6 +64,7 @@ class Trainer:
         self.schedule = build_schedule(cfg.schedule, self.lr, cfg.steps, unit)
         self.sampler = EpochSampler(len(self.data.x_train), cfg.batch_size, generator(cfg.seed, "data"), self.device)
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
+        self.measurer = Measurer(self)  # sharpness during training (measure.every)
         self.step = 0  # steps done
         self.initial_loss: float | None = None
         self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
@@ -102,6 +104,7 @@ class Trainer:
         loss = self.loss_fn(out, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.measurer.step(s, x, y, loss)
         self.optimizer.step()
         loss_val = loss.item()
         self._loss_sum += loss_val

@@ -176,7 +176,9 @@ def test_adam_preconditioner_is_the_step_torch_takes(steps_before):
     params = list(model.parameters())
     before = torch.cat([q.detach().reshape(-1) for q in params])
     grad = torch.cat([q.grad.reshape(-1) for q in params])
-    m = torch.cat([opt.state[q]["exp_avg"].reshape(-1) if q in opt.state else torch.zeros_like(q).reshape(-1) for q in params])
+    m = torch.cat(
+        [opt.state[q]["exp_avg"].reshape(-1) if q in opt.state else torch.zeros_like(q).reshape(-1) for q in params]
+    )
     m = 0.9 * m + 0.1 * grad
     opt.step()
     after = torch.cat([q.detach().reshape(-1) for q in params])
