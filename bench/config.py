@@ -195,7 +195,10 @@ GROUPS: dict[str, dict[str, type]] = {
 
 
 def register() -> None:
-    """Put the schemas in Hydra's ConfigStore (idempotent)."""
+    """Put the schemas in Hydra's ConfigStore, and the resolvers presets use, e.g. `${add:${schedule.warmup_steps},64}`
+    (idempotent)."""
+    OmegaConf.register_new_resolver("add", lambda *xs: sum(xs), replace=True)
+    OmegaConf.register_new_resolver("ceil_div", lambda a, b: -(-a // b), replace=True)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, options in GROUPS.items():

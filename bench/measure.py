@@ -42,22 +42,25 @@ class Measurer:
             idx = torch.randperm(n, generator=generator(trainer.cfg.seed, "measure_batch"))[: size or n]
             self.fixed = data.x_train[idx.to(trainer.device)], data.y_train[idx.to(trainer.device)]
 
+    def active(self, s: int) -> bool:
+        """Measuring is on and step s is not past `until`: the step's loss is logged (batch_loss)."""
+        return self.cfg.every > 0 and (self.cfg.until == 0 or s <= self.cfg.until)
+
     def due(self, s: int) -> bool:
-        """Steps 1, 1 + every, 1 + 2 every, ... up to `until`."""
-        every, until = self.cfg.every, self.cfg.until
-        return every > 0 and (s - 1) % every == 0 and (until == 0 or s <= until)
+        """The sharpness is measured at steps 1, 1 + every, 1 + 2 every, ... up to `until`."""
+        return self.active(s) and (s - 1) % self.cfg.every == 0
 
     def step(self, s: int, x: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
-        """Measure at step s, if due, and log the row: call after backward, before the optimizer step."""
-        if not self.due(s):
+        """Log the step's loss and, when due, measure: call after backward, before the optimizer step."""
+        if not self.active(s):
             return
         t = self.trainer
         batch_loss = loss.item()
+        row = {"batch_loss": batch_loss, "threshold": threshold(t.cfg.optimizer, t.schedule(s))}
         if self.fixed is not None:
             x, y = self.fixed
         opts = dict(tol=self.cfg.tol, max_iter=self.cfg.max_iter, float64=self.cfg.float64, generator=self.generator)
-        row = {"batch_loss": batch_loss, "threshold": threshold(t.cfg.optimizer, t.schedule(s))}
-        if math.isfinite(batch_loss):
+        if self.due(s) and math.isfinite(batch_loss):
             e = sharpness(t.model, t.loss_fn, x, y, v0=self.vector, **opts)
             self.vector = e.vector
             row.update(sharpness=e.value, sharpness_hvp=e.n_hvp)

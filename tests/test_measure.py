@@ -30,6 +30,7 @@ def test_measuring_does_not_change_training(tmp_path, tiny):
     b = pd.read_csv(tmp_path / "measured" / "metrics.csv").set_index("step")
     assert plain["final_train_loss"] == measured["final_train_loss"]
     pd.testing.assert_frame_equal(a, b.loc[a.index, a.columns])  # identical losses, bit for bit
+    assert b["batch_loss"].notna().sum() == 6
     sharp = b.dropna(subset=["sharpness"])
     assert list(sharp.index) == [1, 2, 3, 4, 5, 6]  # every step through `until`, none after
     assert (sharp["sharpness"] > 0).all()
