@@ -22,9 +22,10 @@ def trajectories(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     m = load_metrics(runs, [k for k in keys if k in runs.columns])
     if m.empty:
         return m
-    m["loss"] = m["batch_loss"] if "batch_loss" in m else np.nan
-    if "train_loss" in m:
-        m["loss"] = m["loss"].fillna(m["train_loss"])
+    # a run's per-step losses where it logged them, else its running train loss (never the two mixed in one curve)
+    batch = m["batch_loss"] if "batch_loss" in m else pd.Series(np.nan, index=m.index)
+    has_batch = batch.notna().groupby(m["run_dir"]).transform("any")
+    m["loss"] = batch.where(has_batch, m["train_loss"] if "train_loss" in m else np.nan)
     for col in ("sharpness", "pre_sharpness", "threshold"):
         if col not in m:
             m[col] = np.nan
