@@ -32,6 +32,14 @@ lint: install  ## ruff check and format check
 heatmaps: install  ## phase diagram of a sweep folder: make heatmaps SWEEP=outputs/sweeps/NAME
 	$(PY) -m analysis phase $(SWEEP)
 
+.PHONY: mechanisms trajectories
+mechanisms: install  ## warmup mechanisms (Figure 1 at CPU scale): loss, sharpness, 2/eta vs step per T_wrm
+	$(PY) launch.py -m +sweep=mechanisms
+	$(PY) -m analysis trajectories outputs/sweeps/mechanisms
+
+trajectories: install  ## loss/sharpness/threshold plot of a sweep: make trajectories SWEEP=outputs/sweeps/NAME
+	$(PY) -m analysis trajectories $(SWEEP)
+
 clean:  ## remove outputs and caches (keeps .venv)
 	rm -rf outputs multirun .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

@@ -9,7 +9,7 @@ naming the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -294,6 +294,26 @@ class LoggerConfig:
     name: str = "none"
 
 
+# --- measure -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MeasureConfig:
+    every: int = 0  # measure lambda^H (and lambda^{P^-1 H} for Adam) every this many steps; 0 = off
+    until: int = 0  # last step measured; 0 = to the end of the run
+    batch: str = "current"  # current: the step's minibatch | fixed: one training batch drawn once
+    tol: float = 1e-4  # relative tolerance on the eigenvalue (residual bound)
+    max_iter: int = 200  # Hessian-vector products per measurement at most
+    float64: bool = False  # Hessian-vector products in float64 (the authors' choice for Adam)
+
+    def __post_init__(self) -> None:
+        require(self.every >= 0, "measure.every", self.every, "must be >= 0 (0 = off)")
+        require(self.until >= 0, "measure.until", self.until, "must be >= 0 (0 = to the end)")
+        require_choice("measure.batch", self.batch, ("current", "fixed"))
+        require(0 < self.tol < 1, "measure.tol", self.tol, "must be in (0, 1)")
+        require(self.max_iter >= 2, "measure.max_iter", self.max_iter, "must be >= 2")
+
+
 # --- the run -------------------------------------------------------------------------------------------------
 
 
@@ -304,6 +324,7 @@ class Config:
     optimizer: Any = MISSING
     schedule: Any = MISSING
     logger: Any = MISSING
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
     seed: int = 0  # drives init, data order and augmentation (separate streams derived from it)
     steps: int = 1000  # T, total training steps
     batch_size: int = 128  # 0 = full batch
@@ -366,7 +387,10 @@ GROUPS: dict[str, dict[str, type]] = {
 
 
 def register() -> None:
-    """Put the schemas in Hydra's ConfigStore (idempotent)."""
+    """Put the schemas in Hydra's ConfigStore, and the resolvers presets use, e.g. `${add:${schedule.warmup_steps},64}`
+    (idempotent)."""
+    OmegaConf.register_new_resolver("add", lambda *xs: sum(xs), replace=True)
+    OmegaConf.register_new_resolver("ceil_div", lambda a, b: -(-a // b), replace=True)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, options in GROUPS.items():

@@ -15,6 +15,7 @@ from bench.config import Config, ConfigError, validate
 from bench.data import EpochSampler, build_dataset
 from bench.data.augment import build_augment
 from bench.losses import LOSSES, correct, xent
+from bench.measure import Measurer
 from bench.models import build_model, num_params
 from bench.optim import build_optimizer, build_schedule, init_adam_state, set_lr
 from bench.optim.catapult import PersistentCatapult, build_catapult
@@ -74,6 +75,7 @@ class Trainer:
         )
         self.augment = build_augment(cfg.dataset, cfg.seed, self.device)
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
+        self.measurer = Measurer(self)  # sharpness during training (measure.every)
         self.step = 0  # steps done
         self.initial_loss: float | None = None
         self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
@@ -116,6 +118,7 @@ class Trainer:
         loss.backward()
         if isinstance(self.schedule, PersistentCatapult):  # a new low loss re-estimates eta_c (SPEC section 3)
             self.schedule.observe(s, loss.item(), lambda: self.loss_fn(self.model(x), y))
+        self.measurer.step(s, x, y, loss)
         self.optimizer.step()
         loss_val = loss.item()
         self._loss_sum += loss_val
