@@ -9,7 +9,7 @@ naming the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -133,6 +133,20 @@ class LoggerConfig:
     name: str = "none"
 
 
+@dataclass
+class WandbConfig(LoggerConfig):
+    name: str = "wandb"
+    project: str = "warmup-bench"
+    entity: str = ""  # wandb team or user; "" = the account's default
+    group: str = ""  # e.g. the sweep's name, to group its runs in the wandb UI
+    run_name: str = ""  # the wandb run's display name; "" = the run folder's name
+    mode: str = "offline"  # online | offline (files in the run folder, `wandb sync` uploads later) | disabled
+    tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        require_choice("logger.mode", self.mode, ("online", "offline", "disabled"))
+
+
 # --- the run -------------------------------------------------------------------------------------------------
 
 
@@ -169,7 +183,7 @@ GROUPS: dict[str, dict[str, type]] = {
     "dataset": {"mnist5k": Mnist5kConfig},
     "optimizer": {"sgd": SGDConfig},
     "schedule": {"linear": ScheduleConfig},
-    "logger": {"none": LoggerConfig},
+    "logger": {"none": LoggerConfig, "wandb": WandbConfig},
 }
 
 
