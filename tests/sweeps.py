@@ -29,3 +29,16 @@ def phase_grid_points(lrs, warmups, seeds=(0,)) -> list[list[str]]:
     return [
         [f"optimizer.lr={lr}", f"schedule.warmup_steps={w}", f"seed={s}"] for lr in lrs for w in warmups for s in seeds
     ]
+
+
+_PHASE_SWEEP: list[Path] = []
+
+
+def phase_sweep(tmp_path_factory) -> Path:
+    """eta_trgt {0.5, 2, 16} x T_wrm {1, 8} x seed {0, 1}: trained, not-trained and diverged cells, built once per
+    test session and shared by the phase, CLI and notebook tests (treat it as read-only)."""
+    if not _PHASE_SWEEP:
+        root = tmp_path_factory.mktemp("phase_sweep")
+        make_sweep(root, phase_grid_points([0.5, 2, 16], [1, 8], seeds=(0, 1)))
+        _PHASE_SWEEP.append(root)
+    return _PHASE_SWEEP[0]
