@@ -35,3 +35,12 @@ heatmaps: install  ## phase diagram of a sweep folder: make heatmaps SWEEP=outpu
 clean:  ## remove outputs and caches (keeps .venv)
 	rm -rf outputs multirun .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
+
+.PHONY: reference wandb-sync
+REFERENCE ?=
+reference: install  ## the authors' published WRN runs -> phase diagrams + eta_max in outputs/reference (REFERENCE=DIR of .tab files)
+	$(PY) -m analysis reference --out outputs/reference $(if $(REFERENCE),--data $(REFERENCE))
+
+RUNS ?= outputs
+wandb-sync: install  ## upload the offline wandb runs under RUNS (default outputs/) to wandb (needs `wandb login`)
+	find $(RUNS) -type d -name 'offline-run-*' -prune -exec $(VENV)/bin/wandb sync {} +
