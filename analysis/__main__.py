@@ -16,6 +16,9 @@ def phase(args: argparse.Namespace) -> None:
     runs = load_runs(*args.sweep_dirs)
     if runs.empty:
         sys.exit(f"error: no finished runs (result.json) under {', '.join(args.sweep_dirs)}")
+    missing = [k for k in (args.metric, args.facet) if k and k not in runs.columns]
+    if missing:
+        sys.exit(f"error: no column {missing[0]!r} in the run table (columns: {', '.join(runs.columns)})")
     out = Path(args.out or args.sweep_dirs[0])
     grid = phase_grid(runs, args.metric, by=args.facet)
     grid.to_csv(out / f"phase_{args.metric}.csv", index=False)

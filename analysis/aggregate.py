@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,7 @@ def scan(root: str | Path) -> Scan:
         if {RESULT, CONFIG, METRICS} & set(names):
             found.candidates.append(here)
             found.files += [here / n for n in (RESULT, CONFIG, METRICS) if n in names]
+            dirs[:] = []  # a run folder's subfolders (checkpoints, ...) are the run's business
         else:
             stray = [here / n for n in sorted(names) if _unrelated(n)]
             found.unrelated += stray
@@ -141,9 +143,13 @@ def _write_cache(path: Path, table: pd.DataFrame, fingerprint: str, skipped: lis
         t = pa.Table.from_pandas(table, preserve_index=False)
         ours = json.dumps({"fingerprint": fingerprint, "skipped": skipped})
         meta = {**(t.schema.metadata or {}), b"warmup_bench": ours}
-        tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(t.replace_schema_metadata(meta), tmp)
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            pq.write_table(t.replace_schema_metadata(meta), tmp)
+            os.replace(tmp, path)  # concurrent readers see the old or the new cache, never half of one
+        finally:
+            Path(tmp).unlink(missing_ok=True)
     except (OSError, ValueError, TypeError, pa.ArrowException) as e:
         log.debug("not cached: %s: %s", path, e)
 

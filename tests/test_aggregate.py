@@ -17,6 +17,10 @@ def damaged_sweep(tmp_path_factory):
     grid = [[f"optimizer.lr={lr}", f"seed={s}"] for lr in (0.1, 0.25) for s in (0, 1)] + [["optimizer.lr=1000"]]
     results = make_sweep(root, grid)
     (root / "multirun.yaml").write_text("hydra: {}\n")  # Hydra's own file: not a skipped item
+    run = root / "optimizer.lr=0.1,seed=0"  # what Hydra, wandb and checkpoints add to a run folder: not items either
+    for extra in (".hydra/config.yaml", "wandb/offline-run-x/files/config.yaml", "checkpoints/last.pt", "launch.log"):
+        (run / extra).parent.mkdir(parents=True, exist_ok=True)
+        (run / extra).write_text("x: 1\n")
     truncated = root / "optimizer.lr=0.1,seed=1" / "result.json"
     truncated.write_text(truncated.read_text()[:40])
     (root / "optimizer.lr=0.25,seed=1" / "metrics.csv").unlink()

@@ -85,3 +85,16 @@ def test_real_sweep_boundary_and_png(sweep, tmp_path, capsys):
     assert "largest trainable eta_trgt" in out and (tmp_path / "phase_best_test_acc.png").stat().st_size > 10_000
     saved = pd.read_csv(tmp_path / "eta_max.csv")
     assert list(saved.columns) == ["seed", "schedule.warmup_steps", "eta_max"] and len(saved) == 4
+
+
+def test_axis_in_units_of_inverse_sharpness():
+    sgd = SYNTHETIC[SYNTHETIC["optimizer.name"] == "sgd"].assign(**{"optimizer.lr_unit": "inverse_sharpness"})
+    ax = plot_phase(sgd).axes[0]
+    assert "1/\\lambda_0" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "$2^{-1}/\\lambda_0$",
+        "$2^{0}/\\lambda_0$",
+        "$2^{1}/\\lambda_0$",
+    ]
+    marks = sorted(t.get_text() for t in ax.texts if t.get_text() in ("x", "–", "!"))
+    assert marks == ["x", "–"]  # (T_wrm 1, 2): diverged; (T_wrm 8, 2): not trained
