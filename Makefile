@@ -30,7 +30,7 @@ lint: install  ## ruff check and format check
 	$(PY) -m ruff format --check .
 
 heatmaps: install  ## phase diagram of a sweep folder: make heatmaps SWEEP=outputs/sweeps/NAME
-	$(PY) -m analysis phase $(SWEEP)
+	$(PY) -m analysis phase $(SWEEP) $(ARGS)
 
 clean:  ## remove outputs and caches (keeps .venv)
 	rm -rf outputs multirun .pytest_cache .ruff_cache
