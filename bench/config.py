@@ -294,6 +294,20 @@ class LoggerConfig:
     name: str = "none"
 
 
+@dataclass
+class WandbConfig(LoggerConfig):
+    name: str = "wandb"
+    project: str = "warmup-bench"
+    entity: str = ""  # wandb team or user; "" = the account's default
+    group: str = ""  # e.g. the sweep's name, to group its runs in the wandb UI
+    run_name: str = ""  # the wandb run's display name; "" = the run folder's name
+    mode: str = "offline"  # online | offline (files in the run folder, `wandb sync` uploads later) | disabled
+    tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        require_choice("logger.mode", self.mode, ("online", "offline", "disabled"))
+
+
 # --- measure -------------------------------------------------------------------------------------------------
 
 
@@ -382,7 +396,7 @@ GROUPS: dict[str, dict[str, type]] = {
         "catapult": CatapultConfig,
         "persistent_catapult": PersistentCatapultConfig,
     },
-    "logger": {"none": LoggerConfig},
+    "logger": {"none": LoggerConfig, "wandb": WandbConfig},
 }
 
 

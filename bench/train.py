@@ -14,11 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 from bench.config import Config, ConfigError, validate
 from bench.data import EpochSampler, build_dataset
 from bench.data.augment import build_augment
+from bench.logger import NoLogger, build_logger
 from bench.losses import LOSSES, correct, xent
 from bench.measure import Measurer
 from bench.models import build_model, num_params
 from bench.optim import build_optimizer, build_schedule, init_adam_state, set_lr
 from bench.optim.catapult import PersistentCatapult, build_catapult
+from bench.progress import progress_bar, run_line
 from bench.seeding import derive, generator
 from bench.sharpness import initial_sharpness
 from bench.store import RunStore, environment
@@ -46,9 +48,10 @@ def output_dir() -> Path:
 class Trainer:
     """Builds a run from a validated config and trains it."""
 
-    def __init__(self, cfg: Config, store: RunStore):
+    def __init__(self, cfg: Config, store: RunStore, logger: NoLogger | None = None):
         self.cfg = cfg
         self.store = store
+        self.logger = logger or NoLogger()  # mirrors each metrics row (bench/logger.py)
         self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -165,6 +168,7 @@ class Trainer:
         row = self.log_row(step, **train, **self.evaluate())
         self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
         self.store.write_metrics(list(self.rows.values()))
+        self.logger.log(row)
         log.info(
             "step %d/%d lr %.4g train_loss %.4g test_loss %.4g test_acc %.4f",
             step,
@@ -181,8 +185,10 @@ class Trainer:
     def train(self) -> dict:
         start = time.time()
         status, diverged_step = "completed", None
+        bar = progress_bar(self.cfg.steps, initial=self.step)
         for s in range(self.step + 1, self.cfg.steps + 1):
             loss = self.train_step(s)
+            bar.update()
             if self.initial_loss is None:
                 self.initial_loss = loss
             self.step = s
@@ -190,11 +196,13 @@ class Trainer:
                 status, diverged_step = "diverged", s
                 self.log_row(s, train_loss=loss)
                 self.store.write_metrics(list(self.rows.values()))
+                self.logger.log(self.rows[s])
                 log.warning("diverged at step %d: loss %.4g (initial %.4g)", s, loss, self.initial_loss)
                 if self.cfg.stop_on_divergence:
                     break
             if s % self.cfg.eval_every == 0 or s == self.cfg.steps:
                 self.log_eval(s)
+        bar.close()
         return self.result(status, diverged_step, time.time() - start)
 
     def result(self, status: str, diverged_step: int | None, wall_time: float) -> dict:
@@ -228,27 +236,25 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     store = RunStore(run_dir or output_dir())
     store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     started = time.time()
+    logger, result = build_logger(typed.logger), None
     try:
-        result = Trainer(typed, store).train()
+        logger.start(cfg, store.dir)
+        result = Trainer(typed, store, logger).train()
     except Exception as e:
         (store.dir / "traceback.txt").write_text(traceback.format_exc())
-        store.write_result(
-            {
-                "status": "failed",
-                "error": f"{type(e).__name__}: {e}",
-                "seed": typed.seed,
-                "wall_time_s": time.time() - started,
-                **environment(),
-            }
-        )
+        result = {
+            "status": "failed",
+            "error": f"{type(e).__name__}: {e}",
+            "seed": typed.seed,
+            "wall_time_s": time.time() - started,
+            **environment(),
+        }
+        store.write_result(result)
+        log.error(run_line(result, store.dir))
         raise
+    finally:
+        logger.finish(result)  # even when the run fails: wandb is always closed
     result.update(environment())
     store.write_result(result)
-    log.info(
-        "%s at step %d: best test acc %.4f -> %s",
-        result["status"],
-        result["stop_step"],
-        result["best_test_acc"],
-        store.dir,
-    )
+    log.info("%s -> %s", run_line(result, store.dir), store.dir)
     return result
