@@ -30,11 +30,28 @@ lint: install  ## ruff check and format check
 	$(PY) -m ruff format --check .
 
 heatmaps: install  ## phase diagram of a sweep folder: make heatmaps SWEEP=outputs/sweeps/NAME
-	$(PY) -m analysis phase $(SWEEP)
+	$(PY) -m analysis phase $(SWEEP) $(ARGS)
+
+.PHONY: mechanisms trajectories
+mechanisms: install  ## warmup mechanisms (Figure 1 at CPU scale): loss, sharpness, 2/eta vs step per T_wrm
+	$(PY) launch.py -m +sweep=mechanisms
+	$(PY) -m analysis trajectories outputs/sweeps/mechanisms
+
+trajectories: install  ## loss/sharpness/threshold plot of a sweep: make trajectories SWEEP=outputs/sweeps/NAME
+	$(PY) -m analysis trajectories $(SWEEP)
 
 clean:  ## remove outputs and caches (keeps .venv)
 	rm -rf outputs multirun .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
+
+.PHONY: reference wandb-sync
+REFERENCE ?=
+reference: install  ## the authors' published WRN runs -> phase diagrams + eta_max in outputs/reference (REFERENCE=DIR of .tab files)
+	$(PY) -m analysis reference --out outputs/reference $(if $(REFERENCE),--data $(REFERENCE))
+
+RUNS ?= outputs
+wandb-sync: install  ## upload the offline wandb runs under RUNS (default outputs/) to wandb (needs `wandb login`)
+	find $(RUNS) -type d -name 'offline-run-*' -prune -exec $(VENV)/bin/wandb sync {} +
 
 .PHONY: reproduce
 reproduce: install  ## the CPU-scale Figures 1-7 (conf/experiment/cpu/), their figures and reports/reproduction.md

@@ -1,4 +1,6 @@
-"""python -m analysis phase SWEEP_DIR [--metric best_test_acc]: PNG + CSV next to the sweep, eta_max printed."""
+"""python -m analysis phase SWEEP_DIR... [--metric best_test_acc] [--facet KEY]: PNG + CSV next to the sweep, eta_max
+printed. python -m analysis trajectories SWEEP_DIR: loss, sharpness and 2/eta against the step.
+python -m analysis reference [--data DIR]: the authors' published runs, drawn and summarized the same way."""
 
 from __future__ import annotations
 
@@ -7,26 +9,73 @@ import sys
 from pathlib import Path
 
 from analysis.aggregate import load_runs
-from analysis.phase import WARMUP, eta_max, phase_grid, plot_phase
+from analysis.phase import LR, WARMUP, eta_max, phase_grid, plot_phase
+from analysis.reference import load_reference
 
 
 def phase(args: argparse.Namespace) -> None:
     runs = load_runs(*args.sweep_dirs)
     if runs.empty:
         sys.exit(f"error: no finished runs (result.json) under {', '.join(args.sweep_dirs)}")
+    missing = [k for k in (args.metric, args.facet) if k and k not in runs.columns]
+    if missing:
+        sys.exit(f"error: no column {missing[0]!r} in the run table (columns: {', '.join(runs.columns)})")
     out = Path(args.out or args.sweep_dirs[0])
-    grid = phase_grid(runs, args.metric)
+    grid = phase_grid(runs, args.metric, by=args.facet)
     grid.to_csv(out / f"phase_{args.metric}.csv", index=False)
-    fig = plot_phase(runs, args.metric)
+    fig = plot_phase(runs, args.metric, facet=args.facet, annot_std=args.std)
     png = out / f"phase_{args.metric}.png"
     fig.savefig(png, dpi=120)
-    bound = eta_max(runs)
+    bound = eta_max(runs, by=args.facet)
     bound.to_csv(out / "eta_max.csv", index=False)
     print(f"{len(runs)} runs: {', '.join(f'{k} {v}' for k, v in runs['status'].value_counts().items())}")
     print("largest trainable eta_trgt per T_wrm:")
     print(bound.rename(columns={WARMUP: "T_wrm", "eta_max": "eta_max"}).to_string(index=False))
     print(f"phase diagram: {png}")
     print(f"grid: {out / f'phase_{args.metric}.csv'}")
+
+
+def trajectories(args: argparse.Namespace) -> None:
+    from analysis.trajectories import plot_trajectories, summarize
+    from analysis.trajectories import trajectories as per_step
+
+    runs = load_runs(*args.sweep_dirs)
+    if runs.empty:
+        sys.exit(f"error: no finished runs (result.json) under {', '.join(args.sweep_dirs)}")
+    facet = args.facet if args.facet in runs.columns and runs[args.facet].nunique() > 1 else None
+    traj = per_step(runs, [args.by] + ([facet] if facet else []))
+    if traj.empty or traj[["sharpness", "pre_sharpness"]].isna().all().all():
+        sys.exit("error: no sharpness in these runs' metrics.csv (run them with measure.every=1)")
+    out = Path(args.out or args.sweep_dirs[0])
+    traj.to_csv(out / "trajectories.csv", index=False)
+    png = out / "trajectories.png"
+    plot_trajectories(traj, args.by, facet, args.xscale).savefig(png, dpi=120)
+    print(summarize(traj, args.by, facet).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"trajectories: {png}")
+
+
+def reference(args: argparse.Namespace) -> None:
+    """The authors' WRN-16-4 CIFAR-10 runs: Adam vs GI-Adam vs RAdam (SP), and SGD (muP, eta_trgt in 1/lambda0)."""
+    runs = load_reference(args.data, adam=args.adam)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.drop(columns="run_dir").to_csv(out / "reference_runs.csv", index=False)
+    adams = runs[runs["optimizer.name"].isin(["adam", "gi_adam", "radam"])]
+    sgd = runs[runs["optimizer.name"] == "sgd"]
+    figures = {
+        "reference_adam": (adams, "optimizer.name", f"WRN-16-4 CIFAR-10, SP, Adam = authors' {args.adam}"),
+        "reference_sgd": (sgd, None, "WRN-16-4 CIFAR-10, muP, SGD"),
+    }
+    for name, (sub, facet, title) in figures.items():
+        if sub.empty:
+            continue
+        plot_phase(sub, args.metric, facet=facet, title=title).savefig(out / f"{name}.png", dpi=120)
+        print(f"phase diagram: {out / f'{name}.png'}")
+    bound = eta_max(runs, by=["model.param", "optimizer.name", "optimizer.lr_unit"])
+    bound.to_csv(out / "reference_eta_max.csv", index=False)
+    print(f"{len(runs)} reference runs from {args.data or 'the default folder'}; adam = the authors' {args.adam}")
+    print("largest trainable eta_trgt (every run of the cell: final test accuracy >= 1.5 / num_classes):")
+    print(bound.rename(columns={WARMUP: "T_wrm", LR: "eta_trgt"}).to_string(index=False))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,11 +85,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("sweep_dirs", nargs="+")
     p.add_argument("--metric", default="best_test_acc")
     p.add_argument("--out", help="folder for the PNG and CSV (default: the first sweep folder)")
+    p.add_argument("--facet", help="one panel (and one boundary) per value of this config key, e.g. optimizer.name")
+    p.add_argument("--std", action="store_true", help="annotate each cell with the spread over seeds")
     p.set_defaults(func=phase)
+    t = sub.add_parser("trajectories", help="loss, sharpness and 2/eta against the step, one curve per T_wrm")
+    t.add_argument("sweep_dirs", nargs="+")
+    t.add_argument("--by", default="schedule.warmup_steps", help="one curve per value of this config key")
+    t.add_argument("--facet", default="model.param", help="one row of panels per value of this key (if it varies)")
+    t.add_argument("--xscale", default="log", choices=("log", "linear"))
+    t.add_argument("--out", help="folder for trajectories.png and .csv (default: the first sweep folder)")
+    t.set_defaults(func=trajectories)
+    r = sub.add_parser("reference", help="phase diagrams and eta_max of the authors' published runs")
+    r.add_argument("--data", help="folder of the authors' .tab files (default: ../shared/reference/why-warmup)")
+    r.add_argument("--out", default="outputs/reference", help="folder for the PNGs and CSVs")
+    r.add_argument("--metric", default="best_test_acc")
+    r.add_argument("--adam", default="base_adam", choices=["base_adam", "adam"], help="which authors' Adam is adam")
+    r.set_defaults(func=reference)
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
 
 

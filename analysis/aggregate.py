@@ -1,16 +1,39 @@
 """Run folders -> one tidy pandas DataFrame: one row per run (flattened config + result), or per run and step.
 
 A run folder is any folder holding result.json (and, beside it, config.yaml and metrics.csv); see bench/store.py.
+Any number of sweep folders (or folders of sweeps) can be read at once. What cannot be read is skipped and counted in
+ONE warning, never an error. Skipped items:
+  - a run folder whose result.json is missing (still running, or killed), truncated, or not a run's result;
+  - a run folder whose config.yaml is missing or unreadable;
+  - a completed or diverged run without metrics.csv (the harness writes it before result.json: the folder is partial;
+    the run is left out of both tables, so that they agree). A failed run may have no metrics.csv (it can fail
+    before its first evaluation): it is a row of the run table with no steps;
+  - for the per-step table only, a metrics.csv that cannot be parsed;
+  - an unrelated file: a file in a folder that is not a run folder, other than multirun.yaml, logs, hidden files and
+    analysis outputs (.png, .pdf, .svg, .csv, .parquet). Files inside a run folder are the run's business.
+Folders named wandb and hidden folders (.hydra, .submitit) are not searched.
+
+Tables are cached per sweep folder as runs.parquet / steps.parquet inside it; the cache holds a fingerprint (path,
+size, modification time) of the files it was built from, and is rebuilt when any of them changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
+import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
+
+log = logging.getLogger(__name__)
 
 RESULT, CONFIG, METRICS = "result.json", "config.yaml", "metrics.csv"
 
@@ -27,38 +50,189 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+SKIP_DIRS = {"wandb", "__pycache__"}  # besides hidden folders
+KNOWN_SUFFIXES = {".png", ".pdf", ".svg", ".csv", ".parquet", ".log"}  # analysis outputs and logs beside runs
+KNOWN_NAMES = {"multirun.yaml"}
+CACHE_VERSION = "1"
+
+
+@dataclass
+class Scan:
+    """What a sweep folder holds: the readable run folders, the skipped items, and the files both come from."""
+
+    root: Path
+    runs: list[Path] = field(default_factory=list)
+    candidates: list[Path] = field(default_factory=list)  # folders that look like run folders
+    unrelated: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # everything the tables depend on (for the cache fingerprint)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(f"{CACHE_VERSION} {self.root.resolve()}".encode())
+        for f in sorted(self.files):
+            try:
+                st = f.stat()
+                h.update(f"{f.relative_to(self.root)} {st.st_size} {st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{f} gone\n".encode())
+        return h.hexdigest()
+
+
+def _unrelated(name: str) -> bool:
+    return not (name.startswith(".") or name in KNOWN_NAMES or Path(name).suffix in KNOWN_SUFFIXES)
+
+
+def scan(root: str | Path) -> Scan:
+    """Walk one root: folders with a run file are run-folder candidates; other folders' stray files are unrelated."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such sweep folder: {root}")
+    found = Scan(root)
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS)
+        here = Path(folder)
+        if {RESULT, CONFIG, METRICS} & set(names):
+            found.candidates.append(here)
+            found.files += [here / n for n in (RESULT, CONFIG, METRICS) if n in names]
+            dirs[:] = []  # a run folder's subfolders (checkpoints, ...) are the run's business
+        else:
+            stray = [here / n for n in sorted(names) if _unrelated(n)]
+            found.unrelated += stray
+            found.files += stray
+    return found
+
+
 def run_dirs(*roots: str | Path) -> list[Path]:
     """Every folder below the roots that holds a result.json, sorted."""
-    found: set[Path] = set()
-    for root in map(Path, roots):
-        if not root.exists():
-            raise FileNotFoundError(f"no such sweep folder: {root}")
-        found.update(p.parent for p in root.rglob(RESULT))
-    return sorted(found)
+    return sorted(d for root in roots for d in scan(root).candidates if (d / RESULT).exists())
 
 
 def load_run(run_dir: Path) -> dict:
     """One row: the run's flattened resolved config and its result. Raises on a corrupt or partial folder."""
-    result = json.loads((run_dir / RESULT).read_text())
+    if not (run_dir / RESULT).exists():
+        raise ValueError("no result.json (still running, or killed)")
+    try:
+        result = json.loads((run_dir / RESULT).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"result.json is truncated or not JSON ({e})") from e
     if not isinstance(result, dict) or "status" not in result:
-        raise ValueError("result.json has no status")
+        raise ValueError("result.json is not a run's result (no status)")
+    if not (run_dir / CONFIG).exists():
+        raise ValueError("no config.yaml")
     config = yaml.safe_load((run_dir / CONFIG).read_text())
     if not isinstance(config, dict):
         raise ValueError("config.yaml is not a mapping")
+    if result["status"] in ("completed", "diverged") and not (run_dir / METRICS).exists():
+        raise ValueError(f"{result['status']} run without metrics.csv (partial folder)")
     return {**flatten(config), **result, "run_dir": str(run_dir)}
 
 
-def load_runs(*roots: str | Path) -> pd.DataFrame:
-    """All runs below the roots; unreadable folders are skipped with one warning that counts them."""
-    rows, skipped = [], []
-    for d in run_dirs(*roots):
+def _read_cache(path: Path, fingerprint: str) -> tuple[pd.DataFrame, list[str]] | None:
+    """The cached table and its skipped items, if the cache was built from the files as they are now."""
+    try:
+        meta = json.loads(pq.read_schema(path).metadata[b"warmup_bench"])
+        if meta["fingerprint"] != fingerprint:
+            return None
+        return pd.read_parquet(path), meta["skipped"]
+    except (OSError, KeyError, ValueError, TypeError, pa.ArrowException):
+        return None
+
+
+def _write_cache(path: Path, table: pd.DataFrame, fingerprint: str, skipped: list[str]) -> None:
+    """Write atomically; a table pyarrow cannot store (mixed-type columns) or a read-only folder just is not cached."""
+    try:
+        t = pa.Table.from_pandas(table, preserve_index=False)
+        ours = json.dumps({"fingerprint": fingerprint, "skipped": skipped})
+        meta = {**(t.schema.metadata or {}), b"warmup_bench": ours}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         try:
-            rows.append(load_run(d))
+            pq.write_table(t.replace_schema_metadata(meta), tmp)
+            os.replace(tmp, path)  # concurrent readers see the old or the new cache, never half of one
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except (OSError, ValueError, TypeError, pa.ArrowException) as e:
+        log.debug("not cached: %s: %s", path, e)
+
+
+def _cached(kind: str, root: Path, build, cache: bool) -> tuple[pd.DataFrame, list[str]]:
+    found = scan(root)
+    path = root / f"{kind}.parquet"
+    fingerprint = found.fingerprint()
+    if cache:
+        hit = _read_cache(path, fingerprint)
+        if hit is not None:
+            return hit
+    table, skipped = build(found)
+    if cache:
+        _write_cache(path, table, fingerprint, skipped)
+    return table, skipped
+
+
+def _build_runs(found: Scan) -> tuple[pd.DataFrame, list[str]]:
+    rows, skipped = [], [f"{f}: unrelated file" for f in found.unrelated]
+    for d in found.candidates:
+        try:
+            rows.append({**load_run(d), "sweep": str(found.root)})
         except (OSError, ValueError, yaml.YAMLError) as e:
             skipped.append(f"{d}: {e}")
+    return pd.DataFrame(rows), skipped
+
+
+def _build_steps(found: Scan) -> tuple[pd.DataFrame, list[str]]:
+    runs, skipped = _build_runs(found)
+    frames = []
+    for run_dir in runs.get("run_dir", []):
+        path = Path(run_dir) / METRICS
+        if not path.exists():  # a failed run that never evaluated: no steps, nothing wrong
+            continue
+        try:
+            m = pd.read_csv(path)
+            if "step" not in m.columns:
+                raise ValueError("no step column")
+        except (OSError, ValueError, pd.errors.ParserError) as e:  # EmptyDataError is a ValueError
+            skipped.append(f"{path}: unreadable metrics.csv ({e})")
+            continue
+        frames.append(m.assign(run_dir=run_dir))
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), skipped
+
+
+def _warn(skipped: list[str]) -> None:
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable run folder(s): " + "; ".join(skipped), stacklevel=2)
-    return pd.DataFrame(rows)
+        shown = "; ".join(skipped[:10]) + ("; ..." if len(skipped) > 10 else "")
+        warnings.warn(f"skipped {len(skipped)} unreadable item(s): {shown}", stacklevel=3)
+
+
+def load_runs(*roots: str | Path, cache: bool = True) -> pd.DataFrame:
+    """All runs below the roots, one row each: flattened config, result, run_dir and sweep (the root it came from).
+    Unreadable items are skipped with one warning that counts them (see the module's docstring)."""
+    tables, skipped = [], []
+    for root in map(Path, roots):
+        table, s = _cached("runs", root, _build_runs, cache)
+        tables.append(table)
+        skipped += s
+    _warn(skipped)
+    tables = [t for t in tables if not t.empty]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def load_steps(*roots: str | Path, keys: list[str] | None = None, cache: bool = True) -> pd.DataFrame:
+    """The per-step table of all runs below the roots: metrics.csv rows with run_dir and the chosen columns of the
+    run table (config keys such as optimizer.lr, or results such as status). Skipped items as in load_runs, plus
+    unreadable metrics.csv files."""
+    tables, skipped = [], []
+    for root in map(Path, roots):
+        table, s = _cached("steps", root, _build_steps, cache)
+        tables.append(table)
+        skipped += s
+    _warn(skipped)
+    tables = [t for t in tables if not t.empty]
+    steps = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if keys and not steps.empty:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # already warned above
+            runs = load_runs(*roots, cache=cache)
+        steps = steps.merge(runs[["run_dir", *keys]], on="run_dir", how="left")
+    return steps
 
 
 def load_metrics(runs: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:

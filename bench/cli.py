@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bench.config import ConfigError, one_line, validate
+from bench.data import check_available
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -83,4 +84,4 @@ def preflight(argv: list[str]) -> None:
             raise ConfigError(one_line(e)) from e
         for overrides in points:
             cfg = _compose(config_name, overrides)
-            validate(cfg)
+            check_available(validate(cfg).dataset)  # a missing dataset is one line too, before anything runs

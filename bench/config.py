@@ -9,7 +9,7 @@ naming the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -55,6 +55,48 @@ class FCNConfig(ModelConfig):
         require_choice("model.activation", self.activation, ("relu", "tanh", "gelu", "linear"))
 
 
+@dataclass
+class CNNConfig(ModelConfig):
+    name: str = "cnn"
+    depth: int = 5  # Myrtle-5, -7 or -10: depth - 1 conv layers (3x3, ReLU, average pools), then the readout
+    width: int = 64  # channels of every convolution (the authors: 64)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("model.depth", self.depth, (5, 7, 10))
+        require(self.width >= 1, "model.width", self.width, "must be >= 1")
+
+
+@dataclass
+class WRNConfig(ModelConfig):
+    name: str = "wrn"
+    depth: int = 16  # WRN-16-k: 3 stages x 2 blocks
+    width_factor: int = 4  # k: stage s has 16 * 2^s * k channels
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("model.depth", self.depth, (16,))
+        require(self.width_factor >= 1, "model.width_factor", self.width_factor, "must be >= 1")
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    name: str = "transformer"
+    depth: int = 4  # blocks
+    width: int = 128  # model dimension
+    heads: int = 4
+    context: int = 64  # longest sequence (positions); dataset.context must not exceed it
+    ln: str = "pre"  # pre | post | pre_no_final
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.depth >= 1, "model.depth", self.depth, "must be >= 1")
+        require(self.heads >= 1, "model.heads", self.heads, "must be >= 1")
+        require(self.width % self.heads == 0, "model.width", self.width, f"must be a multiple of heads={self.heads}")
+        require(self.context >= 1, "model.context", self.context, "must be >= 1")
+        require_choice("model.ln", self.ln, ("pre", "post", "pre_no_final"))
+
+
 # --- dataset -------------------------------------------------------------------------------------------------
 
 
@@ -68,13 +110,70 @@ class DatasetConfig:
 
 
 @dataclass
-class Mnist5kConfig(DatasetConfig):
+class ImageDatasetConfig(DatasetConfig):
+    # augmentation of the training batches, on the device, seeded from `seed` (SPEC section 6)
+    flip: bool = False  # horizontal flip with probability 0.5
+    crop_padding: int = 0  # zero-pad this many pixels and crop back at a random offset (0 = off; the paper: 4)
+    mixup: bool = False  # mix each example with the reversed batch, weight ~ U(0, 1), soft labels
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.crop_padding >= 0, "dataset.crop_padding", self.crop_padding, "must be >= 0 (0 = off)")
+
+
+@dataclass
+class Mnist5kConfig(ImageDatasetConfig):
     name: str = "mnist5k"
     num_test: int = 1000  # held-out images of the 5,000; the split is fixed, independent of the seed
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(0 < self.num_test < 5000, "dataset.num_test", self.num_test, "must be in 1..4999")
+
+
+@dataclass
+class TorchvisionConfig(ImageDatasetConfig):
+    """An image dataset that torchvision reads (and downloads, with download=true) under root."""
+
+    root: str = "data"
+    download: bool = False
+
+
+@dataclass
+class Cifar10Config(TorchvisionConfig):
+    name: str = "cifar10"
+
+
+@dataclass
+class Cifar100Config(TorchvisionConfig):
+    name: str = "cifar100"
+
+
+@dataclass
+class MnistConfig(TorchvisionConfig):
+    name: str = "mnist"
+
+
+@dataclass
+class FashionMnistConfig(TorchvisionConfig):
+    name: str = "fashion_mnist"
+
+
+@dataclass
+class TextConfig(DatasetConfig):
+    """Language modelling: windows of `context` tokens, next-token targets, a BPE tokenizer cached next to the data."""
+
+    name: str = "text"
+    source: str = "pydoc"  # pydoc: Python's own documentation text (offline); wikitext2: wiki.*.raw under root
+    root: str = "data/wikitext-2-raw"
+    vocab_size: int = 4096
+    context: int = 64
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("dataset.source", self.source, ("pydoc", "wikitext2"))
+        require(self.vocab_size >= 64, "dataset.vocab_size", self.vocab_size, "must be >= 64")
+        require(self.context >= 1, "dataset.context", self.context, "must be >= 1")
 
 
 # --- optimizer -----------------------------------------------------------------------------------------------
@@ -195,6 +294,40 @@ class LoggerConfig:
     name: str = "none"
 
 
+@dataclass
+class WandbConfig(LoggerConfig):
+    name: str = "wandb"
+    project: str = "warmup-bench"
+    entity: str = ""  # wandb team or user; "" = the account's default
+    group: str = ""  # e.g. the sweep's name, to group its runs in the wandb UI
+    run_name: str = ""  # the wandb run's display name; "" = the run folder's name
+    mode: str = "offline"  # online | offline (files in the run folder, `wandb sync` uploads later) | disabled
+    tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        require_choice("logger.mode", self.mode, ("online", "offline", "disabled"))
+
+
+# --- measure -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MeasureConfig:
+    every: int = 0  # measure lambda^H (and lambda^{P^-1 H} for Adam) every this many steps; 0 = off
+    until: int = 0  # last step measured; 0 = to the end of the run
+    batch: str = "current"  # current: the step's minibatch | fixed: one training batch drawn once
+    tol: float = 1e-4  # relative tolerance on the eigenvalue (residual bound)
+    max_iter: int = 200  # Hessian-vector products per measurement at most
+    float64: bool = False  # Hessian-vector products in float64 (the authors' choice for Adam)
+
+    def __post_init__(self) -> None:
+        require(self.every >= 0, "measure.every", self.every, "must be >= 0 (0 = off)")
+        require(self.until >= 0, "measure.until", self.until, "must be >= 0 (0 = to the end)")
+        require_choice("measure.batch", self.batch, ("current", "fixed"))
+        require(0 < self.tol < 1, "measure.tol", self.tol, "must be in (0, 1)")
+        require(self.max_iter >= 2, "measure.max_iter", self.max_iter, "must be >= 2")
+
+
 # --- the run -------------------------------------------------------------------------------------------------
 
 
@@ -205,6 +338,7 @@ class Config:
     optimizer: Any = MISSING
     schedule: Any = MISSING
     logger: Any = MISSING
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
     seed: int = 0  # drives init, data order and augmentation (separate streams derived from it)
     steps: int = 1000  # T, total training steps
     batch_size: int = 128  # 0 = full batch
@@ -225,11 +359,30 @@ class Config:
         require_choice("device", self.device, ("auto", "cpu", "cuda"))
         require(self.threads >= 0, "threads", self.threads, "must be >= 0")
         require(self.diverge_factor > 1, "diverge_factor", self.diverge_factor, "must be > 1")
+        check_model_dataset(self.model, self.dataset)
+
+
+def check_model_dataset(model, dataset) -> None:
+    """The Transformer trains on token windows (dataset=text); every other model on images."""
+    lm_model, lm_data = model.name == "transformer", dataset.name == "text"
+    if lm_model and not lm_data:
+        raise ConfigError(f"model=transformer: needs dataset=text, not dataset={dataset.name}")
+    if lm_data and not lm_model:
+        raise ConfigError(f"model={model.name}: dataset=text needs model=transformer")
+    if lm_model:
+        require(dataset.context <= model.context, "dataset.context", dataset.context, "must be <= model.context")
 
 
 GROUPS: dict[str, dict[str, type]] = {
-    "model": {"fcn": FCNConfig},
-    "dataset": {"mnist5k": Mnist5kConfig},
+    "model": {"fcn": FCNConfig, "cnn": CNNConfig, "wrn": WRNConfig, "transformer": TransformerConfig},
+    "dataset": {
+        "mnist5k": Mnist5kConfig,
+        "cifar10": Cifar10Config,
+        "cifar100": Cifar100Config,
+        "mnist": MnistConfig,
+        "fashion_mnist": FashionMnistConfig,
+        "text": TextConfig,
+    },
     "optimizer": {
         "sgd": SGDConfig,
         "adam": AdamConfig,
@@ -243,12 +396,15 @@ GROUPS: dict[str, dict[str, type]] = {
         "catapult": CatapultConfig,
         "persistent_catapult": PersistentCatapultConfig,
     },
-    "logger": {"none": LoggerConfig},
+    "logger": {"none": LoggerConfig, "wandb": WandbConfig},
 }
 
 
 def register() -> None:
-    """Put the schemas in Hydra's ConfigStore (idempotent)."""
+    """Put the schemas in Hydra's ConfigStore, and the resolvers presets use, e.g. `${add:${schedule.warmup_steps},64}`
+    (idempotent)."""
+    OmegaConf.register_new_resolver("add", lambda *xs: sum(xs), replace=True)
+    OmegaConf.register_new_resolver("ceil_div", lambda a, b: -(-a // b), replace=True)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, options in GROUPS.items():

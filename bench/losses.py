@@ -1,4 +1,8 @@
-"""Losses over soft labels (one-hot or mixup) and accuracy (SPEC section 6)."""
+"""Losses over soft labels (one-hot or mixup) and accuracy (SPEC section 6).
+
+For language modelling the targets are integer token ids (B, T) and the outputs logits (B, T, vocab): xent is
+then the next-token cross-entropy averaged over tokens, and mse compares the outputs with one-hot rows.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,16 @@ import torch.nn.functional as F
 
 
 def xent(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against a probability vector per example, averaged over the batch."""
+    """Cross-entropy against a probability vector per example (or a token id), averaged over the batch."""
+    if not targets.is_floating_point():
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
     return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 
 def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """0.5 * mean over batch and classes of (f - y)^2."""
+    if not targets.is_floating_point():
+        targets = F.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
     return 0.5 * (outputs - targets).pow(2).mean()
 
 
@@ -20,5 +28,8 @@ LOSSES = {"xent": xent, "mse": mse}
 
 
 def correct(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Number of examples whose top output is the top target class (a 0-dim tensor, no sync)."""
+    """Number of examples whose top output is the top target class (a 0-dim tensor, no sync). A token window
+    counts as the fraction of its tokens predicted right, so that correct / examples is the token accuracy."""
+    if not targets.is_floating_point():
+        return (outputs.argmax(-1) == targets).float().flatten(1).mean(1).sum()
     return (outputs.argmax(-1) == targets.argmax(-1)).sum()

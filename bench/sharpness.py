@@ -5,6 +5,7 @@ The operator (`hvp_operator`) is kept apart from the eigen-solver (`top_eigenval
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -87,9 +88,64 @@ def top_eigenvalue(
     dtype=torch.float32,
     device=None,
     generator=None,
+    max_basis: int = 64,
 ) -> Eigen:
-    """The top algebraic eigenvalue of the symmetric operator. (The solver: power iteration for now.)"""
-    return power_iteration(op, dim, v0, tol, max_iter, dtype, device, generator)
+    """The top algebraic eigenvalue of the symmetric operator, by Lanczos with full reorthogonalization.
+
+    Stops when the top Ritz pair's residual ||H u - value u||, a bound on the distance from value to an eigenvalue,
+    is at most tol * |value|, or after max_iter Hessian-vector products. The Krylov basis holds at most max_basis
+    vectors; then it restarts from the top Ritz vector. v0 (e.g. the last step's eigenvector) is a warm start.
+    (A gap-based estimate, residual^2 / gap, stops sooner but is unreliable in a small Krylov space.)
+    """
+    r = torch.randn(dim, generator=generator, dtype=dtype).to(device if v0 is None else v0.device)
+    v = r / r.norm()
+    if v0 is not None:  # a little noise, so that a start that is exactly an eigenvector still sees the others
+        v = v0.to(dtype) / v0.norm() + 1e-3 * v
+        v = v / v.norm()
+    n_hvp = 0
+    while True:
+        basis = torch.empty(max_basis, dim, dtype=dtype, device=v.device)
+        basis[0] = v
+        alphas: list[float] = []
+        betas: list[float] = []
+        for j in range(max_basis):
+            w = op(basis[j])
+            n_hvp += 1
+            alphas.append(torch.dot(basis[j], w).item())
+            q = basis[: j + 1]
+            for _ in range(2):  # full reorthogonalization, twice: float32 loses orthogonality fast
+                w = w - q.T @ (q @ w)
+            beta = w.norm().item()
+            if not math.isfinite(alphas[-1] + beta):  # a diverging run: no eigenvalue to find
+                return Eigen(math.nan, basis[j], n_hvp)
+            theta, s = torch.linalg.eigh(tridiagonal(alphas, betas))
+            value, top = theta[-1].item(), s[:, -1]
+            residual = beta * abs(top[-1].item())
+            # some eigenvalue lies within the residual of the Ritz value (one vector is not a Krylov space yet)
+            converged = j > 0 and residual <= tol * abs(value)
+            if converged or n_hvp >= max_iter or j == max_basis - 1:
+                u = top.to(dtype=dtype, device=v.device) @ q
+                u = u / u.norm()
+                if converged or n_hvp >= max_iter:
+                    return Eigen(value, u, n_hvp)
+                v = u  # restart from the top Ritz vector
+                break
+            if beta <= 1e-12 * max(abs(value), 1e-30):  # an invariant subspace: continue with a fresh direction
+                w = torch.randn(dim, generator=generator, dtype=dtype).to(v.device)
+                for _ in range(2):
+                    w = w - q.T @ (q @ w)
+                beta = 0.0
+            betas.append(beta)
+            basis[j + 1] = w / w.norm()
+
+
+def tridiagonal(alphas: list[float], betas: list[float]) -> torch.Tensor:
+    """The Lanczos matrix T (float64): alphas on the diagonal, betas beside it."""
+    t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    if betas:
+        off = torch.tensor(betas, dtype=torch.float64)
+        t = t + torch.diag(off, 1) + torch.diag(off, -1)
+    return t
 
 
 def sharpness(
@@ -101,11 +157,59 @@ def sharpness(
     tol: float = 1e-4,
     max_iter: int = 1000,
     float64: bool = False,
+    generator: torch.Generator | None = None,
 ) -> Eigen:
     """lambda^H of the loss on (x, y) at the model's current parameters."""
     dtype = torch.float64 if float64 else None
     op, flat = hvp_operator(model, loss_fn, x, y, dtype)
-    return top_eigenvalue(op, flat.numel(), v0, tol, max_iter, flat.dtype, flat.device)
+    return top_eigenvalue(op, flat.numel(), v0, tol, max_iter, flat.dtype, flat.device, generator)
+
+
+def adam_preconditioner(model: nn.Module, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """Adam's diagonal preconditioner P (flattened like hvp_operator's vector) for the step about to be taken.
+
+    From the optimizer's state and the current gradient (.grad, after backward and before the step), SPEC section 2:
+    v_{t+1} = b2 v_t + (1 - b2) g_t^2, P = (1 - b1^{t+1}) (sqrt(v_{t+1} / (1 - b2^{t+1})) + eps), so that the
+    step is theta <- theta - eta P^-1 m_{t+1}. Parameters without state yet (before torch's lazy init) have v_t = 0
+    and t = 0.
+    """
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    parts = []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        group, state = group_of[id(p)], optimizer.state.get(p, {})
+        b1, b2 = group["betas"]
+        t = float(state["step"]) if "step" in state else 0.0
+        g = p.grad if p.grad is not None else torch.zeros_like(p)
+        v = b2 * state["exp_avg_sq"] + (1 - b2) * g * g if "exp_avg_sq" in state else (1 - b2) * g * g
+        denom = (v / (1 - b2 ** (t + 1))).sqrt() + group["eps"]
+        parts.append(((1 - b1 ** (t + 1)) * denom).reshape(-1))
+    return torch.cat(parts).detach()
+
+
+def pre_sharpness(
+    model: nn.Module,
+    loss_fn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    v0: torch.Tensor | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+    float64: bool = False,
+    generator: torch.Generator | None = None,
+) -> Eigen:
+    """lambda^{P^-1 H}: the top eigenvalue of the symmetric P^-1/2 H P^-1/2, P Adam's preconditioner (call it
+    after backward, before the optimizer step). The eigenvector is in the P^1/2-scaled coordinates."""
+    dtype = torch.float64 if float64 else None
+    op, flat = hvp_operator(model, loss_fn, x, y, dtype)
+    d = adam_preconditioner(model, optimizer).to(flat.dtype).rsqrt()
+
+    def pre_op(v: torch.Tensor) -> torch.Tensor:
+        return d * op(d * v)
+
+    return top_eigenvalue(pre_op, flat.numel(), v0, tol, max_iter, flat.dtype, flat.device, generator)
 
 
 def initial_sharpness(
@@ -126,5 +230,5 @@ def initial_sharpness(
     values = []
     for _ in range(n_batches):
         idx = torch.randperm(len(x), generator=generator)[:size].to(x.device)
-        values.append(sharpness(model, loss_fn, x[idx], y[idx], tol=tol).value)
+        values.append(sharpness(model, loss_fn, x[idx], y[idx], tol=tol, generator=generator).value)
     return sum(values) / len(values)

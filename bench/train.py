@@ -13,10 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.config import Config, ConfigError, validate
 from bench.data import EpochSampler, build_dataset
-from bench.losses import LOSSES, correct
+from bench.data.augment import build_augment
+from bench.logger import NoLogger, build_logger
+from bench.losses import LOSSES, correct, xent
+from bench.measure import Measurer
 from bench.models import build_model, num_params
 from bench.optim import build_optimizer, build_schedule, init_adam_state, set_lr
 from bench.optim.catapult import PersistentCatapult, build_catapult
+from bench.progress import progress_bar, run_line
 from bench.seeding import derive, generator
 from bench.sharpness import initial_sharpness
 from bench.store import RunStore, environment
@@ -44,9 +48,10 @@ def output_dir() -> Path:
 class Trainer:
     """Builds a run from a validated config and trains it."""
 
-    def __init__(self, cfg: Config, store: RunStore):
+    def __init__(self, cfg: Config, store: RunStore, logger: NoLogger | None = None):
         self.cfg = cfg
         self.store = store
+        self.logger = logger or NoLogger()  # mirrors each metrics row (bench/logger.py)
         self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -71,7 +76,9 @@ class Trainer:
         self.schedule = build_catapult(
             cfg, self.schedule, self.model, self.optimizer, self.loss_fn, self.data, self.extras
         )
+        self.augment = build_augment(cfg.dataset, cfg.seed, self.device)
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
+        self.measurer = Measurer(self)  # sharpness during training (measure.every)
         self.step = 0  # steps done
         self.initial_loss: float | None = None
         self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
@@ -105,6 +112,7 @@ class Trainer:
         """Step s (counted from 1): returns the minibatch loss at the parameters before the update."""
         idx = self.sampler.next()
         x, y = self.data.x_train[idx], self.data.y_train[idx]
+        x, y = self.augment(x, y)
         lr = self.schedule(s)
         set_lr(self.optimizer, lr)
         out = self.model(x)
@@ -113,6 +121,7 @@ class Trainer:
         loss.backward()
         if isinstance(self.schedule, PersistentCatapult):  # a new low loss re-estimates eta_c (SPEC section 3)
             self.schedule.observe(s, loss.item(), lambda: self.loss_fn(self.model(x), y))
+        self.measurer.step(s, x, y, loss)
         self.optimizer.step()
         loss_val = loss.item()
         self._loss_sum += loss_val
@@ -130,13 +139,18 @@ class Trainer:
     def evaluate(self) -> dict:
         """Test loss and accuracy over the whole test set, in chunks."""
         x, y = self.data.x_test, self.data.y_test
-        loss_sum, n_correct = 0.0, 0
+        loss_sum, n_correct, xent_sum = 0.0, 0.0, 0.0
         for i in range(0, len(x), self.cfg.eval_batch_size):
             out = self.model(x[i : i + self.cfg.eval_batch_size])
             yb = y[i : i + self.cfg.eval_batch_size]
             loss_sum += self.loss_fn(out, yb).item() * len(yb)
-            n_correct += int(correct(out, yb))
-        return {"test_loss": loss_sum / len(x), "test_acc": n_correct / len(x)}
+            n_correct += float(correct(out, yb))
+            if self.data.is_lm:  # perplexity = exp(next-token cross-entropy), whatever the training loss
+                xent_sum += xent(out, yb).item() * len(yb)
+        metrics = {"test_loss": loss_sum / len(x), "test_acc": n_correct / len(x)}
+        if self.data.is_lm:
+            metrics["test_ppl"] = math.exp(xent_sum / len(x))
+        return metrics
 
     def log_row(self, step: int, **values) -> dict:
         row = self.rows.setdefault(step, {"step": step, "lr": self.schedule(max(step, 1))})
@@ -149,11 +163,12 @@ class Trainer:
         if self._steps_since_eval:
             train = {
                 "train_loss": self._loss_sum / self._steps_since_eval,
-                "train_acc": int(self._correct) / self._seen,
+                "train_acc": float(self._correct) / self._seen,
             }
         row = self.log_row(step, **train, **self.evaluate())
         self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
         self.store.write_metrics(list(self.rows.values()))
+        self.logger.log(row)
         log.info(
             "step %d/%d lr %.4g train_loss %.4g test_loss %.4g test_acc %.4f",
             step,
@@ -170,8 +185,10 @@ class Trainer:
     def train(self) -> dict:
         start = time.time()
         status, diverged_step = "completed", None
+        bar = progress_bar(self.cfg.steps, initial=self.step)
         for s in range(self.step + 1, self.cfg.steps + 1):
             loss = self.train_step(s)
+            bar.update()
             if self.initial_loss is None:
                 self.initial_loss = loss
             self.step = s
@@ -179,11 +196,13 @@ class Trainer:
                 status, diverged_step = "diverged", s
                 self.log_row(s, train_loss=loss)
                 self.store.write_metrics(list(self.rows.values()))
+                self.logger.log(self.rows[s])
                 log.warning("diverged at step %d: loss %.4g (initial %.4g)", s, loss, self.initial_loss)
                 if self.cfg.stop_on_divergence:
                     break
             if s % self.cfg.eval_every == 0 or s == self.cfg.steps:
                 self.log_eval(s)
+        bar.close()
         return self.result(status, diverged_step, time.time() - start)
 
     def result(self, status: str, diverged_step: int | None, wall_time: float) -> dict:
@@ -217,27 +236,25 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     store = RunStore(run_dir or output_dir())
     store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     started = time.time()
+    logger, result = build_logger(typed.logger), None
     try:
-        result = Trainer(typed, store).train()
+        logger.start(cfg, store.dir)
+        result = Trainer(typed, store, logger).train()
     except Exception as e:
         (store.dir / "traceback.txt").write_text(traceback.format_exc())
-        store.write_result(
-            {
-                "status": "failed",
-                "error": f"{type(e).__name__}: {e}",
-                "seed": typed.seed,
-                "wall_time_s": time.time() - started,
-                **environment(),
-            }
-        )
+        result = {
+            "status": "failed",
+            "error": f"{type(e).__name__}: {e}",
+            "seed": typed.seed,
+            "wall_time_s": time.time() - started,
+            **environment(),
+        }
+        store.write_result(result)
+        log.error(run_line(result, store.dir))
         raise
+    finally:
+        logger.finish(result)  # even when the run fails: wandb is always closed
     result.update(environment())
     store.write_result(result)
-    log.info(
-        "%s at step %d: best test acc %.4f -> %s",
-        result["status"],
-        result["stop_step"],
-        result["best_test_acc"],
-        store.dir,
-    )
+    log.info("%s -> %s", run_line(result, store.dir), store.dir)
     return result

@@ -21,6 +21,8 @@ BENCHMARKS = ["step_overhead", "sharpness_solver", "sweep_throughput", "divergen
 def verdict(r: dict) -> str:
     if r.get("skipped"):
         return "skipped"
+    if r.get("target") is None:
+        return "measured"
     ok = r["ratio"] <= r["target"] if r["better"] == "lower" else r["ratio"] >= r["target"]
     return "met" if ok else "MISSED"
 
@@ -30,6 +32,9 @@ def table(results: list[dict], header: str) -> str:
     for r in results:
         if r.get("skipped"):
             lines.append(f"| {r['name']} | - | - | skipped | {r['skipped']} |")
+            continue
+        if r.get("target") is None:
+            lines.append(f"| {r['name']} | - | - | measured | {r['absolute']} |")
             continue
         sign = "<=" if r["better"] == "lower" else ">="
         lines.append(f"| {r['name']} | {r['ratio']:.2f}x | {sign} {r['target']}x | {verdict(r)} | {r['absolute']} |")
@@ -49,7 +54,11 @@ def main(argv: list[str] | None = None) -> None:
         r["benchmark"], r["seconds"] = name, time.perf_counter() - start
         r["verdict"] = verdict(r)
         results.append(r)
-        print(f"{name}: {r['verdict']} " + (f"{r['ratio']:.2f}x" if "ratio" in r else r.get("skipped", "")), flush=True)
+        print(
+            f"{name}: {r['verdict']} "
+            + (f"{r['ratio']:.2f}x" if r.get("ratio") else r.get("skipped", r.get("absolute", ""))),
+            flush=True,
+        )
     header = f"Machine: {machine()}  \nDate: {time.strftime('%Y-%m-%d %H:%M')}"
     md = table(results, header)
     (OUT / "results.md").write_text(md)

@@ -1,6 +1,7 @@
 """Datasets as tensors on the device, from the `dataset` config group.
 
-Every dataset returns a `Data`: inputs already standardized, targets as one-hot (soft-label ready) float rows.
+Every image dataset returns a `Data`: inputs already standardized, targets as one-hot (soft-label ready) float
+rows. The text dataset returns token windows with integer next-token targets (`Data.is_lm`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 
 from bench.data.sampler import EpochSampler
 
-__all__ = ["Data", "EpochSampler", "build_dataset", "standardize_per_image"]
+__all__ = ["Data", "EpochSampler", "build_dataset", "check_available", "standardize_per_image"]
 
 
 @dataclass
@@ -25,6 +26,11 @@ class Data:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def is_lm(self) -> bool:
+        """Language modelling: integer next-token targets (B, T) instead of soft labels (B, C)."""
+        return not self.y_train.is_floating_point()
 
     def to(self, device) -> Data:
         return Data(*(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)), self.num_classes)
@@ -54,6 +60,29 @@ def build_dataset(cfg, device: torch.device) -> Data:
         from bench.data.mnist5k import load_mnist5k
 
         data = load_mnist5k(cfg.num_test)
+    elif cfg.name == "text":
+        from bench.data.text import load_text
+
+        data = load_text(cfg)
+    elif cfg.name in ("cifar10", "cifar100", "mnist", "fashion_mnist"):
+        from bench.data.vision import load_torchvision
+
+        data = load_torchvision(cfg)
     else:
         raise ValueError(f"dataset.name={cfg.name}: unknown dataset")
     return subset(data, cfg.num_examples).to(device)
+
+
+def check_available(cfg) -> None:
+    """Raise DataMissing (one line: where to put the files, how to fetch them) if the dataset is not on disk."""
+    if cfg.name == "text":
+        from bench.data.text import missing_message
+    elif cfg.name in ("cifar10", "cifar100", "mnist", "fashion_mnist"):
+        from bench.data.vision import missing_message
+    else:
+        return
+    message = missing_message(cfg)
+    if message:
+        from bench.data.vision import DataMissing
+
+        raise DataMissing(message)

@@ -1,0 +1,35 @@
+"""Myrtle CNNs (5, 7, 10 layers) as the authors coded them: 3x3 convolutions with ReLU, 2x2 average pooling after
+the convolutions listed in POOL_AFTER, a global mean over space, then a dense readout (SPEC section 5).
+
+Myrtle-d has d - 1 convolutions of `width` channels and the readout. muP uses the muP convolution of
+bench.models.param (multiplier sqrt(C_out / (H_in W_in C_in))) and the muP readout.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from bench.models.param import Conv, Dense
+
+# depth -> indices (from 0) of the convolutions followed by a 2x2 average pool
+POOL_AFTER = {5: (1, 2, 3), 7: (1, 3, 5), 10: (2, 5, 8)}
+
+
+class GlobalMean(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+class Myrtle(nn.Sequential):
+    def __init__(self, input_shape, num_classes: int, depth: int = 5, width: int = 64, param: str = "sp"):
+        c_in, *hw = input_shape
+        layers: list[nn.Module] = []
+        for i in range(depth - 1):
+            conv = Conv(c_in, width, 3, tuple(hw), param=param, scale=2.0)
+            layers += [conv, nn.ReLU()]
+            c_in = width
+            if i in POOL_AFTER[depth]:
+                layers.append(nn.AvgPool2d(2))  # 'VALID' pooling, as flax's avg_pool
+                hw = [n // 2 for n in hw]
+        layers += [GlobalMean(), Dense(width, num_classes, param, scale=1.0, readout=True)]
+        super().__init__(*layers)

@@ -1,0 +1,68 @@
+"""The notebooks in analysis/notebooks/ run headless (nbclient, the venv's own python3 kernel) on a fixture sweep and
+the fixture copy of the authors' tables, and show what they claim to show."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from analysis import eta_max, load_runs
+from tests.sweeps import phase_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "analysis" / "notebooks"
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "why-warmup"
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    return phase_sweep(tmp_path_factory)
+
+
+def execute(name: str) -> nbformat.NotebookNode:
+    """Run every cell in a fresh kernel started from the repository root (so `analysis` is this checkout's)."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    # kernel "python3" is ipykernel's own spec: jupyter_client starts it with this interpreter, nothing to install
+    NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(ROOT)}}).execute()
+    return nb
+
+
+def outputs(nb, kind: str) -> list:
+    found = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if kind in data:
+                found.append(data[kind])
+            elif kind == "text/plain" and out.get("output_type") == "stream":
+                found.append(out["text"])
+    return found
+
+
+@pytest.mark.slow
+def test_phase_diagrams_notebook(sweep, monkeypatch):
+    monkeypatch.setenv("WARMUP_BENCH_SWEEP", str(sweep))
+    nb = execute("phase_diagrams")
+    assert len(outputs(nb, "image/png")) >= 3
+    text = "\n".join(outputs(nb, "text/plain"))
+    assert "12 runs" in text
+    bound = eta_max(load_runs(sweep))
+    assert bound.to_string() in text  # the boundary table the notebook shows is eta_max's
+
+
+@pytest.mark.slow
+def test_mechanisms_notebook(sweep, monkeypatch):
+    monkeypatch.setenv("WARMUP_BENCH_SWEEP", str(sweep))
+    nb = execute("mechanisms")
+    assert len(outputs(nb, "image/png")) >= 2
+    assert "train_loss" in "\n".join(outputs(nb, "text/html"))
+
+
+@pytest.mark.slow
+def test_reference_notebook(monkeypatch):
+    monkeypatch.setenv("WARMUP_BENCH_REFERENCE", str(REFERENCE))
+    nb = execute("reference")
+    assert len(outputs(nb, "image/png")) >= 3
+    text = "\n".join(outputs(nb, "text/plain"))
+    assert "0.02048" in text and "0.08192" in text
