@@ -32,8 +32,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.aggregate import load_metrics, load_runs  # noqa: E402
+from analysis.aggregate import load_runs  # noqa: E402
 from analysis.phase import eta_max, plot_phase, trainable  # noqa: E402
+from analysis.trajectories import plot_trajectories, trajectories  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LR, WARMUP, OPT, PARAM, SCHED = (
@@ -55,7 +56,7 @@ FIGURES = {
     "fig6_gi_adam_mechanisms": "Figure 6",
     "fig7_persistent_catapult": "Figure 7",
 }
-REPRODUCED, PARTLY, NOT = "reproduced", "partly", "not reproduced"
+REPRODUCED, PARTLY, NOT, NOT_RUN = "reproduced", "partly", "not reproduced", "not run"
 
 
 # --- running the sweeps ----------------------------------------------------------------------------------------
@@ -147,14 +148,9 @@ def save(fig, path: Path) -> str:
 
 
 def steps_of(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    m = load_metrics(runs, keys)
-    if m.empty:
-        return m
-    for col in ("batch_loss", "sharpness", "pre_sharpness", "threshold", "train_loss"):
-        if col not in m:
-            m[col] = np.nan
-    m["loss"] = m["batch_loss"].fillna(m["train_loss"])
-    return m.sort_values(["run_dir", "step"])
+    """The per-step rows (loss, sharpness, pre_sharpness, threshold) of analysis.trajectories, sorted."""
+    m = trajectories(runs, keys)
+    return m.sort_values(["run_dir", "step"]) if not m.empty else m
 
 
 def mechanism_summary(steps: pd.DataFrame, runs: pd.DataFrame, sharp: str, keys: list[str]) -> pd.DataFrame:
@@ -187,26 +183,9 @@ def mechanism_summary(steps: pd.DataFrame, runs: pd.DataFrame, sharp: str, keys:
     return pd.DataFrame(rows)
 
 
-def plot_mechanisms(steps: pd.DataFrame, sharp: str, by: str, facet: str | None, title: str):
-    """Loss (top) and sharpness with its threshold (bottom, dashed) against the step, one colour per `by` value,
-    one column per `facet` value."""
-    facets = sorted(steps[facet].unique()) if facet else [None]
-    fig, axes = plt.subplots(2, len(facets), figsize=(5 * len(facets), 6.5), squeeze=False, sharex="col")
-    values = sorted(steps[by].unique(), key=str)
-    colours = dict(zip(values, sns.color_palette("viridis", len(values))))
-    for j, f in enumerate(facets):
-        sub = steps if f is None else steps[steps[facet] == f]
-        for v, m in sub.groupby(by):
-            m = m.sort_values("step")
-            axes[0, j].plot(m["step"], m["loss"], color=colours[v], label=f"{by.split('.')[-1]} = {v}")
-            s = m.dropna(subset=[sharp])
-            axes[1, j].plot(s["step"], s[sharp], color=colours[v], marker=".", ms=3)
-            axes[1, j].plot(s["step"], s["threshold"], color=colours[v], ls="--", lw=1)
-        axes[0, j].set(yscale="log", title=f"{facet} = {f}" if f is not None else title, ylabel="training loss")
-        axes[1, j].set(xscale="symlog", yscale="log", xlabel="step", ylabel=f"{sharp} (dashed: threshold)")
-        axes[0, j].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
+def plot_mechanisms(steps: pd.DataFrame, by: str, facet: str | None, title: str):
+    fig = plot_trajectories(steps, by, facet, xscale="symlog")
+    fig.suptitle(title, y=1.02)
     return fig
 
 
@@ -233,7 +212,7 @@ def figure3(out: Path, rep: Path) -> tuple[list[Claim], dict[str, float]]:
         "eta_max x lambda0 per T_wrm: "
         + ", ".join(f"T_wrm={t}: {fmt(v)}" for t, v in b.items())
         + f"; eta_max(longest)/eta_max(1) = {fmt(g)}",
-        verdict(ok and g >= 2, monotone) if ok else NOT,
+        verdict(ok and g >= 2, monotone) if ok else NOT_RUN,
     )
     tab = pd.DataFrame(bounds)
     tab.index.name = "T_wrm"
@@ -247,7 +226,7 @@ def figure3(out: Path, rep: Path) -> tuple[list[Claim], dict[str, float]]:
             for n, (w, a) in flat.items()
         ),
     )
-    c3.verdict = verdict(*[w < a for w, a in flat.values()]) if flat else NOT
+    c3.verdict = verdict(*[w < a for w, a in flat.values()]) if flat else NOT_RUN
     return [c1, c3], gains
 
 
@@ -265,9 +244,9 @@ def accuracy_flatness(runs: pd.DataFrame) -> tuple[float, float]:
 def figure1(out: Path, rep: Path, gains: dict[str, float]) -> list[Claim]:
     runs = runs_of(out, "fig1_fcn_mechanisms")
     if runs.empty:
-        return [Claim("muP starts far flatter than SP and gains less from warmup", "Figures 1, 3", "no runs")]
+        return [Claim("muP starts far flatter than SP and gains less from warmup", "Figures 1, 3", "no runs", NOT_RUN)]
     steps = steps_of(runs, [WARMUP, PARAM])
-    img = save(plot_mechanisms(steps, "sharpness", WARMUP, PARAM, "Figure 1, CPU scale: GD, MSE"), rep / "fig1.png")
+    img = save(plot_mechanisms(steps, WARMUP, PARAM, "Figure 1, CPU scale: GD, MSE"), rep / "fig1.png")
     summ = mechanism_summary(steps, runs, "sharpness", [PARAM]).sort_values([PARAM, "T_wrm"])
     lam = runs.groupby(PARAM)["lambda0"].mean()
     ratio = float(lam.get("sp", math.nan) / lam.get("mup", math.nan))
@@ -282,7 +261,9 @@ def figure1(out: Path, rep: Path, gains: dict[str, float]) -> list[Claim]:
     )
     # the catapult without warmup: eta_trgt = 8/lambda0 > 2/lambda0
     t1 = summ[summ["T_wrm"] == 1]
-    spikes = [(r[PARAM], r["loss_peak_ratio"], r["sharp_last"], r["sharp0"], r["sharp_last/thr"]) for _, r in t1.iterrows()]
+    spikes = [
+        (r[PARAM], r["loss_peak_ratio"], r["sharp_last"], r["sharp0"], r["sharp_last/thr"]) for _, r in t1.iterrows()
+    ]
     c4 = Claim(
         "With T_wrm = 1 and eta_trgt above 2/lambda0, the loss catapults and the sharpness falls below 2/eta",
         "Figure 1",
@@ -318,7 +299,7 @@ def adam_figures(out: Path, rep: Path) -> list[Claim]:
     if not runs2.empty:
         steps = steps_of(runs2, [WARMUP, PARAM])
         title = "Figure 2, CPU scale: full-batch Adam"
-        img = save(plot_mechanisms(steps, "pre_sharpness", WARMUP, PARAM, title), rep / "fig2.png")
+        img = save(plot_mechanisms(steps, WARMUP, PARAM, title), rep / "fig2.png")
         summ = mechanism_summary(steps, runs2, "pre_sharpness", [PARAM]).sort_values([PARAM, "T_wrm"])
         t1 = summ[summ["T_wrm"] == 1]
         unstable = [(r[PARAM], r["sharp0"], r["thr_trgt"], r["loss_peak_ratio"]) for _, r in t1.iterrows()]
@@ -327,7 +308,9 @@ def adam_figures(out: Path, rep: Path) -> list[Claim]:
             "Adam without warmup starts with lambda^{P^-1 H} far above 38/eta_trgt and the loss spikes; "
             "warmup keeps lambda^{P^-1 H} near 38/eta_t",
             "Figure 2",
-            "; ".join(f"{p}: lambda^(P^-1 H)_0 {fmt(s)} vs 38/eta {fmt(t)}, loss peak {fmt(k)} x" for p, s, t, k in unstable)
+            "; ".join(
+                f"{p}: lambda^(P^-1 H)_0 {fmt(s)} vs 38/eta {fmt(t)}, loss peak {fmt(k)} x" for p, s, t, k in unstable
+            )
             + "; with warmup, lambda^(P^-1 H)/threshold at its end: "
             + ", ".join(f"{r[PARAM]} T_wrm={r['T_wrm']}: {fmt(r['sharp_end_wrm/thr'])}" for _, r in warm.iterrows()),
             verdict(
@@ -338,11 +321,15 @@ def adam_figures(out: Path, rep: Path) -> list[Claim]:
         )
         c.details += ["Per run (lambda^{P^-1 H}; threshold 38/eta):\n\n" + table(summ), f"![fig2]({img})"]
         claims.append(c)
+    else:
+        claims.append(
+            Claim("Adam without warmup: lambda^{P^-1 H} far above 38/eta_trgt", "Figure 2", "no runs", NOT_RUN)
+        )
     runs6 = runs_of(out, "fig6_gi_adam_mechanisms")
     if not runs6.empty:
         steps = steps_of(runs6, [OPT, PARAM])
         title = "Figure 6, CPU scale: Adam vs GI-Adam, no warmup"
-        img = save(plot_mechanisms(steps, "pre_sharpness", OPT, PARAM, title), rep / "fig6.png")
+        img = save(plot_mechanisms(steps, OPT, PARAM, title), rep / "fig6.png")
         summ = mechanism_summary(steps, runs6, "pre_sharpness", [OPT, PARAM])
         s0 = summ.pivot_table(index=PARAM, columns=OPT, values="sharp0")
         red = (s0["adam"] / s0["gi_adam"]) if {"adam", "gi_adam"} <= set(s0.columns) else pd.Series(dtype=float)
@@ -359,6 +346,8 @@ def adam_figures(out: Path, rep: Path) -> list[Claim]:
         )
         c.details += ["Per run:\n\n" + table(summ), f"![fig6]({img})"]
         claims.append(c)
+    else:
+        claims.append(Claim("GI-Adam lowers the initial lambda^{P^-1 H}", "Figure 6", "no runs", NOT_RUN))
     runs4 = runs_of(out, "fig4_transformer_adam")
     if not runs4.empty:
         b = boundary(runs4, OPT)
@@ -377,13 +366,15 @@ def adam_figures(out: Path, rep: Path) -> list[Claim]:
         c.details += ["eta_max per T_wrm:\n\n" + table(b.reset_index())]
         c.details += [f"![fig4 {o}](fig4_{o}.png)" for o in sorted(runs4[OPT].unique())]
         claims.append(c)
+    else:
+        claims.append(Claim("GI-Adam without warmup trains where Adam fails", "Figure 4", "no runs", NOT_RUN))
     return claims
 
 
 def figure5(out: Path, rep: Path) -> list[Claim]:
     runs = runs_of(out, "fig5_catapult_warmup")
     if runs.empty:
-        return [Claim("The catapult eta_init saves warmup steps (T_save > 0)", "Figure 5", "no runs")]
+        return [Claim("The catapult eta_init saves warmup steps (T_save > 0)", "Figure 5", "no runs", NOT_RUN)]
     runs = runs.assign(eta_c_x_lambda0=runs["eta_c"] * runs["lambda0"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for ax, key in zip(axes, ("T_reach", "T_save")):
@@ -410,7 +401,7 @@ def figure5(out: Path, rep: Path) -> list[Claim]:
 def figure7(out: Path, rep: Path) -> list[Claim]:
     runs = runs_of(out, "fig7_persistent_catapult")
     if runs.empty:
-        return [Claim("Persistent catapult warmup does as well as linear warmup", "Figure 7", "no runs")]
+        return [Claim("Persistent catapult warmup does as well as linear warmup", "Figure 7", "no runs", NOT_RUN)]
     runs = runs.assign(ok=trainable(runs))
     acc = runs.assign(acc=runs["best_test_acc"].where(runs["ok"])).pivot_table(index=LR, columns=SCHED, values="acc")
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -463,10 +454,19 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
         )
     else:
         lines.append("Report regenerated from existing sweeps (`--report-only`); no timing measured in this call.")
-    lines += ["", "## Claims (SPEC section 7)", "", "| # | Claim | Figure | Measured | Verdict |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Claims (SPEC section 7)",
+        "",
+        "| # | Claim | Figure | Measured | Verdict |",
+        "|---|---|---|---|---|",
+    ]
     for i, c in enumerate(claims, 1):
         lines.append(f"| {i} | {c.claim} | {c.figure} | {c.evidence} | **{c.verdict}** |")
-    lines += ["", "Verdict rules: see `analysis/reproduce.py` (each claim's checks; all pass = reproduced, some = partly)."]
+    lines += [
+        "",
+        "Verdict rules: see `analysis/reproduce.py` (each claim's checks; all pass = reproduced, some = partly).",
+    ]
     for i, c in enumerate(claims, 1):
         if c.details:
             lines += ["", f"## {i}. {c.figure}: {c.claim}", "", *[d + "\n" for d in c.details]]
