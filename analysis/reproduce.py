@@ -78,10 +78,13 @@ def run_sweep(name: str, out: Path) -> float:
 
 
 def run_all(names: list[str], out: Path, jobs: int) -> dict[str, float]:
+    """Run the sweeps, `jobs` at a time; timing.json in `out` keeps each sweep's latest wall time."""
     out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         walls = dict(zip(names, pool.map(lambda n: run_sweep(n, out), names)))
-    (out / "timing.json").write_text(json.dumps(walls, indent=2))
+    timing = out / "timing.json"
+    known = json.loads(timing.read_text()) if timing.exists() else {}
+    timing.write_text(json.dumps({**known, **walls}, indent=2))
     return walls
 
 
@@ -445,15 +448,15 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
         "`conf/experiment/<figure>.yaml` (see its comment for what changed and why).",
         "",
     ]
+    timing, ran = out / "timing.json", len(walls)
+    walls = {**(json.loads(timing.read_text()) if timing.exists() else {}), **walls}
+    per_sweep = ", ".join(f"{n} {w / 60:.1f}" for n, w in walls.items())
     if total is not None:
         lines.append(
-            f"Wall time: **{total / 60:.1f} min** for all sweeps, {os.cpu_count()} CPU cores visible, two sweeps at "
-            "a time, one thread each (on a shared machine the time is pessimistic). Per sweep (minutes): "
-            + ", ".join(f"{n} {w / 60:.1f}" for n, w in walls.items())
-            + "."
+            f"Wall time of this `make reproduce`: **{total / 60:.1f} min** for {ran} sweeps, two at a time, one "
+            f"thread each, on {os.cpu_count()} CPU cores shared with other work (so the time is pessimistic)."
         )
-    else:
-        lines.append("Report regenerated from existing sweeps (`--report-only`); no timing measured in this call.")
+    lines.append(f"Wall time per sweep (minutes): {per_sweep}; sum {sum(walls.values()) / 60:.1f}.")
     lines += [
         "",
         "## Claims (SPEC section 7)",
