@@ -190,3 +190,12 @@ def test_preset_trains_two_steps_at_tiny_scale(name, tmp_path, monkeypatch):
             assert result["lambda0"] > 0
         if cfg.schedule.name == "catapult":
             assert result["eta_c"] > 0 and "T_save" in result
+
+
+def test_cluster_command_composes_with_the_slurm_launcher():
+    """`python launch.py -m +experiment=fig3_wrn_sp_mse hydra/launcher=slurm` is all a cluster user types."""
+    if not (CONF / "hydra" / "launcher" / "slurm.yaml").exists():
+        pytest.skip("conf/hydra/launcher/slurm.yaml (the SLURM launcher preset, issue 6) has not landed yet")
+    cfg = compose_preset("fig3_wrn_sp_mse", "hydra/launcher=slurm", hydra=True)
+    assert "slurm" in cfg.hydra.launcher._target_.lower()
+    assert cfg.hydra.sweep.dir == "outputs/sweeps/fig3_wrn_sp_mse"
