@@ -2,6 +2,7 @@
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -38,11 +39,30 @@ def _items(items) -> dict:
     return {"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in items}
 
 
-def read_offline_run(run_dir: Path) -> dict:
-    """history rows (step -> values), config, summary and exit code of every offline wandb run in a run folder."""
+def read_offline_run(run_dir: Path, timeout: float = 60.0) -> dict:
+    """history rows (step -> values), config, summary and exit code of every offline wandb run in a run folder.
+
+    wandb's writer process can still be flushing the transaction log after `finish()` returns: wait (bounded)
+    until every file ends with its exit record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out = _read_offline_run(run_dir)
+            if out["exits"] == out["files"]:
+                return out
+        except Exception:  # a record half-written at the moment of reading
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def _read_offline_run(run_dir: Path) -> dict:
     files = sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert files, f"no offline wandb run under {run_dir}"
-    out = {"history": {}, "config": {}, "summary": {}, "exit_code": None, "ids": [], "tags": []}
+    out = {"history": {}, "config": {}, "summary": {}, "exit_code": None, "ids": [], "tags": [], "exits": 0}
+    out["files"] = len(files)
     for f in files:
         for r in wandb_records(f):
             kind = r.WhichOneof("record_type")
@@ -56,6 +76,7 @@ def read_offline_run(run_dir: Path) -> dict:
                 out["summary"].update(_items(r.summary.update))
             elif kind == "exit":
                 out["exit_code"] = r.exit.exit_code
+                out["exits"] += 1
     return out
 
 
