@@ -1,4 +1,5 @@
-"""python -m analysis phase SWEEP_DIR [--metric best_test_acc]: PNG + CSV next to the sweep, eta_max printed."""
+"""python -m analysis phase SWEEP_DIR [--metric best_test_acc]: PNG + CSV next to the sweep, eta_max printed.
+python -m analysis status SWEEP_DIR: the grid's completed / diverged / failed / running / missing points."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ def phase(args: argparse.Namespace) -> None:
     print(f"grid: {out / f'phase_{args.metric}.csv'}")
 
 
+def status(args: argparse.Namespace) -> None:
+    from analysis.status import report
+
+    print(report(args.sweep_dir))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--metric", default="best_test_acc")
     p.add_argument("--out", help="folder for the PNG and CSV (default: the first sweep folder)")
     p.set_defaults(func=phase)
+    p = sub.add_parser("status", help="state of a sweep: completed / diverged / failed / running / missing points")
+    p.add_argument("sweep_dir")
+    p.set_defaults(func=status)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -152,6 +152,8 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads for this run; 0 leaves torch's default
     diverge_factor: float = 1e5  # stop when the loss exceeds this multiple of the initial loss (or is NaN/inf)
+    checkpoint_every: int = 0  # save checkpoint.pt every this many steps (0 = only at the pre-timeout signal)
+    force: bool = False  # rerun even if the run folder holds a finished result.json
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", self.steps, "must be >= 1")
@@ -162,6 +164,7 @@ class Config:
         require_choice("device", self.device, ("auto", "cpu", "cuda"))
         require(self.threads >= 0, "threads", self.threads, "must be >= 0")
         require(self.diverge_factor > 1, "diverge_factor", self.diverge_factor, "must be > 1")
+        require(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, "must be >= 0")
 
 
 GROUPS: dict[str, dict[str, type]] = {
@@ -175,6 +178,10 @@ GROUPS: dict[str, dict[str, type]] = {
 
 def register() -> None:
     """Put the schemas in Hydra's ConfigStore (idempotent)."""
+    from bench import launcher, runid
+
+    runid.register_resolver()  # ${run_id:...} names the run folders of a sweep (hydra.sweep.subdir)
+    launcher.register()  # hydra/launcher=slurm|local (conf/hydra/launcher/) extend these
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, options in GROUPS.items():

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bench import checkpoint
 from bench.config import Config, ConfigError, validate
 from bench.data import EpochSampler, build_dataset
 from bench.losses import LOSSES, correct
@@ -18,6 +19,7 @@ from bench.models import build_model, num_params
 from bench.optim import build_optimizer, build_schedule, set_lr
 from bench.seeding import derive, generator
 from bench.sharpness import initial_sharpness
+from bench.failure import describe_failure
 from bench.store import RunStore, environment
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,8 @@ class Trainer:
     def train(self) -> dict:
         start = time.time()
         status, diverged_step = "completed", None
+        ckpt = checkpoint.Checkpointer(self)
+        ckpt.resume()  # a checkpoint in the run folder: continue from its step
         for s in range(self.step + 1, self.cfg.steps + 1):
             loss = self.train_step(s)
             if self.initial_loss is None:
@@ -172,6 +176,7 @@ class Trainer:
                 break
             if s % self.cfg.eval_every == 0 or s == self.cfg.steps:
                 self.log_eval(s)
+            ckpt.after_step(s)  # every checkpoint_every steps, and on the pre-timeout signal
         return self.result(status, diverged_step, time.time() - start)
 
     def result(self, status: str, diverged_step: int | None, wall_time: float) -> dict:
@@ -203,16 +208,19 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     (Hydra's output folder unless run_dir is given)."""
     typed = validate(cfg)  # a ConfigError here: nothing has been computed or written
     store = RunStore(run_dir or output_dir())
+    if (done := checkpoint.finished_result(store, typed.force)) is not None:
+        return done  # finished before: nothing to do (force=true reruns)
     store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     started = time.time()
     try:
-        result = Trainer(typed, store).train()
+        with checkpoint.PREEMPTION:  # the scheduler's pre-timeout signal: checkpoint, then requeue
+            result = Trainer(typed, store).train()
     except Exception as e:
         (store.dir / "traceback.txt").write_text(traceback.format_exc())
         store.write_result(
             {
                 "status": "failed",
-                "error": f"{type(e).__name__}: {e}",
+                **describe_failure(e),
                 "seed": typed.seed,
                 "wall_time_s": time.time() - started,
                 **environment(),
@@ -221,6 +229,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
         raise
     result.update(environment())
     store.write_result(result)
+    checkpoint.finish(store)
     log.info(
         "%s at step %d: best test acc %.4f -> %s",
         result["status"],
