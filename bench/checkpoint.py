@@ -150,7 +150,8 @@ def load(trainer, path: Path) -> None:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         restore(trainer, ckpt)
     except Exception as e:
-        raise CheckpointError(f"{path}: cannot resume from it ({type(e).__name__}: {e}); force=true starts over") from e
+        why = (str(e).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{path}: cannot resume from it ({type(e).__name__}: {why}); force=true starts over") from e
 
 
 # --- the step loop's hooks -------------------------------------------------------------------------------------

@@ -40,8 +40,15 @@ def _canonical(value):
     return str(value)
 
 
+def _shown(value, written: str) -> str:
+    """Numbers the same way however they were written (1, 1.0 -> 1; 0.50 -> 0.5); anything else as written."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return written
+
+
 def identity(overrides: Iterable[str], exclude: Iterable[str] = ()) -> list[tuple[str, str, str]]:
-    """(key, canonical value, value as written) of the overrides that define the run, sorted by key."""
+    """(key, canonical value, value as shown) of the overrides that define the run, sorted by key."""
     exclude = list(exclude or ())
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     out = []
@@ -50,8 +57,8 @@ def identity(overrides: Iterable[str], exclude: Iterable[str] = ()) -> list[tupl
         if _excluded(key, exclude):
             continue
         prefix = "~" if o.is_delete() else ""
-        canonical = json.dumps(_canonical(o.value()), sort_keys=True)
-        out.append((prefix + key, canonical, o.get_value_element_as_str()))
+        value = _canonical(o.value())
+        out.append((prefix + key, json.dumps(value, sort_keys=True), _shown(value, o.get_value_element_as_str())))
     return sorted(out)
 
 
