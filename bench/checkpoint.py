@@ -151,7 +151,9 @@ def load(trainer, path: Path) -> None:
         restore(trainer, ckpt)
     except Exception as e:
         why = (str(e).strip().splitlines() or [""])[0][:200]
-        raise CheckpointError(f"{path}: cannot resume from it ({type(e).__name__}: {why}); force=true starts over") from e
+        raise CheckpointError(
+            f"{path}: cannot resume from it ({type(e).__name__}: {why}); force=true starts over"
+        ) from e
 
 
 # --- the step loop's hooks -------------------------------------------------------------------------------------

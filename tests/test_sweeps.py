@@ -13,7 +13,9 @@ from tests.conftest import launch
 
 def test_run_id_is_config_derived_stable_and_bounded():
     a = run_id(["optimizer.lr=0.5", "schedule.warmup_steps=64", "+sweep=demo"])
-    assert a.startswith("lr=0.5,warmup_steps=64,sweep=demo_") and len(a) == len("lr=0.5,warmup_steps=64,sweep=demo_") + 8
+    assert (
+        a.startswith("lr=0.5,warmup_steps=64,sweep=demo_") and len(a) == len("lr=0.5,warmup_steps=64,sweep=demo_") + 8
+    )
     # order, spelling of the same number and keys that do not change results do not matter
     exclude = ["force", "threads", "logger"]
     same = ["schedule.warmup_steps=64", "+sweep=demo", "optimizer.lr=0.50", "force=true", "threads=4"]
