@@ -31,8 +31,8 @@ from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQu
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
 from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
-from bench.failure import describe_failure
 from bench.checkpoint import FINISHED
+from bench.failure import describe_failure
 from bench.store import RESULT, RunStore
 
 log = logging.getLogger(__name__)

@@ -14,12 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 from bench import checkpoint
 from bench.config import Config, ConfigError, validate
 from bench.data import EpochSampler, build_dataset
+from bench.failure import describe_failure
 from bench.losses import LOSSES, correct
 from bench.models import build_model, num_params
 from bench.optim import build_optimizer, build_schedule, set_lr
 from bench.seeding import derive, generator
 from bench.sharpness import initial_sharpness
-from bench.failure import describe_failure
 from bench.store import RunStore, environment
 
 log = logging.getLogger(__name__)
