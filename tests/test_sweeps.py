@@ -73,3 +73,18 @@ def test_failing_point_does_not_stop_the_sweep_then_status_and_relaunch(tmp_path
     assert sorted(trained) == ["completed", "diverged"], "only the running and the missing point trained"
     assert {p: p.read_bytes() for p in finished} == finished
     assert counts(sweep_status(sweep)) == {"completed": 2, "diverged": 2, "failed": 2, "running": 0, "missing": 0}
+
+
+@pytest.mark.slow
+def test_local_launcher_runs_a_few_at_a_time_and_skips_finished_points(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.lr=0.25,0.5", "model.width=16", *TINY, "hydra/launcher=local", f"hydra.sweep.dir={sweep}"]
+    proc = launch(*args, "hydra.launcher.max_parallel=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert counts(sweep_status(sweep))["completed"] == 2
+    # max_parallel=1: the second run's process started after the first one had written its result
+    starts = sorted(p.stat().st_mtime for p in sweep.glob(".submitit/*/*_submitted.pkl"))
+    ends = sorted(p.stat().st_mtime for p in sweep.glob("*/result.json"))
+    assert len(starts) == 2 and starts[1] >= ends[0]
+    again = launch(*args)
+    assert again.returncode == 0 and "2 of 2 runs already finished (result.json): not submitted" in again.stdout
