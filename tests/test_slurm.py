@@ -65,11 +65,25 @@ def slurm():
         subprocess.run([str(ROOT / "scripts/slurm/stop.sh")], capture_output=True, timeout=120)
 
 
+_LAUNCHERS: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_launcher():
+    """A test that fails half-way leaves no launcher polling a cluster that is about to stop."""
+    yield
+    while _LAUNCHERS:
+        proc = _LAUNCHERS.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def start_launch(*args: str, log: Path) -> subprocess.Popen:
     """python launch.py ARGS in the background (its own process group, so that the test can kill it)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1"}
     with open(log, "w") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, str(ROOT / "launch.py"), *args],
             cwd=ROOT,
             env=env,
@@ -77,6 +91,8 @@ def start_launch(*args: str, log: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _LAUNCHERS.append(proc)
+    return proc
 
 
 def wait_for(what: str, check, timeout: float = 120.0, every: float = 0.05):
@@ -128,6 +144,7 @@ def test_array_then_launcher_killed_then_relaunch_runs_only_the_rest(slurm, tmp_
     finished = {name: r for name, r in results(sweep).items() if r["status"] == "completed"}
     before = {name: (sweep / name / "result.json").read_bytes() for name in finished}
     assert 2 <= len(before) < 4
+    print(f"\nlauncher killed with {len(before)} of 4 points finished")
 
     again = start_launch(*args, log=tmp_path / "again.log")
     assert again.wait(timeout=240) == 0, (tmp_path / "again.log").read_text()[-3000:]
@@ -175,6 +192,7 @@ def test_job_killed_hard_is_failed_within_a_minute_and_the_others_finish(slurm, 
     killed = time.time()
     result = victim.parent / "result.json"
     wait_for("the killed point's failed result.json", result.exists, timeout=60, every=0.5)
+    print(f"\nkilled job {array}_1 reported failed after {time.time() - killed:.1f} s")
     assert time.time() - killed < 60
     assert proc.wait(timeout=240) != 0, "a sweep with a failed point exits non-zero"
 
