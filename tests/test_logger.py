@@ -105,12 +105,26 @@ def test_offline_wandb_run_holds_the_logged_metrics(tmp_path, tiny, offline):
 
 
 @pytest.mark.slow
-def test_same_run_folder_continues_the_same_wandb_run(tmp_path, tiny, offline):
-    bench.run(compose_cfg(*tiny, "logger=wandb"), tmp_path)
+def test_resumed_run_continues_the_same_wandb_run(tmp_path, tiny, offline, monkeypatch):
+    """A run that crashes after a checkpoint and is launched again resumes and logs to the same wandb run."""
+    original = Trainer.train_step
+
+    def crash_once(self, s):
+        if s == 6:
+            raise RuntimeError("preempted")
+        return original(self, s)
+
+    monkeypatch.setattr(Trainer, "train_step", crash_once)
+    with pytest.raises(RuntimeError):
+        bench.run(compose_cfg(*tiny, "logger=wandb", "checkpoint_every=4"), tmp_path)
     run_id = (tmp_path / WANDB_ID).read_text().strip()
-    bench.run(compose_cfg(*tiny, "logger=wandb"), tmp_path)
+    monkeypatch.setattr(Trainer, "train_step", original)
+    result = bench.run(compose_cfg(*tiny, "logger=wandb", "checkpoint_every=4"), tmp_path)
+    assert result["status"] == "completed"
     assert (tmp_path / WANDB_ID).read_text().strip() == run_id
-    assert read_offline_run(tmp_path)["ids"] == [run_id, run_id]
+    logged = read_offline_run(tmp_path)
+    assert logged["ids"] == [run_id, run_id]
+    assert sorted(logged["history"]) == [4, 8, 12]
 
 
 @pytest.mark.slow
