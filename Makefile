@@ -67,3 +67,7 @@ reference: install  ## the authors' published WRN runs -> phase diagrams + eta_m
 RUNS ?= outputs
 wandb-sync: install  ## upload the offline wandb runs under RUNS (default outputs/) to wandb (needs `wandb login`)
 	find $(RUNS) -type d -name 'offline-run-*' -prune -exec $(VENV)/bin/wandb sync {} +
+
+.PHONY: bench
+bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings
+	$(PY) -m benchmarks.run
