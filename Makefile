@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SWEEP ?= outputs/sweeps/demo
 
-.PHONY: help install demo test lint heatmaps clean
+LAUNCHER ?= basic
+SWEEP_DIR = $(if $(findstring /,$(SWEEP)),$(SWEEP),outputs/sweeps/$(SWEEP))
+
+.PHONY: help install demo test lint heatmaps clean sweep status slurm-up slurm-down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +43,18 @@ mechanisms: install  ## warmup mechanisms (Figure 1 at CPU scale): loss, sharpne
 trajectories: install  ## loss/sharpness/threshold plot of a sweep: make trajectories SWEEP=outputs/sweeps/NAME
 	$(PY) -m analysis trajectories $(SWEEP)
 
+sweep: install  ## a sweep preset on a launcher: make sweep SWEEP=demo LAUNCHER=slurm|local|basic (again: resumes)
+	$(PY) launch.py -m +sweep=$(notdir $(SWEEP)) hydra/launcher=$(LAUNCHER) hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP))
+
+status: install  ## completed / diverged / failed / running / missing points: make status SWEEP=demo
+	$(PY) -m analysis status $(SWEEP_DIR)
+
+slurm-up:  ## start a local single-node SLURM cluster (root; installs the Debian packages), then: source .slurm/env
+	scripts/slurm/start.sh
+
+slurm-down:  ## stop the local SLURM cluster (by its pid files)
+	scripts/slurm/stop.sh
+
 clean:  ## remove outputs and caches (keeps .venv)
 	rm -rf outputs multirun .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
@@ -52,6 +67,10 @@ reference: install  ## the authors' published WRN runs -> phase diagrams + eta_m
 RUNS ?= outputs
 wandb-sync: install  ## upload the offline wandb runs under RUNS (default outputs/) to wandb (needs `wandb login`)
 	find $(RUNS) -type d -name 'offline-run-*' -prune -exec $(VENV)/bin/wandb sync {} +
+
+.PHONY: bench
+bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings
+	$(PY) -m benchmarks.run
 
 .PHONY: reproduce
 reproduce: install  ## the CPU-scale Figures 1-7 (conf/experiment/cpu/), their figures and reports/reproduction.md

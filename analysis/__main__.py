@@ -1,6 +1,7 @@
 """python -m analysis phase SWEEP_DIR... [--metric best_test_acc] [--facet KEY]: PNG + CSV next to the sweep, eta_max
 printed. python -m analysis trajectories SWEEP_DIR: loss, sharpness and 2/eta against the step.
-python -m analysis reference [--data DIR]: the authors' published runs, drawn and summarized the same way."""
+python -m analysis reference [--data DIR]: the authors' published runs, drawn and summarized the same way.
+python -m analysis status SWEEP_DIR: the grid's completed / diverged / failed / running / missing points."""
 
 from __future__ import annotations
 
@@ -78,6 +79,12 @@ def reference(args: argparse.Namespace) -> None:
     print(bound.rename(columns={WARMUP: "T_wrm", LR: "eta_trgt"}).to_string(index=False))
 
 
+def status(args: argparse.Namespace) -> None:
+    from analysis.status import report
+
+    print(report(args.sweep_dir))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--metric", default="best_test_acc")
     r.add_argument("--adam", default="base_adam", choices=["base_adam", "adam"], help="which authors' Adam is adam")
     r.set_defaults(func=reference)
+    st = sub.add_parser("status", help="state of a sweep: completed / diverged / failed / running / missing points")
+    st.add_argument("sweep_dir")
+    st.set_defaults(func=status)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -349,6 +349,8 @@ class Config:
     threads: int = 0  # torch CPU threads for this run; 0 leaves torch's default
     diverge_factor: float = 1e5  # diverged: the loss exceeds this multiple of the initial loss, or is NaN/inf
     stop_on_divergence: bool = True  # false: record the divergence step but train on to the end
+    checkpoint_every: int = 0  # save checkpoint.pt every this many steps (0 = only at the pre-timeout signal)
+    force: bool = False  # rerun even if the run folder holds a finished result.json
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", self.steps, "must be >= 1")
@@ -359,6 +361,7 @@ class Config:
         require_choice("device", self.device, ("auto", "cpu", "cuda"))
         require(self.threads >= 0, "threads", self.threads, "must be >= 0")
         require(self.diverge_factor > 1, "diverge_factor", self.diverge_factor, "must be > 1")
+        require(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, "must be >= 0")
         check_model_dataset(self.model, self.dataset)
 
 
@@ -405,6 +408,10 @@ def register() -> None:
     (idempotent)."""
     OmegaConf.register_new_resolver("add", lambda *xs: sum(xs), replace=True)
     OmegaConf.register_new_resolver("ceil_div", lambda a, b: -(-a // b), replace=True)
+    from bench import launcher, runid
+
+    runid.register_resolver()  # ${run_id:...} names the run folders of a sweep (hydra.sweep.subdir)
+    launcher.register()  # hydra/launcher=slurm|local (conf/hydra/launcher/) extend these
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, options in GROUPS.items():

@@ -67,7 +67,8 @@ class WandbLogger(NoLogger):
 
     def log(self, row: dict) -> None:
         if self.run is not None:
-            self.run.log({k: v for k, v in row.items() if k != "step"}, step=int(row["step"]))
+            # commit now: a row left pending until the next log could be lost if the run then fails
+            self.run.log({k: v for k, v in row.items() if k != "step"}, step=int(row["step"]), commit=True)
 
     def finish(self, result: dict | None) -> None:
         """Always called (from a `finally`): the final result goes to the run's summary, the exit code says whether

@@ -11,9 +11,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bench import checkpoint
 from bench.config import Config, ConfigError, validate
 from bench.data import EpochSampler, build_dataset
 from bench.data.augment import build_augment
+from bench.failure import describe_failure
 from bench.logger import NoLogger, build_logger
 from bench.losses import LOSSES, correct, xent
 from bench.measure import Measurer
@@ -184,7 +186,8 @@ class Trainer:
 
     def train(self) -> dict:
         start = time.time()
-        status, diverged_step = "completed", None
+        ckpt = checkpoint.Checkpointer(self)
+        ckpt.resume()  # a checkpoint in the run folder: continue from its step
         bar = progress_bar(self.cfg.steps, initial=self.step)
         for s in range(self.step + 1, self.cfg.steps + 1):
             loss = self.train_step(s)
@@ -192,8 +195,8 @@ class Trainer:
             if self.initial_loss is None:
                 self.initial_loss = loss
             self.step = s
-            if diverged_step is None and self.diverged(loss):
-                status, diverged_step = "diverged", s
+            if "diverged_step" not in self.extras and self.diverged(loss):
+                self.extras["diverged_step"] = s  # in extras: a checkpoint keeps it when training goes on
                 self.log_row(s, train_loss=loss)
                 self.store.write_metrics(list(self.rows.values()))
                 self.logger.log(self.rows[s])
@@ -202,8 +205,10 @@ class Trainer:
                     break
             if s % self.cfg.eval_every == 0 or s == self.cfg.steps:
                 self.log_eval(s)
+            ckpt.after_step(s)  # every checkpoint_every steps, and on the pre-timeout signal
         bar.close()
-        return self.result(status, diverged_step, time.time() - start)
+        diverged_step = self.extras.pop("diverged_step", None)
+        return self.result("diverged" if diverged_step else "completed", diverged_step, time.time() - start)
 
     def result(self, status: str, diverged_step: int | None, wall_time: float) -> dict:
         evals = [r for r in self.rows.values() if "test_acc" in r]
@@ -234,17 +239,20 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     (Hydra's output folder unless run_dir is given)."""
     typed = validate(cfg)  # a ConfigError here: nothing has been computed or written
     store = RunStore(run_dir or output_dir())
+    if (done := checkpoint.finished_result(store, typed.force)) is not None:
+        return done  # finished before: nothing to do (force=true reruns)
     store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     started = time.time()
     logger, result = build_logger(typed.logger), None
     try:
         logger.start(cfg, store.dir)
-        result = Trainer(typed, store, logger).train()
+        with checkpoint.PREEMPTION:  # the scheduler's pre-timeout signal: checkpoint, then requeue
+            result = Trainer(typed, store, logger).train()
     except Exception as e:
         (store.dir / "traceback.txt").write_text(traceback.format_exc())
         result = {
             "status": "failed",
-            "error": f"{type(e).__name__}: {e}",
+            **describe_failure(e),
             "seed": typed.seed,
             "wall_time_s": time.time() - started,
             **environment(),
@@ -256,5 +264,6 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
         logger.finish(result)  # even when the run fails: wandb is always closed
     result.update(environment())
     store.write_result(result)
+    checkpoint.finish(store)
     log.info("%s -> %s", run_line(result, store.dir), store.dir)
     return result

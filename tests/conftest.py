@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-from hydra import compose, initialize_config_dir
+# one thread per test process (and per run it starts): small and fast, and a run trained here is bit-identical to
+# the same run trained in a job that sets torch's threads to cpus_per_task=1 (float sums depend on the thread count)
+os.environ["OMP_NUM_THREADS"] = "1"
 
-import bench.config  # noqa: F401  (registers the structured configs with Hydra)
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+import bench.config  # noqa: E402, F401  (registers the structured configs with Hydra)
+
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
-
-# small and fast everywhere: one thread per test process, no accidental GPU
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def compose_cfg(*overrides: str):

@@ -2,6 +2,7 @@
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -38,11 +39,30 @@ def _items(items) -> dict:
     return {"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in items}
 
 
-def read_offline_run(run_dir: Path) -> dict:
-    """history rows (step -> values), config, summary and exit code of every offline wandb run in a run folder."""
+def read_offline_run(run_dir: Path, timeout: float = 60.0) -> dict:
+    """history rows (step -> values), config, summary and exit code of every offline wandb run in a run folder.
+
+    wandb's writer process can still be flushing the transaction log after `finish()` returns: wait (bounded)
+    until every file ends with its exit record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out = _read_offline_run(run_dir)
+            if out["exits"] == out["files"]:
+                return out
+        except Exception:  # a record half-written at the moment of reading
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def _read_offline_run(run_dir: Path) -> dict:
     files = sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert files, f"no offline wandb run under {run_dir}"
-    out = {"history": {}, "config": {}, "summary": {}, "exit_code": None, "ids": [], "tags": []}
+    out = {"history": {}, "config": {}, "summary": {}, "exit_code": None, "ids": [], "tags": [], "exits": 0}
+    out["files"] = len(files)
     for f in files:
         for r in wandb_records(f):
             kind = r.WhichOneof("record_type")
@@ -56,6 +76,7 @@ def read_offline_run(run_dir: Path) -> dict:
                 out["summary"].update(_items(r.summary.update))
             elif kind == "exit":
                 out["exit_code"] = r.exit.exit_code
+                out["exits"] += 1
     return out
 
 
@@ -84,12 +105,26 @@ def test_offline_wandb_run_holds_the_logged_metrics(tmp_path, tiny, offline):
 
 
 @pytest.mark.slow
-def test_same_run_folder_continues_the_same_wandb_run(tmp_path, tiny, offline):
-    bench.run(compose_cfg(*tiny, "logger=wandb"), tmp_path)
+def test_resumed_run_continues_the_same_wandb_run(tmp_path, tiny, offline, monkeypatch):
+    """A run that crashes after a checkpoint and is launched again resumes and logs to the same wandb run."""
+    original = Trainer.train_step
+
+    def crash_once(self, s):
+        if s == 6:
+            raise RuntimeError("preempted")
+        return original(self, s)
+
+    monkeypatch.setattr(Trainer, "train_step", crash_once)
+    with pytest.raises(RuntimeError):
+        bench.run(compose_cfg(*tiny, "logger=wandb", "checkpoint_every=4"), tmp_path)
     run_id = (tmp_path / WANDB_ID).read_text().strip()
-    bench.run(compose_cfg(*tiny, "logger=wandb"), tmp_path)
+    monkeypatch.setattr(Trainer, "train_step", original)
+    result = bench.run(compose_cfg(*tiny, "logger=wandb", "checkpoint_every=4"), tmp_path)
+    assert result["status"] == "completed"
     assert (tmp_path / WANDB_ID).read_text().strip() == run_id
-    assert read_offline_run(tmp_path)["ids"] == [run_id, run_id]
+    logged = read_offline_run(tmp_path)
+    assert logged["ids"] == [run_id, run_id]
+    assert sorted(logged["history"]) == [4, 8, 12]
 
 
 @pytest.mark.slow

@@ -1,0 +1,190 @@
+"""Hydra launchers for sweeps on SLURM and on one machine: hydra-submitit-launcher's, with three changes.
+
+- The launcher waits for every job, and a job that died without a result (os._exit, scancel, node failure, out of
+  memory kill) gets a failed result.json and a traceback.txt with the end of its log in its run folder, so the
+  sweep's other points still finish and `python -m analysis status` shows it; the multirun then exits non-zero.
+- Points whose folder already holds a finished result.json are not submitted (force=true submits them): a
+  relaunched sweep costs only its unfinished points.
+- SLURM: the whole grid is one job array (array_parallelism caps how many run at once). Local: at most
+  `max_parallel` runs at a time (submitit's local executor would start them all at once).
+- Each job sets torch's CPU threads to cpus_per_task, so runs sharing a node do not oversubscribe it.
+
+Preemption and timeouts: submitit sends SIGUSR2 before the time limit; the run checkpoints (bench/checkpoint.py) and
+the launcher's `checkpoint()` requeues the same job, which resumes from the checkpoint (max_num_timeout bounds the
+requeues after timeouts; preemptions do not count). Presets: conf/hydra/launcher/{slurm,local}.yaml. Hydra
+instantiates launchers only from the hydra_plugins package: hydra_plugins/warmup_bench names these two classes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+
+from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
+from bench.checkpoint import FINISHED
+from bench.failure import describe_failure
+from bench.store import RESULT, RunStore
+
+log = logging.getLogger(__name__)
+
+_OWN_KEYS = ("max_parallel",)  # ours, not submitit's
+
+
+@dataclass
+class SlurmConf(SlurmQueueConf):
+    _target_: str = "hydra_plugins.warmup_bench.SlurmLauncher"
+
+
+@dataclass
+class LocalConf(LocalQueueConf):
+    _target_: str = "hydra_plugins.warmup_bench.LocalLauncher"
+    max_parallel: int = 2  # runs at the same time on this machine
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    cs.store(group="hydra/launcher", name="base_slurm", node=SlurmConf)
+    cs.store(group="hydra/launcher", name="base_local", node=LocalConf)
+
+
+class _Launcher(BaseSubmititLauncher):
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:  # runs inside the job
+        threads = self.params.get("cpus_per_task")
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        return super().__call__(*args, **kwargs)
+
+    def _executor(self):
+        import submitit
+
+        params = {k: v for k, v in self.params.items() if k not in _OWN_KEYS}
+        init = {"folder": params.pop("submitit_folder")}
+        if "max_num_timeout" in params:
+            init[f"{self._EXECUTOR}_max_num_timeout"] = params.pop("max_num_timeout")
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
+        generic = set(LocalQueueConf.__dataclass_fields__) - {"_target_"}
+        executor.update_parameters(**{k if k in generic else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
+        return executor
+
+    def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
+        assert self.config is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info("submitit '%s' sweep of %d runs into %s", self._EXECUTOR, len(job_overrides), sweep_dir)
+        returns: list[JobReturn | None] = []
+        job_params = []
+        for i, overrides in enumerate(job_overrides):
+            idx = initial_job_idx + i
+            if (done := self._finished(overrides)) is not None:
+                returns.append(done)  # no job for a finished point (force=true submits it)
+                continue
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+            returns.append(None)
+        skipped = len(job_overrides) - len(job_params)
+        if skipped:
+            log.info("%d of %d runs already finished (result.json): not submitted", skipped, len(job_overrides))
+        jobs = iter(self._submit(self._executor(), job_params) if job_params else [])
+        results = iter([self._result(job, params[0]) for job, params in zip(jobs, job_params)])
+        return [r if r is not None else next(results) for r in returns]
+
+    def _submit(self, executor, job_params: list) -> list:
+        return executor.map_array(self, *zip(*job_params))  # one job array
+
+    def _result(self, job, overrides: list[str]) -> JobReturn:
+        try:
+            return job.results()[0]
+        except Exception as e:  # the job ended without a result: killed, cancelled, timed out, node failure
+            log.error("job %s (%s) died: %s", job.job_id, " ".join(overrides), str(e).splitlines()[0])
+            self._record_death(job, overrides, e)
+            return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=e)
+
+    def _finished(self, overrides: list[str]) -> JobReturn | None:
+        """A JobReturn for a point whose folder already holds a finished result.json (unless force=true)."""
+        try:
+            cfg = self._sweep_config(overrides)
+            path = self._run_dir(cfg) / RESULT
+            result = json.loads(path.read_text()) if path.exists() else None
+        except Exception:  # cannot tell here: the job decides (bench.train.run skips finished runs too)
+            return None
+        if cfg.get("force") or not isinstance(result, dict) or result.get("status") not in FINISHED:
+            return None
+        return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=result)
+
+    def _sweep_config(self, overrides: list[str]):
+        assert self.hydra_context is not None and self.config is not None
+        return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+
+    @staticmethod
+    def _run_dir(cfg) -> Path:
+        """The folder the job writes into: hydra.sweep.dir / hydra.sweep.subdir."""
+        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+
+    def _record_death(self, job, overrides: list[str], e: Exception) -> None:
+        try:
+            store = RunStore(self._run_dir(self._sweep_config(overrides)))
+        except Exception as err:  # a subdir the launcher cannot resolve (e.g. ${hydra.job.id}): log only
+            log.warning("cannot name the run folder of %s: %s", " ".join(overrides), err)
+            return
+        if (store.dir / RESULT).exists():  # the run wrote its own result before the job ended
+            return
+        state = _job_state(job)
+        failure = describe_failure(e)
+        failure["error"] = f"job {job.job_id} ended without a result (state {state}): {failure['error']}"
+        if failure["error_type"] == "exception":
+            failure["error_type"] = "job_died"
+        tail = "\n".join((_job_log(job) or "").splitlines()[-40:])
+        (store.dir / "traceback.txt").write_text(f"{failure['error']}\n\nend of the job's log:\n{tail}\n")
+        store.write_result({"status": "failed", **failure, "job_id": str(job.job_id), "job_state": state})
+
+
+def _job_state(job) -> str:
+    try:
+        return str(job.state)
+    except Exception:
+        return "UNKNOWN"
+
+
+def _job_log(job) -> str | None:
+    try:
+        return (job.stderr() or "") + (job.stdout() or "")
+    except Exception:
+        return None
+
+
+class SlurmJobs(_Launcher):
+    _EXECUTOR = "slurm"
+
+
+class LocalJobs(_Launcher):
+    _EXECUTOR = "local"
+
+    def _submit(self, executor, job_params: list) -> list:
+        """At most max_parallel jobs at a time, each started when one ends."""
+        limit = max(1, int(self.params.get("max_parallel") or 1))
+        jobs: list = [None] * len(job_params)
+        pending, running = list(range(len(job_params))), []
+        while pending or running:
+            running = [i for i in running if not jobs[i].done()]
+            while pending and len(running) < limit:
+                i = pending.pop(0)
+                jobs[i] = executor.submit(self, *job_params[i])
+                running.append(i)
+            if pending:
+                time.sleep(0.2)
+        return jobs
+
+
+register()

@@ -1,0 +1,219 @@
+"""Sweeps on a real single-node SLURM cluster (scripts/slurm/start.sh: munge, MariaDB, slurmdbd, slurmctld, slurmd).
+
+The session fixture starts the cluster when it is not up and stops it at the end. Without root or the Debian
+packages the tests are skipped, unless WARMUP_BENCH_REQUIRE_SLURM=1 (set by .ci/run), which turns that into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from analysis.status import counts, report, sweep_status
+from bench.train import run
+from tests.conftest import ROOT, compose_cfg
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+BASE = ROOT / ".slurm"
+SLURM = ["hydra/launcher=slurm", "hydra.launcher.mem_gb=1", "hydra.launcher.cpus_per_task=1"]
+TINY = ["model.width=32", "model.depth=2", "batch_size=64", "device=cpu"]
+# long enough (a few seconds) to be interrupted after its first checkpoint
+LONG = ["model.width=64", "model.depth=2", "batch_size=32", "steps=3000", "eval_every=500", "device=cpu"]
+
+
+def _alive(name: str) -> bool:
+    try:
+        os.kill(int((BASE / f"{name}.pid").read_text()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _unavailable(why: str):
+    if os.environ.get("WARMUP_BENCH_REQUIRE_SLURM") == "1":
+        pytest.fail(f"SLURM tests must run here (WARMUP_BENCH_REQUIRE_SLURM=1): {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """SLURM_CONF of a running cluster; started here (and stopped at the end) unless it was already up."""
+    started = False
+    if not (_alive("slurmctld") and _alive("slurmd")):
+        if os.geteuid() != 0:
+            _unavailable("the local SLURM cluster needs root (scripts/slurm/start.sh)")
+        proc = subprocess.run([str(ROOT / "scripts/slurm/start.sh")], capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            _unavailable(f"scripts/slurm/start.sh failed: {(proc.stdout + proc.stderr)[-2000:]}")
+        started = True
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(BASE / "slurm.conf")
+    yield os.environ["SLURM_CONF"]
+    if old is None:
+        os.environ.pop("SLURM_CONF")
+    else:
+        os.environ["SLURM_CONF"] = old
+    if started:
+        subprocess.run([str(ROOT / "scripts/slurm/stop.sh")], capture_output=True, timeout=120)
+
+
+_LAUNCHERS: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_launcher():
+    """A test that fails half-way leaves no launcher polling a cluster that is about to stop."""
+    yield
+    while _LAUNCHERS:
+        proc = _LAUNCHERS.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def start_launch(*args: str, log: Path) -> subprocess.Popen:
+    """python launch.py ARGS in the background (its own process group, so that the test can kill it)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "launch.py"), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _LAUNCHERS.append(proc)
+    return proc
+
+
+def wait_for(what: str, check, timeout: float = 120.0, every: float = 0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def slurm_cmd(*args: str) -> str:
+    return subprocess.run(list(args), capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def job_ids(sweep: Path) -> list[str]:
+    """Ids (ARRAY_TASK for arrays) of the jobs submitted into the sweep: submitit's folders with a job pickle."""
+    return sorted(p.parent.name for p in (sweep / ".submitit").glob("*/*_submitted.pkl"))
+
+
+def sacct_states(job: str) -> dict[str, str]:
+    """Final state of each task of an array, from the accounting database (what submitit reads); a job's end
+    reaches the database a moment after its result file, so wait for it."""
+
+    def final():
+        out = slurm_cmd("sacct", "-n", "-X", "-P", "-j", job, "-o", "JobID,State")
+        states = dict(line.split("|")[:2] for line in out.splitlines() if line.strip())
+        return states if states and not set(states.values()) & {"PENDING", "RUNNING", "COMPLETING"} else None
+
+    return wait_for(f"the final states of job {job}", final, timeout=30, every=0.5)
+
+
+def results(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+
+
+def test_array_then_launcher_killed_then_relaunch_runs_only_the_rest(slurm, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.lr=0.25,0.5,1,2", *TINY, "steps=12", "eval_every=4", *SLURM, f"hydra.sweep.dir={sweep}"]
+    first = start_launch(*args, "hydra.launcher.array_parallelism=2", log=tmp_path / "first.log")
+    wait_for("two finished points", lambda: len(results(sweep)) >= 2, timeout=180)
+    os.killpg(first.pid, signal.SIGKILL)  # the launcher dies halfway, and so does the rest of the array
+    first.wait()
+    arrays = {j.split("_")[0] for j in job_ids(sweep)}
+    assert len(arrays) == 1, f"one job array for the grid, not {arrays}"
+    first_array = arrays.pop()
+    slurm_cmd("scancel", first_array)
+    finished = {name: r for name, r in results(sweep).items() if r["status"] == "completed"}
+    before = {name: (sweep / name / "result.json").read_bytes() for name in finished}
+    assert 2 <= len(before) < 4
+    print(f"\nlauncher killed with {len(before)} of 4 points finished")
+
+    again = start_launch(*args, log=tmp_path / "again.log")
+    assert again.wait(timeout=240) == 0, (tmp_path / "again.log").read_text()[-3000:]
+    log = (tmp_path / "again.log").read_text()
+    assert f"{len(before)} of 4 runs already finished (result.json): not submitted" in log
+    arrays = {j.split("_")[0] for j in job_ids(sweep)} - {first_array}
+    assert len(arrays) == 1, "the relaunch is one job array"
+    states = sacct_states(arrays.pop())
+    assert sorted(states.values()) == ["COMPLETED"] * (4 - len(before)), f"only the unfinished points ran: {states}"
+    done = results(sweep)
+    assert len(done) == 4 and {r["status"] for r in done.values()} == {"completed"}
+    assert {name: (sweep / name / "result.json").read_bytes() for name in before} == before
+    assert counts(sweep_status(sweep))["completed"] == 4
+
+
+def test_preempted_run_is_requeued_and_resumes_to_identical_metrics(slurm, tmp_path):
+    """The scheduler's pre-timeout signal (USR2) mid-training: the run checkpoints, submitit requeues the job, the
+    new attempt resumes from the checkpoint and ends with the metrics of the same run left alone."""
+    sweep = tmp_path / "sweep"
+    grid = ["optimizer.lr=0.25", *LONG, "checkpoint_every=50"]
+    proc = start_launch("-m", *grid, *SLURM, f"hydra.sweep.dir={sweep}", log=tmp_path / "launch.log")
+    wait_for("the first checkpoint", lambda: list(sweep.glob("*/checkpoint.pt")), timeout=180)
+    (job,) = job_ids(sweep)
+    slurm_cmd("scancel", "--signal=USR2", job)
+    assert proc.wait(timeout=240) == 0, (tmp_path / "launch.log").read_text()[-3000:]
+
+    sacct_states(job)
+    history = slurm_cmd("sacct", "-n", "-X", "-D", "-P", "-j", job, "-o", "JobID,State").split()
+    assert sorted(history) == [f"{job}|COMPLETED", f"{job}|REQUEUED"], history
+    log = "".join(p.read_text() for p in (sweep / ".submitit" / job).glob("*_log.*"))
+    assert "on SIGUSR2; handing the signal on" in log and "resumed from" in log
+    (folder,) = sweep.glob("*lr=0.25,*")
+    assert json.loads((folder / "result.json").read_text())["status"] == "completed"
+    run(compose_cfg(*grid), tmp_path / "alone")
+    assert (folder / "metrics.csv").read_bytes() == (tmp_path / "alone" / "metrics.csv").read_bytes()
+
+
+def test_job_killed_hard_is_failed_within_a_minute_and_the_others_finish(slurm, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.lr=0.25,0.5,1", *TINY, "steps=2000", "eval_every=50", "checkpoint_every=50", *SLURM]
+    proc = start_launch(*args, f"hydra.sweep.dir={sweep}", log=tmp_path / "launch.log")
+    (victim,) = wait_for("point 1 training", lambda: list(sweep.glob("*lr=0.5,*/metrics.csv")), timeout=180)
+    (array,) = {j.split("_")[0] for j in job_ids(sweep)}
+    slurm_cmd("scancel", "--signal=KILL", f"{array}_1.0")  # SIGKILL to the run: no Python code runs (like os._exit)
+    killed = time.time()
+    result = victim.parent / "result.json"
+    wait_for("the killed point's failed result.json", result.exists, timeout=60, every=0.5)
+    print(f"\nkilled job {array}_1 reported failed after {time.time() - killed:.1f} s")
+    assert time.time() - killed < 60
+    assert proc.wait(timeout=240) != 0, "a sweep with a failed point exits non-zero"
+
+    failed = json.loads(result.read_text())
+    assert failed["status"] == "failed" and failed["job_id"] == f"{array}_1"
+    assert f"job {array}_1 ended without a result" in failed["error"]
+    assert (victim.parent / "traceback.txt").exists()
+    states = sacct_states(array)
+    assert states[f"{array}_0"] == states[f"{array}_2"] == "COMPLETED" and states[f"{array}_1"] != "COMPLETED"
+    assert counts(sweep_status(sweep)) == {"completed": 2, "diverged": 0, "failed": 1, "running": 0, "missing": 0}
+    assert f"job {array}_1 ended without a result" in report(sweep)
+
+    # launched again: only the killed point runs, from its last checkpoint, to the metrics of an uninterrupted run
+    again = start_launch(*args, f"hydra.sweep.dir={sweep}", log=tmp_path / "again.log")
+    assert again.wait(timeout=240) == 0, (tmp_path / "again.log").read_text()[-3000:]
+    assert "2 of 3 runs already finished (result.json): not submitted" in (tmp_path / "again.log").read_text()
+    (retry,) = [j for j in job_ids(sweep) if not j.startswith(f"{array}_")]
+    assert "resumed from" in "".join(p.read_text() for p in (sweep / ".submitit" / retry).glob("*_log.*"))
+    run(
+        compose_cfg(*[a for a in args[1:] if not a.startswith(("optimizer.lr", "hydra"))], "optimizer.lr=0.5"),
+        tmp_path / "alone",
+    )
+    assert (victim.parent / "metrics.csv").read_bytes() == (tmp_path / "alone" / "metrics.csv").read_bytes()
+    assert counts(sweep_status(sweep))["completed"] == 3

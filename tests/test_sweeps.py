@@ -1,0 +1,90 @@
+"""Run identity and resumable sweeps with Hydra's basic launcher: config-derived folders, a failing point that does
+not stop the others, `python -m analysis status`, and a relaunch that runs only what is not finished."""
+
+import json
+import re
+
+import pytest
+
+from analysis.status import counts, report, sweep_status
+from bench.runid import MAX_PREFIX, run_id
+from tests.conftest import launch
+
+
+def test_run_id_is_config_derived_stable_and_bounded():
+    a = run_id(["optimizer.lr=0.5", "schedule.warmup_steps=64", "+sweep=demo"])
+    assert (
+        a.startswith("lr=0.5,warmup_steps=64,sweep=demo_") and len(a) == len("lr=0.5,warmup_steps=64,sweep=demo_") + 8
+    )
+    # order, spelling of the same number and keys that do not change results do not matter
+    exclude = ["force", "threads", "logger"]
+    same = ["schedule.warmup_steps=64", "+sweep=demo", "optimizer.lr=0.50", "force=true", "threads=4"]
+    assert run_id(same, exclude) == a
+    assert run_id(["optimizer.lr=1"]) == run_id(["optimizer.lr=1.0"])
+    # any other change names another run
+    assert run_id(["optimizer.lr=0.25", "schedule.warmup_steps=64", "+sweep=demo"]) != a
+    assert run_id(["optimizer.lr=0.5", "schedule.warmup_steps=64"]) != a
+    # many overrides: the readable part is cut, the hash still tells them apart; no '/' in a folder name
+    many = [f"model.key{i}=value{i}" for i in range(60)]
+    assert len(run_id(many)) <= MAX_PREFIX + 9 and run_id(many) != run_id(many[:-1])
+    assert "/" not in run_id(["dataset.root=/data/mnist"])
+
+
+TINY = ["model.depth=2", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
+# width 1e8: the first layer alone needs 313 GB, so building the model fails at once (CPU out of memory)
+GRID = ["-m", "model.width=100000000,16,24", "optimizer.lr=0.25,64"]
+
+
+@pytest.mark.slow
+def test_failing_point_does_not_stop_the_sweep_then_status_and_relaunch(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = launch(*GRID, *TINY, f"hydra.sweep.dir={sweep}")
+    assert proc.returncode != 0, "a failed point makes the multirun exit non-zero"
+    assert "can't allocate memory" in proc.stderr
+    table = sweep_status(sweep).set_index(["model.width", "optimizer.lr"])["status"]
+    assert table.to_dict() == {
+        ("16", "0.25"): "completed",
+        ("16", "64"): "diverged",
+        ("24", "0.25"): "completed",
+        ("24", "64"): "diverged",
+        ("100000000", "0.25"): "failed",
+        ("100000000", "64"): "failed",
+    }, "the points after the failing ones ran too"
+    failed = json.loads(next(p for p in sweep.glob("*width=100000000,lr=0.25,*/result.json")).read_text())
+    assert failed["error_type"] == "out_of_memory" and "can't allocate memory" in failed["error"]
+
+    # a point that is running (metrics, no result yet) and one that never started
+    running = next(sweep.glob("*width=24,lr=0.25,*"))
+    (running / "result.json").unlink()
+    missing = next(sweep.glob("*width=24,lr=64,*"))
+    for p in sorted(missing.rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    missing.rmdir()
+    assert counts(sweep_status(sweep)) == {"completed": 1, "diverged": 1, "failed": 2, "running": 1, "missing": 1}
+    text = report(sweep)
+    assert "6 points: 1 completed, 1 diverged, 2 failed, 1 running, 1 missing" in text
+    assert text.count("out of memory: RuntimeError") == 2
+
+    finished = {p: p.read_bytes() for p in sweep.glob("*width=16,*/result.json")}
+    again = launch(*GRID, *TINY, f"hydra.sweep.dir={sweep}")
+    log = again.stdout + again.stderr
+    assert log.count("skipped; force=true reruns it") == 2
+    trained = re.findall(r": (completed|diverged)(?: at step \d+)?, best test acc", log)
+    assert sorted(trained) == ["completed", "diverged"], "only the running and the missing point trained"
+    assert {p: p.read_bytes() for p in finished} == finished
+    assert counts(sweep_status(sweep)) == {"completed": 2, "diverged": 2, "failed": 2, "running": 0, "missing": 0}
+
+
+@pytest.mark.slow
+def test_local_launcher_runs_a_few_at_a_time_and_skips_finished_points(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.lr=0.25,0.5", "model.width=16", *TINY, "hydra/launcher=local", f"hydra.sweep.dir={sweep}"]
+    proc = launch(*args, "hydra.launcher.max_parallel=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert counts(sweep_status(sweep))["completed"] == 2
+    # max_parallel=1: the second run's process started after the first one had written its result
+    starts = sorted(p.stat().st_mtime for p in sweep.glob(".submitit/*/*_submitted.pkl"))
+    ends = sorted(p.stat().st_mtime for p in sweep.glob("*/result.json"))
+    assert len(starts) == 2 and starts[1] >= ends[0]
+    again = launch(*args)
+    assert again.returncode == 0 and "2 of 2 runs already finished (result.json): not submitted" in again.stdout
