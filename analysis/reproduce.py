@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -62,9 +63,12 @@ REPRODUCED, PARTLY, NOT, NOT_RUN = "reproduced", "partly", "not reproduced", "no
 # --- running the sweeps ----------------------------------------------------------------------------------------
 
 
-def run_sweep(name: str, out: Path) -> float:
-    """One CPU preset as a multirun into out/name; returns its wall time. Its log goes to out/name.log."""
+def run_sweep(name: str, out: Path, resume: bool = False) -> float:
+    """One CPU preset as a multirun into out/name; returns its wall time. Its log goes to out/name.log. Without
+    `resume` the folder is emptied first, so that the time measured is that of every run."""
     sweep = out / name
+    if not resume:
+        shutil.rmtree(sweep, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
     cmd = [sys.executable, str(ROOT / "launch.py"), "-m", f"+experiment=cpu/{name}", "threads=1"]
     cmd.append(f"hydra.sweep.dir={sweep}")
@@ -77,11 +81,11 @@ def run_sweep(name: str, out: Path) -> float:
     return wall
 
 
-def run_all(names: list[str], out: Path, jobs: int) -> dict[str, float]:
+def run_all(names: list[str], out: Path, jobs: int, resume: bool = False) -> dict[str, float]:
     """Run the sweeps, `jobs` at a time; timing.json in `out` keeps each sweep's latest wall time."""
     out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        walls = dict(zip(names, pool.map(lambda n: run_sweep(n, out), names)))
+        walls = dict(zip(names, pool.map(lambda n: run_sweep(n, out, resume), names)))
     timing = out / "timing.json"
     known = json.loads(timing.read_text()) if timing.exists() else {}
     timing.write_text(json.dumps({**known, **walls}, indent=2))
@@ -503,13 +507,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reports", default=str(ROOT / "reports"), help="where the report and figures go")
     parser.add_argument("--jobs", type=int, default=2, help="sweeps run at the same time (one thread each)")
     parser.add_argument("--only", nargs="*", choices=list(FIGURES), help="run only these presets")
+    parser.add_argument("--resume", action="store_true", help="keep the finished runs of earlier calls")
     parser.add_argument("--report-only", action="store_true", help="do not run; report on the sweeps on disk")
     args = parser.parse_args(argv)
     out, rep = Path(args.out).resolve(), Path(args.reports).resolve()
     walls, total = {}, None
     if not args.report_only:
         start = time.time()
-        walls = run_all(args.only or list(FIGURES), out, args.jobs)
+        walls = run_all(args.only or list(FIGURES), out, args.jobs, args.resume)
         total = time.time() - start
         (out / "last_run.json").write_text(json.dumps({"total_s": total, "sweeps": walls}, indent=2))
     elif (out / "last_run.json").exists():  # the last call that ran sweeps
