@@ -222,6 +222,8 @@ def figure3(out: Path, rep: Path) -> tuple[list[Claim], dict[str, float]]:
         + f"; eta_max(longest)/eta_max(1) = {fmt(g)}",
         verdict(ok and g >= 2, monotone) if ok else NOT_RUN,
     )
+    if not ok:
+        c1.evidence = "no runs"
     tab = pd.DataFrame(bounds)
     tab.index.name = "T_wrm"
     c1.details.append(
@@ -240,6 +242,7 @@ def figure3(out: Path, rep: Path) -> tuple[list[Claim], dict[str, float]]:
         ),
     )
     c3.verdict = verdict(*[w < a for w, a in flat.values()]) if flat else NOT_RUN
+    c3.evidence = c3.evidence or "no runs"
     return [c1, c3], gains
 
 
