@@ -41,6 +41,13 @@ def table(results: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _previous() -> dict[str, dict]:
+    try:
+        return {r["benchmark"]: r for r in json.loads((OUT / "results.json").read_text())["results"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--only", nargs="*", choices=BENCHMARKS, help="run only these")
@@ -59,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
             + (f"{r['ratio']:.2f}x" if r.get("ratio") else r.get("skipped", r.get("absolute", ""))),
             flush=True,
         )
+    if args.only:  # keep the other benchmarks' last results in the table
+        previous = _previous()
+        results = [next((r for r in results if r["benchmark"] == b), previous.get(b)) for b in BENCHMARKS]
+        results = [r for r in results if r is not None]
     header = f"Machine: {machine()}  \nDate: {time.strftime('%Y-%m-%d %H:%M')}"
     md = table(results, header)
     (OUT / "results.md").write_text(md)
