@@ -16,13 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.store import RESULT, RunStore
+from bench.store import RESULT, RunStore, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +131,8 @@ def restore(trainer, ckpt: dict) -> None:
 
 
 def save(trainer, path: Path) -> None:
-    """torch.save into a temporary file beside path, then rename: a reader sees the old or the new checkpoint."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state(trainer), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically: a reader sees the old or the new checkpoint."""
+    atomic_write(path, lambda f: torch.save(state(trainer), f), binary=True)
 
 
 def load(trainer, path: Path) -> None:
