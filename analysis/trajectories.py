@@ -89,7 +89,10 @@ def plot_trajectories(traj: pd.DataFrame, by: str = WARMUP, facet: str | None = 
             ax.grid(alpha=0.3, which="both", lw=0.4)
         axes[i, 0].legend(fontsize=7)
     sharp_ax = axes[0, len(panels) - 1]
-    sharp_ax.plot([], [], color="grey", ls="--", label="threshold (2/$\\eta_t$ for SGD)")
+    # the dashed curve is the threshold of the run's optimizer (bench/measure.py): name the right one
+    adam, sgd = r"$(2 + 2 b_1)/(\eta_t (1 - b_1))$ (Adam)", r"$2/\eta_t$ (SGD; $(2 + 2\beta)/\eta_t$ with momentum)"
+    label = "threshold " + (adam if pre else sgd)
+    sharp_ax.plot([], [], color="grey", ls="--", label=label)
     sharp_ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
