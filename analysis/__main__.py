@@ -55,7 +55,8 @@ def _out_dir(args: argparse.Namespace) -> Path:
 
 def phase(args: argparse.Namespace) -> None:
     runs = _load(args)
-    missing = [k for k in (args.metric, *args.facet, *args.ignore) if k not in runs.columns]
+    missing = [k for k in (args.metric, *args.facet) if k not in runs.columns]
+    missing += [k for k in args.ignore if k not in runs.columns and not any(c.startswith(f"{k}.") for c in runs)]
     if missing:
         sys.exit(f"error: no column {missing[0]!r} in the run table (columns: {', '.join(runs.columns)})")
     out = _out_dir(args)
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         "--ignore",
         action="append",
         default=[],
-        help="a config key that does not change results: its runs are pooled like seeds (repeatable)",
+        help="a config key (or group, e.g. measure) that does not change results: its runs are pooled like seeds "
+        "(repeatable)",
     )
     p.add_argument("--std", action="store_true", help="annotate each cell with the spread over seeds")
     p.add_argument("-v", "--verbose", action="store_true", help="name every skipped item")
