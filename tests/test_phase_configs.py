@@ -20,7 +20,6 @@ from analysis import eta_max, load_runs, phase_grid, plot_phase
 from analysis.__main__ import main as analysis_main
 from analysis.aggregate import SkippedItems
 from analysis.phase import MAX_PANELS, mixed_keys
-from analysis.status import report
 
 OPTIMIZERS = {  # as conf/optimizer/*.yaml resolve: keys that follow from the optimizer's name
     "sgd": {"name": "sgd", "lr_unit": "absolute", "momentum": 0.0, "nesterov": False},
@@ -49,7 +48,9 @@ def write_run(folder: Path, optimizer="sgd", lr=0.5, warmup=1, seed=0, acc=0.9, 
         "best_test_acc": acc,
         "final_test_acc": acc if status == "completed" else None,
         "num_classes": 10,
-        "lr": lr * 3.7 if isinstance(lr, float) else None,  # the absolute eta_trgt: differs from optimizer.lr for lr_unit=inverse_sharpness
+        "lr": lr * 3.7
+        if isinstance(lr, float)
+        else None,  # the absolute eta_trgt: differs from optimizer.lr for lr_unit=inverse_sharpness
         "lambda0": 0.3 + seed,  # differs between seeds
         "seed": seed,
         "wall_time_s": 1.0 + seed,
@@ -258,10 +259,8 @@ def test_read_only_sweep_folder_says_where_to_write(mixed_sweep, tmp_path, read_
     with pytest.raises(SystemExit) as exit_:
         analysis_main(["phase", str(mixed_sweep)])
     message = str(exit_.value.code)
-    assert (
-        message
-        == f"error: cannot write into {mixed_sweep} (Read-only file system): pass --out DIR to write the outputs elsewhere"
-    )
+    expected = f"error: cannot write into {mixed_sweep} (Read-only file system): pass --out DIR to write the outputs"
+    assert message == expected + " elsewhere"
     assert not list(mixed_sweep.glob("*.csv")) and not list(mixed_sweep.glob("*.parquet"))
     out = tmp_path / "elsewhere"
     analysis_main(["phase", str(mixed_sweep), "--out", str(out)])
@@ -333,13 +332,17 @@ def test_dense_single_config_sweep_is_as_before(tmp_path):
 
 @pytest.mark.slow
 def test_real_mixed_optimizer_sweep(tmp_path):
-    """Real runs of optimizer=sgd,adam (their resolved configs differ in many keys): one eta_max per optimizer."""
+    """Real runs of optimizer=sgd,adam (their resolved configs differ in many keys), sharing the cell eta_trgt = 1
+    (SGD trains there, Adam diverges): one eta_max per optimizer, each its own runs' boundary."""
     from tests.sweeps import make_sweep
 
-    grid = [[f"optimizer={o}", f"optimizer.lr={lr}"] for o in ("sgd", "adam") for lr in (0.001, 0.5, 16)]
-    make_sweep(tmp_path, grid, "threads=1")
+    grid = [["optimizer=sgd", f"optimizer.lr={lr}"] for lr in (1, 2, 16)]
+    grid += [["optimizer=adam", f"optimizer.lr={lr}"] for lr in (0.001, 0.01, 1)]
+    make_sweep(tmp_path, grid, "threads=1", "steps=40", "eval_every=20")
     runs = load_runs(tmp_path)
     assert mixed_keys(runs) == ["optimizer.name"]
-    bound = eta_max(runs).set_index("optimizer.name")["eta_max"]
-    per_optimizer = {o: eta_max(runs[runs["optimizer.name"] == o])["eta_max"].item() for o in ("sgd", "adam")}
-    assert bound.to_dict() == per_optimizer and len(bound) == 2
+    bound = eta_max(runs).set_index("optimizer.name")["eta_max"].to_dict()
+    alone = {o: eta_max(runs[runs["optimizer.name"] == o])["eta_max"].item() for o in ("sgd", "adam")}
+    assert bound == alone and bound["sgd"] > bound["adam"] > 0
+    cell = phase_grid(runs).set_index(["optimizer.name", "optimizer.lr"])
+    assert cell.loc[("sgd", 1.0), "state"] == "trained" and cell.loc[("adam", 1.0), "state"] == "diverged"
