@@ -53,6 +53,16 @@ def _out_dir(args: argparse.Namespace) -> Path:
     return out
 
 
+def _repeated(runs, keys: list[str]) -> None:
+    """A note when two runs share config and seed (the same point in two sweep folders, maybe another code version):
+    the cell counts both like seeds."""
+    cell = [k for k in (*keys, LR, WARMUP, "seed") if k in runs]
+    twice = runs[runs.astype({k: str for k in cell}).duplicated(cell, keep=False)]
+    if len(twice):
+        first = twice.sort_values(cell).iloc[:2]["run_dir"].tolist()
+        print(f"note: {len(twice)} runs repeat another run's config and seed (e.g. {' and '.join(first)}): both count")
+
+
 def phase(args: argparse.Namespace) -> None:
     runs = _load(args)
     missing = [k for k in (args.metric, *args.facet) if k not in runs.columns]
@@ -72,6 +82,7 @@ def phase(args: argparse.Namespace) -> None:
     except OSError as e:
         raise _cannot_write(out, e) from None
     print(f"{len(runs)} runs: {', '.join(f'{k} {v}' for k, v in runs['status'].value_counts().items())}")
+    _repeated(runs, [*args.facet, *mixed])
     if mixed:
         print(f"the runs differ in {', '.join(mixed)}: one panel and one eta_max per value, never averaged")
     print("largest trainable eta_trgt per T_wrm (lower_bound: the next eta_trgt above it did not run, or none):")

@@ -113,10 +113,12 @@ def mixed_keys(
 
 def _facets(runs, x, y, by, ignore) -> tuple[pd.DataFrame, list[str]]:
     """`by` plus the mixed keys, and the runs with those columns made groupable (lists as text, NaN as '<unset>')."""
-    keys = [*_by(by), *mixed_keys(runs, x, y, by, ignore)]
     for k in (x, y):
         if k not in runs:
             raise ValueError(f"no column {k!r} in the run table")
+        if k in _by(by):
+            raise ValueError(f"{k} is an axis of the diagram, not a facet")
+    keys = [*_by(by), *mixed_keys(runs, x, y, by, ignore)]
     return runs.assign(**{k: _groupable(runs[k]) for k in keys}), keys
 
 

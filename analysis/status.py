@@ -85,7 +85,7 @@ def folder_state(run_dir: Path) -> dict:
     if isinstance(result.get("stop_step"), int) and not isinstance(result["stop_step"], bool):
         row["step"] = result["stop_step"]
     if result["status"] == "failed":
-        row["error"] = str(result.get("error"))
+        row["error"] = str(result.get("error") or "no error recorded in result.json")
         row["last_line"] = _last_line(run_dir / "traceback.txt")
     return row
 
@@ -181,7 +181,7 @@ def report(sweep_dir: str | Path) -> str:
         lines += ["", "failures:"]
         for _, row in failed.iterrows():
             lines.append(f"  {Path(row['run_dir']).name}: {row['error']}")
-            if row["last_line"] and row["last_line"] != row["error"]:
+            if pd.notna(row["last_line"]) and row["last_line"] and row["last_line"] != row["error"]:
                 lines.append(f"    {row['last_line']}")
     noted = table[table["note"].notna()]
     if len(noted):

@@ -346,3 +346,23 @@ def test_real_mixed_optimizer_sweep(tmp_path):
     assert bound == alone and bound["sgd"] > bound["adam"] > 0
     cell = phase_grid(runs).set_index(["optimizer.name", "optimizer.lr"])
     assert cell.loc[("sgd", 1.0), "state"] == "trained" and cell.loc[("adam", 1.0), "state"] == "diverged"
+
+
+def test_odd_requests_are_one_line(mixed_sweep, tmp_path, capsys):
+    with pytest.raises(SystemExit, match="^error: optimizer.lr is an axis of the diagram, not a facet$"):
+        analysis_main(["phase", str(mixed_sweep), "--facet", "optimizer.lr", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="^error: no column 'optimzer.name' in the run table"):
+        analysis_main(["phase", str(mixed_sweep), "--ignore", "optimzer.name", "--out", str(tmp_path)])
+    # the same points in a second sweep folder: counted like seeds, and said so
+    copy = tmp_path / "copy"
+    for run in mixed_sweep.glob("optimizer=sgd,lr=0.25,*"):
+        write_run(copy / run.name, "sgd", 0.25, int(run.name.split("warmup=")[1][0]), int(run.name[-1]))
+    analysis_main(["phase", str(mixed_sweep), str(copy), "--out", str(tmp_path)])
+    assert "note: 8 runs repeat another run's config and seed" in capsys.readouterr().out
+
+
+def test_status_failure_without_traceback(tmp_path, capsys):
+    write_run(tmp_path / "a", acc=None, status="failed")
+    write_run(tmp_path / "b")
+    text = status_line(tmp_path, capsys)
+    assert text.endswith("failures:\n  a: no error recorded in result.json") and "nan" not in text
