@@ -71,9 +71,12 @@ def phase(args: argparse.Namespace) -> None:
         sys.exit(f"error: no column {missing[0]!r} in the run table (columns: {', '.join(runs.columns)})")
     out = _out_dir(args)
     mixed = mixed_keys(runs, by=args.facet, ignore=args.ignore)
-    fig = plot_phase(runs, args.metric, facet=args.facet, annot_std=args.std, ignore=args.ignore)  # may refuse
+    from analysis.status import axis_values
+
+    axes = axis_values(args.sweep_dirs, [LR, WARMUP])  # the grid's values, also where no run reached (sparse grids)
+    fig = plot_phase(runs, args.metric, facet=args.facet, annot_std=args.std, ignore=args.ignore, grid=axes)
     grid = phase_grid(runs, args.metric, by=args.facet, ignore=args.ignore)
-    bound = eta_max(runs, by=args.facet, ignore=args.ignore)
+    bound = eta_max(runs, by=args.facet, ignore=args.ignore, grid=axes)
     png, csv = out / f"phase_{args.metric}.png", out / f"phase_{args.metric}.csv"
     try:
         grid.to_csv(csv, index=False)

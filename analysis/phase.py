@@ -187,21 +187,23 @@ def eta_max(
     y: str = WARMUP,
     by: str | list[str] | None = None,
     ignore: list[str] = (),
+    grid: dict | None = None,
 ) -> pd.DataFrame:
     """The stability boundary: the largest eta_trgt at which every seed trains, for each T_wrm (and each value of
     the `by` keys and of the config keys that differ between the runs); NaN where none does. Computed from the cells
     that ran; `lower_bound` is true where the next grid value above eta_max (the panel's eta_trgt values) did not run
-    in that row, or eta_max is the top of the grid: the boundary may lie higher."""
+    in that row, or eta_max is the top of the grid: the boundary may lie higher. `grid` ({x: values, y: values}, e.g.
+    from the sweep's multirun.yaml) adds the grid values no run of a panel reached."""
     runs, by = _facets(runs, x, y, by, ignore)
     df = runs.assign(_trainable=trainable(runs), _panel=_groups(runs, by))
     cells = df.groupby(["_panel", *by, y, x])["_trainable"].all().reset_index()
     rows = []
     for _, panel in cells.groupby("_panel"):
-        grid = np.sort(panel[x].unique())
+        xs = np.unique([*panel[x], *(grid or {}).get(x, [])])
         for _, row in panel.groupby(y):
             trained = row.loc[row["_trainable"], x]
             e = trained.max() if len(trained) else np.nan
-            above = grid[grid > e]
+            above = xs[xs > e]
             lower = bool(pd.notna(e) and (len(above) == 0 or above[0] not in set(row[x])))
             rows.append({**row.iloc[0][[*by, y]].to_dict(), "eta_max": e, "lower_bound": lower})
     out = pd.DataFrame(rows, columns=[*by, y, "eta_max", "lower_bound"])
@@ -224,9 +226,11 @@ def tick(v: float, unit: str = "absolute") -> str:
     return f"${text}/\\lambda_0$" if unit == "inverse_sharpness" else (f"${text}$" if text.startswith("2^") else text)
 
 
-def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm, cbar: bool, annot_std: bool, ignore):
+def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm, cbar: bool, annot_std: bool, ignore, grid):
     cells = phase_grid(runs, metric, x, y, ignore=ignore)
-    values = cells.pivot(index=y, columns=x, values=metric).sort_index(ascending=False)
+    values = cells.pivot(index=y, columns=x, values=metric)
+    rows = sorted({*values.index, *(grid or {}).get(y, [])}, reverse=True)
+    values = values.reindex(index=rows, columns=sorted({*values.columns, *(grid or {}).get(x, [])}))
     states = cells.pivot(index=y, columns=x, values="state").reindex_like(values)  # NaN: the cell never ran
     unit = lr_unit(runs) if x == LR else "absolute"
     annot = values.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
@@ -252,7 +256,7 @@ def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm, cbar: bool,
         face, hatch, mark, color = MARKS[states.iat[i, j]]
         ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=face, hatch=hatch, edgecolor="#636363", lw=0.5))
         ax.text(j + 0.5, i + 0.5, mark, ha="center", va="center", color=color, fontsize=13, fontweight="bold")
-    bound = eta_max(runs, x, y, ignore=ignore).set_index(y)
+    bound = eta_max(runs, x, y, ignore=ignore, grid=grid).set_index(y)
     cols = list(values.columns)
     xs, ys, lower = [], [], []
     for i, t in enumerate(values.index):  # the right edge of the last trainable cell of each row
@@ -284,13 +288,15 @@ def plot_phase(
     facet: str | list[str] | None = None,
     annot_std: bool = False,
     ignore: list[str] = (),
+    grid: dict | None = None,
 ):
     """Heatmap of the metric (seed mean; `annot_std` adds the spread), eta_trgt ticks as powers of two (or of
     1/lambda0), diverged cells hatched grey with a red x, not-trained cells dotted with a dash, crashed runs dark
     with a !, cells that never ran blank, and the boundary eta_max(T_wrm) as an orange line on the right edge of the
     last trainable cell of each row (a triangle where it is a lower bound). `facet`: one panel per value of these
     keys (stacked), sharing the colour scale; config keys that differ between the runs are facets too (see
-    `mixed_keys`); more than MAX_PANELS panels is refused (ValueError)."""
+    `mixed_keys`); more than MAX_PANELS panels is refused (ValueError). `grid` ({x: values, y: values}, e.g. from
+    the sweep's multirun.yaml): rows and columns no run reached are drawn too, blank."""
     keyed, keys = _facets(runs, x, y, facet, ignore)
     mixed = [k for k in keys if k not in _by(facet)]
     groups = list(keyed.groupby(keys, sort=True)) if keys else [((), keyed)]
@@ -301,13 +307,13 @@ def plot_phase(
         )
     cells = phase_grid(runs, metric, x, y, by=facet, ignore=ignore)
     norm = (np.nanmin(cells[metric]), np.nanmax(cells[metric])) if cells[metric].notna().any() else (0.0, 1.0)
-    width = 4.0 + (0.6 if annot_std else 0.5) * runs[x].nunique()
-    height = 1.6 + (0.5 if annot_std else 0.4) * runs[y].nunique()
+    width = 4.0 + (0.6 if annot_std else 0.5) * len({*runs[x], *(grid or {}).get(x, [])})
+    height = 1.6 + (0.5 if annot_std else 0.4) * len({*runs[y], *(grid or {}).get(y, [])})
     size = (width, max(height, 2.4) * len(groups))
     fig, axes = plt.subplots(len(groups), 1, layout="constrained", figsize=size, squeeze=False)
     blank = 0
     for ax, (values, sub) in zip(axes[:, 0], groups):
-        blank += _draw(ax, runs.loc[sub.index], metric, x, y, norm, True, annot_std, ignore)
+        blank += _draw(ax, runs.loc[sub.index], metric, x, y, norm, True, annot_std, ignore, grid)
         values = values if isinstance(values, tuple) else (values,)
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, values))
         ax.set_title(label if keys else (title or f"{metric} over the (eta_trgt, T_wrm) grid"))

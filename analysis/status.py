@@ -49,6 +49,23 @@ def grid(sweep_dir: Path) -> tuple[list[list[str]], list[str]]:
     return points, list(exclude or [])
 
 
+def axis_values(sweep_dirs, keys: list[str]) -> dict[str, list[float]]:
+    """The numeric values each key takes in the grids (multirun.yaml) of the sweep folders, also at points that never
+    ran; keys no grid sweeps are left out. An unreadable or non-grid multirun.yaml (e.g. Optuna's) adds nothing."""
+    values: dict[str, set] = {k: set() for k in keys}
+    for d in sweep_dirs:
+        try:
+            points, _ = grid(Path(d))
+        except ValueError:
+            continue
+        for point in points:
+            for key, canonical, _ in identity(point):
+                value = json.loads(canonical)
+                if key in values and isinstance(value, float):
+                    values[key].add(int(value) if value.is_integer() else value)  # T_wrm 256, not 256.0
+    return {k: sorted(v) for k, v in values.items() if v}
+
+
 def run_folders(sweep_dir: Path) -> list[Path]:
     """Folders below the sweep folder that hold any file a run writes."""
     found = {

@@ -20,6 +20,7 @@ from analysis import eta_max, load_runs, phase_grid, plot_phase
 from analysis.__main__ import main as analysis_main
 from analysis.aggregate import SkippedItems
 from analysis.phase import MAX_PANELS, mixed_keys
+from analysis.status import axis_values
 
 OPTIMIZERS = {  # as conf/optimizer/*.yaml resolve: keys that follow from the optimizer's name
     "sgd": {"name": "sgd", "lr_unit": "absolute", "momentum": 0.0, "nesterov": False},
@@ -366,3 +367,21 @@ def test_status_failure_without_traceback(tmp_path, capsys):
     write_run(tmp_path / "b")
     text = status_line(tmp_path, capsys)
     assert text.endswith("failures:\n  a: no error recorded in result.json") and "nan" not in text
+
+
+def test_sparse_grid_rows_and_columns_no_run_reached(sparse_sweep, capsys):
+    """The grid in multirun.yaml: eta_trgt 4 and T_wrm 256 never ran anywhere, still drawn (blank)."""
+    params = "optimizer.lr: 0.25,0.5,1,2,4\n      schedule.warmup_steps: 1,8,64,256"
+    (sparse_sweep / "multirun.yaml").write_text(f"hydra:\n  sweeper:\n    params:\n      {params}\n")
+    axes = axis_values([sparse_sweep], ["optimizer.lr", "schedule.warmup_steps"])
+    assert axes == {"optimizer.lr": [0.25, 0.5, 1, 2, 4], "schedule.warmup_steps": [1, 8, 64, 256]}
+    runs = load_runs(sparse_sweep)
+    ax = plot_phase(runs, grid=axes).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["256", "64", "8", "1"]
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == "$2^{2}$"
+    blank = np.ma.getmaskarray(ax.collections[0].get_array()).reshape(4, 5)
+    assert blank[0].all() and blank[:, 4].all()  # the row and the column no run reached
+    analysis_main(["phase", str(sparse_sweep)])
+    assert "lower_bound" in capsys.readouterr().out
+    saved = pd.read_csv(sparse_sweep / "eta_max.csv").set_index("schedule.warmup_steps")
+    assert saved["lower_bound"].to_dict() == {1: False, 8: True, 64: True}
