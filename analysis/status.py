@@ -22,7 +22,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from bench.runid import identity
+from bench.runid import identity, run_id
 
 STATES = ("completed", "diverged", "failed", "running", "missing")
 CODES = {"completed": "C", "diverged": "D", "failed": "F", "running": "R", "missing": "."}
@@ -94,7 +94,7 @@ def folder_state(run_dir: Path) -> dict:
     try:
         result = json.loads(path.read_text())
         if not isinstance(result, dict) or result.get("status") not in ("completed", "diverged", "failed"):
-            raise ValueError(f"status {result.get('status') if isinstance(result, dict) else None!r}")
+            raise ValueError(f"status {result.get('status')!r}" if isinstance(result, dict) else "not a run's result")
     except (OSError, ValueError) as e:  # a result is written last and atomically: the run ended, its record is damaged
         row.update(status="failed", error=f"result.json unreadable ({str(e).splitlines()[0][:120]})")
         return row
@@ -138,15 +138,20 @@ def sweep_status(sweep_dir: str | Path) -> pd.DataFrame:
     for d in run_folders(sweep_dir):
         overrides = _overrides_of(d)
         key = tuple(identity(overrides, exclude)) if overrides is not None else ("folder", d.name)
-        by_identity[key] = (d, overrides or [])
+        by_identity[key] = (d, overrides)
     rows = []
-    for point in points:
-        key = tuple(identity(point, exclude))
-        found = by_identity.pop(key, None)
+    for point in points:  # matched by the overrides saved in the folder, else by the folder's name (its run id)
+        found = by_identity.pop(tuple(identity(point, exclude)), None)
+        found = found or by_identity.pop(("folder", run_id(point, exclude)), None)
         state = folder_state(found[0]) if found else {"status": "missing", "run_dir": None}
+        if found and found[1] is None:
+            state["note"] = "no readable .hydra/overrides.yaml (matched by its folder name)"
         rows.append({**_values(point), **state})
     for d, overrides in by_identity.values():  # folders of points that are not in the grid (any more)
-        rows.append({**_values(overrides), **folder_state(d)})
+        state = folder_state(d)
+        if overrides is None and points:
+            state["note"] = "no readable .hydra/overrides.yaml: not matched to a grid point"
+        rows.append({**_values(overrides or []), **state})
     table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=COLUMNS)
     table["step"] = table["step"].astype("Int64")
     swept = [c for c in table.columns if c not in COLUMNS]

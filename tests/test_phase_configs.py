@@ -385,3 +385,16 @@ def test_sparse_grid_rows_and_columns_no_run_reached(sparse_sweep, capsys):
     assert "lower_bound" in capsys.readouterr().out
     saved = pd.read_csv(sparse_sweep / "eta_max.csv").set_index("schedule.warmup_steps")
     assert saved["lower_bound"].to_dict() == {1: False, 8: True, 64: True}
+
+
+def test_status_matches_a_folder_without_its_overrides_by_name(tmp_path, capsys):
+    from bench.runid import run_id
+
+    (tmp_path / "multirun.yaml").write_text("hydra:\n  sweeper:\n    params:\n      optimizer.lr: 0.25,0.5,1\n")
+    for lr in (0.25, 0.5):
+        write_run(tmp_path / run_id([f"optimizer.lr={lr}"]), lr=lr)
+    (tmp_path / run_id(["optimizer.lr=0.5"]) / "result.json").write_text("[1, 2]")
+    text = status_line(tmp_path, capsys)
+    assert text.splitlines()[0].endswith("3 points: 1 completed, 0 diverged, 1 failed, 0 running, 1 missing")
+    assert "result.json unreadable (not a run's result)" in text
+    assert text.count("no readable .hydra/overrides.yaml (matched by its folder name)") == 2
