@@ -29,9 +29,13 @@ import seaborn as sns  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 LR, WARMUP, LR_UNIT, SEED = "optimizer.lr", "schedule.warmup_steps", "optimizer.lr_unit", "seed"
-# config keys that do not change a run's results (conf/config.yaml's exclude_keys), where it ran (the device), and
-# load_reference's bookkeeping (reference.kind: which of the authors' files a run came from)
-NOT_RESULT = ("experiment", "force", "threads", "checkpoint_every", "eval_batch_size", "logger", "device", "reference")
+# config keys that do not change a run's results (conf/config.yaml's exclude_keys; objective: what the task returns
+# to a sweeper), where it ran and read its data (device, dataset.root, dataset.download), and load_reference's
+# bookkeeping (reference.kind: which of the authors' files a run came from)
+NOT_RESULT = (
+    *("experiment", "force", "threads", "checkpoint_every", "eval_batch_size", "logger", "objective"),
+    *("device", "dataset.root", "dataset.download", "reference"),
+)
 # top-level keys of conf/config.yaml: with the dotted keys, the config columns of a table load_runs did not build
 TOP_LEVEL = ("seed", "steps", "batch_size", "eval_every", "loss", "diverge_factor", "stop_on_divergence")
 MAX_PANELS = 12  # plot_phase refuses more configs than this in one figure
@@ -95,7 +99,7 @@ def mixed_keys(
 ) -> list[str]:
     """The config keys, besides the axes, the seed, `by`, `ignore` and the keys that do not change results, whose
     value differs between runs: the runs hold several configs. The smallest such set that tells them apart: a key
-    that follows from the others (optimizer.beta1 is set iff optimizer.name is adam) is left out. Keys with fewer
+    that follows from the others (optimizer.b1 is set iff optimizer.name is adam) is left out. Keys with fewer
     values (and set in more runs) come first."""
     fixed = {x, y, SEED, *_by(by)}
     candidates = [k for k in config_keys(runs) if k not in fixed and not _ignored(k, list(ignore))]
