@@ -1,5 +1,6 @@
-"""python -m analysis phase SWEEP_DIR... [--metric best_test_acc] [--facet KEY]: PNG + CSV next to the sweep, eta_max
-printed. python -m analysis trajectories SWEEP_DIR: loss, sharpness and 2/eta against the step.
+"""python -m analysis phase SWEEP_DIR... [--metric best_test_acc] [--facet KEY] [--ignore KEY] [--out DIR]: PNG + CSV
+next to the sweep (or in --out), eta_max printed; runs of different configs get their own panel and eta_max.
+python -m analysis trajectories SWEEP_DIR: loss, sharpness and 2/eta against the step.
 python -m analysis reference [--data DIR]: the authors' published runs, drawn and summarized the same way.
 python -m analysis status SWEEP_DIR: the grid's completed / diverged / failed / running / missing points."""
 
@@ -7,50 +8,108 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
-from analysis.aggregate import load_runs
-from analysis.phase import LR, WARMUP, eta_max, phase_grid, plot_phase
+from analysis.aggregate import SkippedItems, load_runs
+from analysis.phase import LR, WARMUP, eta_max, mixed_keys, phase_grid, plot_phase
 from analysis.reference import load_reference
 
 
-def phase(args: argparse.Namespace) -> None:
-    runs = load_runs(*args.sweep_dirs)
+def _load(args: argparse.Namespace):
+    """load_runs, its skipped items as one counted line on stderr (each named with --verbose)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedItems)
+        runs = load_runs(*args.sweep_dirs)
+    for w in caught:
+        if isinstance(w.message, SkippedItems):
+            items = w.message.items
+            hint = ":" if args.verbose else " (--verbose names them)"
+            print(f"warning: skipped {len(items)} unreadable item(s){hint}", file=sys.stderr)
+            for item in items if args.verbose else []:
+                print(f"  {item}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if runs.empty:
         sys.exit(f"error: no finished runs (result.json) under {', '.join(args.sweep_dirs)}")
-    missing = [k for k in (args.metric, args.facet) if k and k not in runs.columns]
+    return runs
+
+
+def _cannot_write(out: Path, e: OSError):
+    reason = e.strerror or str(e)
+    return SystemExit(f"error: cannot write into {out} ({reason}): pass --out DIR to write the outputs elsewhere")
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    """--out (created) or the first sweep folder; one line saying to pass --out if it cannot be written to."""
+    out = Path(args.out or args.sweep_dirs[0])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".analysis-write-test-"):
+            pass
+    except OSError as e:
+        raise _cannot_write(out, e) from None
+    return out
+
+
+def _repeated(runs, keys: list[str]) -> None:
+    """A note when two runs share config and seed (the same point in two sweep folders, maybe another code version):
+    the cell counts both like seeds."""
+    cell = [k for k in (*keys, LR, WARMUP, "seed") if k in runs]
+    twice = runs[runs.astype({k: str for k in cell}).duplicated(cell, keep=False)]
+    if len(twice):
+        first = twice.sort_values(cell).iloc[:2]["run_dir"].tolist()
+        print(f"note: {len(twice)} runs repeat another run's config and seed (e.g. {' and '.join(first)}): both count")
+
+
+def phase(args: argparse.Namespace) -> None:
+    runs = _load(args)
+    missing = [k for k in (args.metric, *args.facet) if k not in runs.columns]
+    missing += [k for k in args.ignore if k not in runs.columns and not any(c.startswith(f"{k}.") for c in runs)]
     if missing:
         sys.exit(f"error: no column {missing[0]!r} in the run table (columns: {', '.join(runs.columns)})")
-    out = Path(args.out or args.sweep_dirs[0])
-    grid = phase_grid(runs, args.metric, by=args.facet)
-    grid.to_csv(out / f"phase_{args.metric}.csv", index=False)
-    fig = plot_phase(runs, args.metric, facet=args.facet, annot_std=args.std)
-    png = out / f"phase_{args.metric}.png"
-    fig.savefig(png, dpi=120)
-    bound = eta_max(runs, by=args.facet)
-    bound.to_csv(out / "eta_max.csv", index=False)
+    out = _out_dir(args)
+    mixed = mixed_keys(runs, by=args.facet, ignore=args.ignore)
+    from analysis.status import axis_values
+
+    axes = axis_values(args.sweep_dirs, [LR, WARMUP])  # the grid's values, also where no run reached (sparse grids)
+    fig = plot_phase(runs, args.metric, facet=args.facet, annot_std=args.std, ignore=args.ignore, grid=axes)
+    grid = phase_grid(runs, args.metric, by=args.facet, ignore=args.ignore)
+    bound = eta_max(runs, by=args.facet, ignore=args.ignore, grid=axes)
+    png, csv = out / f"phase_{args.metric}.png", out / f"phase_{args.metric}.csv"
+    try:
+        grid.to_csv(csv, index=False)
+        fig.savefig(png, dpi=120)
+        bound.to_csv(out / "eta_max.csv", index=False)
+    except OSError as e:
+        raise _cannot_write(out, e) from None
     print(f"{len(runs)} runs: {', '.join(f'{k} {v}' for k, v in runs['status'].value_counts().items())}")
-    print("largest trainable eta_trgt per T_wrm:")
-    print(bound.rename(columns={WARMUP: "T_wrm", "eta_max": "eta_max"}).to_string(index=False))
+    _repeated(runs, [*args.facet, *mixed])
+    if mixed:
+        print(f"the runs differ in {', '.join(mixed)}: one panel and one eta_max per value, never averaged")
+    print("largest trainable eta_trgt per T_wrm (lower_bound: the next eta_trgt above it did not run, or none):")
+    print(bound.rename(columns={WARMUP: "T_wrm"}).to_string(index=False))
     print(f"phase diagram: {png}")
-    print(f"grid: {out / f'phase_{args.metric}.csv'}")
+    print(f"grid: {csv}")
 
 
 def trajectories(args: argparse.Namespace) -> None:
     from analysis.trajectories import plot_trajectories, summarize
     from analysis.trajectories import trajectories as per_step
 
-    runs = load_runs(*args.sweep_dirs)
-    if runs.empty:
-        sys.exit(f"error: no finished runs (result.json) under {', '.join(args.sweep_dirs)}")
+    runs = _load(args)
     facet = args.facet if args.facet in runs.columns and runs[args.facet].nunique() > 1 else None
     traj = per_step(runs, [args.by] + ([facet] if facet else []))
     if traj.empty or traj[["sharpness", "pre_sharpness"]].isna().all().all():
         sys.exit("error: no sharpness in these runs' metrics.csv (run them with measure.every=1)")
-    out = Path(args.out or args.sweep_dirs[0])
-    traj.to_csv(out / "trajectories.csv", index=False)
+    out = _out_dir(args)
     png = out / "trajectories.png"
-    plot_trajectories(traj, args.by, facet, args.xscale).savefig(png, dpi=120)
+    try:
+        traj.to_csv(out / "trajectories.csv", index=False)
+        plot_trajectories(traj, args.by, facet, args.xscale).savefig(png, dpi=120)
+    except OSError as e:
+        raise _cannot_write(out, e) from None
     print(summarize(traj, args.by, facet).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"trajectories: {png}")
 
@@ -91,9 +150,23 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("phase", help="phase diagram (heatmap + CSV) of one or more sweep folders")
     p.add_argument("sweep_dirs", nargs="+")
     p.add_argument("--metric", default="best_test_acc")
-    p.add_argument("--out", help="folder for the PNG and CSV (default: the first sweep folder)")
-    p.add_argument("--facet", help="one panel (and one boundary) per value of this config key, e.g. optimizer.name")
+    p.add_argument("--out", help="folder for the PNG and CSVs (default: the first sweep folder), created if needed")
+    p.add_argument(
+        "--facet",
+        action="append",
+        default=[],
+        help="one panel (and one boundary) per value of this config key, e.g. seed (repeatable); config keys that "
+        "differ between the runs are facets anyway",
+    )
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        help="a config key (or group, e.g. measure) that does not change results: its runs are pooled like seeds "
+        "(repeatable)",
+    )
     p.add_argument("--std", action="store_true", help="annotate each cell with the spread over seeds")
+    p.add_argument("-v", "--verbose", action="store_true", help="name every skipped item")
     p.set_defaults(func=phase)
     t = sub.add_parser("trajectories", help="loss, sharpness and 2/eta against the step, one curve per T_wrm")
     t.add_argument("sweep_dirs", nargs="+")
@@ -101,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--facet", default="model.param", help="one row of panels per value of this key (if it varies)")
     t.add_argument("--xscale", default="log", choices=("log", "linear"))
     t.add_argument("--out", help="folder for trajectories.png and .csv (default: the first sweep folder)")
+    t.add_argument("-v", "--verbose", action="store_true", help="name every skipped item")
     t.set_defaults(func=trajectories)
     r = sub.add_parser("reference", help="phase diagrams and eta_max of the authors' published runs")
     r.add_argument("--data", help="folder of the authors' .tab files (default: ../shared/reference/why-warmup)")

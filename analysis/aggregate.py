@@ -2,9 +2,10 @@
 
 A run folder is any folder holding result.json (and, beside it, config.yaml and metrics.csv); see bench/store.py.
 Any number of sweep folders (or folders of sweeps) can be read at once. What cannot be read is skipped and counted in
-ONE warning, never an error. Skipped items:
-  - a run folder whose result.json is missing (still running, or killed), truncated, or not a run's result;
-  - a run folder whose config.yaml is missing or unreadable;
+ONE warning (a `SkippedItems`, which lists them), never an error. Skipped items:
+  - a run folder whose result.json is missing (still running, or killed), truncated, or not a run's result, or has a
+    field of the wrong type (a status that is not completed / diverged / failed, a metric that is not a number);
+  - a run folder whose config.yaml is missing or unreadable, or whose eta_trgt, T_wrm or seed is not a number;
   - a completed or diverged run without metrics.csv (the harness writes it before result.json: the folder is partial;
     the run is left out of both tables, so that they agree). A failed run may have no metrics.csv (it can fail
     before its first evaluation): it is a row of the run table with no steps;
@@ -12,6 +13,9 @@ ONE warning, never an error. Skipped items:
   - an unrelated file: a file in a folder that is not a run folder, other than multirun.yaml, logs, hidden files and
     analysis outputs (.png, .pdf, .svg, .csv, .parquet). Files inside a run folder are the run's business.
 Folders named wandb and hidden folders (.hydra, .submitit) are not searched.
+
+The run table records which of its columns come from config.yaml in `runs.attrs["config_keys"]` (a result key such
+as lr, the absolute eta_trgt, is not one): analysis.phase keeps runs of different configs apart with it.
 
 Tables are cached per sweep folder as runs.parquet / steps.parquet inside it; the cache holds a fingerprint (path,
 size, modification time) of the files it was built from, and is rebuilt when any of them changes.
@@ -53,7 +57,39 @@ def flatten(d: dict, prefix: str = "") -> dict:
 SKIP_DIRS = {"wandb", "__pycache__"}  # besides hidden folders
 KNOWN_SUFFIXES = {".png", ".pdf", ".svg", ".csv", ".parquet", ".log"}  # analysis outputs and logs beside runs
 KNOWN_NAMES = {"multirun.yaml"}
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
+STATUSES = ("completed", "diverged", "failed")
+# result.json keys that are numbers, or null when not measured (bench/store.py writes +-inf as "inf" / "-inf")
+NUMBERS = (
+    "best_test_acc",
+    "best_test_loss",
+    "final_test_acc",
+    "final_test_loss",
+    "final_train_acc",
+    "final_train_loss",
+    "initial_loss",
+    "lr",
+    "lambda0",
+    "rayleigh_g0",
+    "eta_rayleigh",
+    "num_classes",
+    "num_params",
+    "stop_step",
+    "diverged_step",
+    "seed",
+    "wall_time_s",
+)
+AXES = ("optimizer.lr", "schedule.warmup_steps", "seed")  # config keys the phase diagram needs as numbers
+NONFINITE = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
+
+
+class SkippedItems(UserWarning):
+    """The one warning of load_runs / load_steps: its message counts the skipped items, `items` names them all."""
+
+    def __init__(self, items: list[str]):
+        shown = "; ".join(items[:10]) + ("; ..." if len(items) > 10 else "")
+        super().__init__(f"skipped {len(items)} unreadable item(s): {shown}")
+        self.items = items
 
 
 @dataclass
@@ -85,7 +121,7 @@ def scan(root: str | Path) -> Scan:
     """Walk one root: folders with a run file are run-folder candidates; other folders' stray files are unrelated."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"no such sweep folder: {root}")
+        raise FileNotFoundError(f"{'not a folder' if root.exists() else 'no such sweep folder'}: {root}")
     found = Scan(root)
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS)
@@ -106,24 +142,52 @@ def run_dirs(*roots: str | Path) -> list[Path]:
     return sorted(d for root in roots for d in scan(root).candidates if (d / RESULT).exists())
 
 
-def load_run(run_dir: Path) -> dict:
-    """One row: the run's flattened resolved config and its result. Raises on a corrupt or partial folder."""
+def _number(value, what: str):
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str) and value in NONFINITE:
+        return NONFINITE[value]
+    raise ValueError(f"{what} is {value!r}, not a number")
+
+
+def check_result(result) -> dict:
+    """result.json's content with its typed fields checked (numbers as numbers); raises ValueError naming the field."""
+    if not isinstance(result, dict) or "status" not in result:
+        raise ValueError("result.json is not a run's result (no status)")
+    if result["status"] not in STATUSES:
+        raise ValueError(f"result.json: status is {result['status']!r}, not one of {', '.join(STATUSES)}")
+    return {k: _number(v, f"result.json: {k}") if k in NUMBERS else v for k, v in result.items()}
+
+
+def read_run(run_dir: Path) -> tuple[dict, dict]:
+    """The run's flattened resolved config and its checked result. Raises ValueError on a corrupt or partial folder."""
     if not (run_dir / RESULT).exists():
         raise ValueError("no result.json (still running, or killed)")
     try:
-        result = json.loads((run_dir / RESULT).read_text())
-    except json.JSONDecodeError as e:
+        result = check_result(json.loads((run_dir / RESULT).read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"result.json is truncated or not JSON ({e})") from e
-    if not isinstance(result, dict) or "status" not in result:
-        raise ValueError("result.json is not a run's result (no status)")
     if not (run_dir / CONFIG).exists():
         raise ValueError("no config.yaml")
-    config = yaml.safe_load((run_dir / CONFIG).read_text())
+    try:
+        config = yaml.safe_load((run_dir / CONFIG).read_text())
+    except UnicodeDecodeError as e:
+        raise ValueError(f"config.yaml is not text ({e})") from e
     if not isinstance(config, dict):
         raise ValueError("config.yaml is not a mapping")
+    config = flatten(config)
+    for key in AXES:
+        if key in config:
+            _number(config[key], f"config.yaml: {key}")
     if result["status"] in ("completed", "diverged") and not (run_dir / METRICS).exists():
         raise ValueError(f"{result['status']} run without metrics.csv (partial folder)")
-    return {**flatten(config), **result, "run_dir": str(run_dir)}
+    return config, result
+
+
+def load_run(run_dir: Path) -> dict:
+    """One row: the run's flattened resolved config and its result. Raises on a corrupt or partial folder."""
+    config, result = read_run(run_dir)
+    return {**config, **result, "run_dir": str(run_dir)}
 
 
 def _read_cache(path: Path, fingerprint: str) -> tuple[pd.DataFrame, list[str]] | None:
@@ -132,7 +196,9 @@ def _read_cache(path: Path, fingerprint: str) -> tuple[pd.DataFrame, list[str]] 
         meta = json.loads(pq.read_schema(path).metadata[b"warmup_bench"])
         if meta["fingerprint"] != fingerprint:
             return None
-        return pd.read_parquet(path), meta["skipped"]
+        table = pd.read_parquet(path)
+        table.attrs = meta["attrs"]
+        return table, meta["skipped"]
     except (OSError, KeyError, ValueError, TypeError, pa.ArrowException):
         return None
 
@@ -141,7 +207,7 @@ def _write_cache(path: Path, table: pd.DataFrame, fingerprint: str, skipped: lis
     """Write atomically; a table pyarrow cannot store (mixed-type columns) or a read-only folder just is not cached."""
     try:
         t = pa.Table.from_pandas(table, preserve_index=False)
-        ours = json.dumps({"fingerprint": fingerprint, "skipped": skipped})
+        ours = json.dumps({"fingerprint": fingerprint, "skipped": skipped, "attrs": table.attrs})
         meta = {**(t.schema.metadata or {}), b"warmup_bench": ours}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
@@ -169,13 +235,18 @@ def _cached(kind: str, root: Path, build, cache: bool) -> tuple[pd.DataFrame, li
 
 
 def _build_runs(found: Scan) -> tuple[pd.DataFrame, list[str]]:
-    rows, skipped = [], [f"{f}: unrelated file" for f in found.unrelated]
+    rows, skipped, config_keys = [], [f"{f}: unrelated file" for f in found.unrelated], set()
     for d in found.candidates:
         try:
-            rows.append({**load_run(d), "sweep": str(found.root)})
+            config, result = read_run(d)
         except (OSError, ValueError, yaml.YAMLError) as e:
             skipped.append(f"{d}: {e}")
-    return pd.DataFrame(rows), skipped
+            continue
+        rows.append({**config, **result, "run_dir": str(d), "sweep": str(found.root)})
+        config_keys |= set(config)
+    table = pd.DataFrame(rows)
+    table.attrs["config_keys"] = sorted(config_keys)
+    return table, skipped
 
 
 def _build_steps(found: Scan) -> tuple[pd.DataFrame, list[str]]:
@@ -198,21 +269,24 @@ def _build_steps(found: Scan) -> tuple[pd.DataFrame, list[str]]:
 
 def _warn(skipped: list[str]) -> None:
     if skipped:
-        shown = "; ".join(skipped[:10]) + ("; ..." if len(skipped) > 10 else "")
-        warnings.warn(f"skipped {len(skipped)} unreadable item(s): {shown}", stacklevel=3)
+        warnings.warn(SkippedItems(skipped), stacklevel=3)
 
 
 def load_runs(*roots: str | Path, cache: bool = True) -> pd.DataFrame:
     """All runs below the roots, one row each: flattened config, result, run_dir and sweep (the root it came from).
-    Unreadable items are skipped with one warning that counts them (see the module's docstring)."""
-    tables, skipped = [], []
+    Unreadable items are skipped with one warning that counts them (see the module's docstring). The columns that come
+    from config.yaml are listed in the table's attrs["config_keys"]."""
+    tables, skipped, config_keys = [], [], set()
     for root in map(Path, roots):
         table, s = _cached("runs", root, _build_runs, cache)
         tables.append(table)
         skipped += s
+        config_keys |= set(table.attrs.get("config_keys", []))
     _warn(skipped)
     tables = [t for t in tables if not t.empty]
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    runs.attrs = {"config_keys": sorted(config_keys)}
+    return runs
 
 
 def load_steps(*roots: str | Path, keys: list[str] | None = None, cache: bool = True) -> pd.DataFrame:

@@ -4,6 +4,14 @@ stability boundary eta_max(T_wrm), the largest trainable eta_trgt at each warmup
 Every function takes the run table of `load_runs` (or `load_reference`) and optional `by` / `facet` config keys
 (e.g. optimizer.name, model.param): one diagram and one boundary per value. Seeds of a cell are averaged; the
 spread (std) and the counts of trained, diverged, not-trained and failed runs are columns of `phase_grid`.
+
+Runs of different configs are never averaged: every config key that differs between the runs besides the two axes,
+the seed and the keys that do not change results (`mixed_keys`) is added to `by` / `facet`, so a sweep over
+optimizer=sgd,adam gives one panel and one boundary per optimizer. `ignore=[KEY]` pools a key's values like seeds.
+
+Sparse grids (a boundary search, a partial sweep): a cell that never ran is blank, a row's eta_max comes from the
+cells that ran, and it is a lower bound (`lower_bound`) when the next grid value above it did not run in that row
+(or it is the top of the grid).
 """
 
 from __future__ import annotations
@@ -20,7 +28,17 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-LR, WARMUP, LR_UNIT = "optimizer.lr", "schedule.warmup_steps", "optimizer.lr_unit"
+LR, WARMUP, LR_UNIT, SEED = "optimizer.lr", "schedule.warmup_steps", "optimizer.lr_unit", "seed"
+# config keys that do not change a run's results (conf/config.yaml's exclude_keys; objective: what the task returns
+# to a sweeper), where it ran and read its data (device, dataset.root, dataset.download), and load_reference's
+# bookkeeping (reference.kind: which of the authors' files a run came from)
+NOT_RESULT = (
+    *("experiment", "force", "threads", "checkpoint_every", "eval_batch_size", "logger", "objective"),
+    *("device", "dataset.root", "dataset.download", "reference"),
+)
+# top-level keys of conf/config.yaml: with the dotted keys, the config columns of a table load_runs did not build
+TOP_LEVEL = ("seed", "steps", "batch_size", "eval_every", "loss", "diverge_factor", "stop_on_divergence")
+MAX_PANELS = 12  # plot_phase refuses more configs than this in one figure
 
 # how each kind of untrained cell is drawn: face colour, hatch, mark
 MARKS = {
@@ -36,8 +54,8 @@ def _col(runs: pd.DataFrame, key: str) -> pd.Series:
 
 def trainable(runs: pd.DataFrame) -> pd.Series:
     """Completed and trained: final test accuracy at least 1.5 / num_classes (the authors' failure rule)."""
-    chance = 1.5 / _col(runs, "num_classes").astype(float)
-    return (runs["status"] == "completed") & (_col(runs, "final_test_acc").astype(float) >= chance)
+    chance = 1.5 / pd.to_numeric(_col(runs, "num_classes"), errors="coerce")
+    return (runs["status"] == "completed") & (pd.to_numeric(_col(runs, "final_test_acc"), errors="coerce") >= chance)
 
 
 def run_state(runs: pd.DataFrame) -> pd.Series:
@@ -53,19 +71,88 @@ def _by(by: str | list[str] | None) -> list[str]:
     return [by] if isinstance(by, str) else list(by or [])
 
 
+def config_keys(runs: pd.DataFrame) -> list[str]:
+    """The columns that come from the runs' config.yaml (recorded by load_runs; else the dotted and top-level keys)."""
+    keys = runs.attrs.get("config_keys")
+    if keys is None:
+        keys = [c for c in runs.columns if "." in c or c in TOP_LEVEL]
+    return [k for k in keys if k in runs.columns]
+
+
+def _ignored(key: str, ignore: list[str]) -> bool:
+    return any(key == e or key.startswith(f"{e}.") for e in [*NOT_RESULT, *ignore])
+
+
+def _hashable(v):
+    return v if isinstance(v, (str, int, float, bool, type(None), np.generic)) else repr(v)
+
+
+def _groups(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """A group number per run: runs with equal values of the keys (NaN equal to NaN) share one."""
+    if not keys:
+        return pd.Series(0, index=runs.index)
+    return pd.DataFrame({k: _groupable(runs[k]) for k in keys}).groupby(keys, sort=False).ngroup()
+
+
+def mixed_keys(
+    runs: pd.DataFrame, x: str = LR, y: str = WARMUP, by: str | list[str] | None = None, ignore: list[str] = ()
+) -> list[str]:
+    """The config keys, besides the axes, the seed, `by`, `ignore` and the keys that do not change results, whose
+    value differs between runs: the runs hold several configs. The smallest such set that tells them apart: a key
+    that follows from the others (optimizer.b1 is set iff optimizer.name is adam) is left out. Keys with fewer
+    values (and set in more runs) come first."""
+    fixed = {x, y, SEED, *_by(by)}
+    candidates = [k for k in config_keys(runs) if k not in fixed and not _ignored(k, list(ignore))]
+    candidates = [k for k in candidates if _groups(runs, [k]).nunique() > 1]
+    candidates.sort(key=lambda k: (runs[k].isna().sum(), _groups(runs, [k]).nunique(), k))
+    chosen = []
+    partition = _groups(runs, _by(by))
+    for k in candidates:
+        finer = _groups(runs, [*_by(by), *chosen, k])
+        if finer.nunique() > partition.nunique():
+            chosen.append(k)
+            partition = finer
+    return chosen
+
+
+def _facets(runs, x, y, by, ignore) -> tuple[pd.DataFrame, list[str]]:
+    """`by` plus the mixed keys, and the runs with those columns made groupable (lists as text, NaN as '<unset>')."""
+    for k in (x, y):
+        if k not in runs:
+            raise ValueError(f"no column {k!r} in the run table")
+        if k in _by(by):
+            raise ValueError(f"{k} is an axis of the diagram, not a facet")
+    keys = [*_by(by), *mixed_keys(runs, x, y, by, ignore)]
+    return runs.assign(**{k: _groupable(runs[k]) for k in keys}), keys
+
+
+def _groupable(column: pd.Series) -> pd.Series:
+    """NaN as '<unset>' (a key some runs do not have), lists as text; other columns as they are."""
+    if column.notna().all() and column.map(_hashable).equals(column):
+        return column
+    return column.map(_hashable).astype(object).where(column.notna(), "<unset>")
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    return column if pd.api.types.is_numeric_dtype(column) else column.astype(str)
+
+
 def phase_grid(
     runs: pd.DataFrame,
     metric: str = "best_test_acc",
     x: str = LR,
     y: str = WARMUP,
     by: str | list[str] | None = None,
+    ignore: list[str] = (),
 ) -> pd.DataFrame:
-    """One row per (by..., y, x) cell: the metric's mean and std over the cell's trained seeds, the counts, and the
-    cell's state: trained (at least one seed trained), else diverged (some seed diverged), not trained or failed."""
-    keys = [*_by(by), y, x]
+    """One row per (by..., y, x) cell that ran: the metric's mean and std over the cell's trained seeds, the counts,
+    and the cell's state: trained (at least one seed trained), else diverged (some seed diverged), not trained or
+    failed. Config keys that differ between the runs (`mixed_keys`) are added to `by`, never averaged."""
+    runs, by = _facets(runs, x, y, by, ignore)
+    keys = [*by, y, x]
     state = run_state(runs)
     df = runs.assign(
-        _value=runs[metric].astype(float).where(state == "trained"),
+        _value=numeric(runs, metric).where(state == "trained"),
         **{f"_{s}": state == s for s in ("trained", "diverged", "not trained", "failed")},
     )
     cells = df.groupby(keys).agg(
@@ -85,15 +172,46 @@ def phase_grid(
     return cells.reset_index().rename(columns={"mean": metric, "std": f"{metric}_std"})
 
 
-def eta_max(runs: pd.DataFrame, x: str = LR, y: str = WARMUP, by: str | list[str] | None = None) -> pd.DataFrame:
+def numeric(runs: pd.DataFrame, column: str) -> pd.Series:
+    """A column as floats; one line naming a run where it is not a number."""
+    if column not in runs:
+        raise ValueError(f"no column {column!r} in the run table")
+    values = pd.to_numeric(runs[column].where(runs[column].notna()), errors="coerce")
+    bad = values.isna() & runs[column].notna()
+    if bad.any():
+        first = runs[bad].iloc[0]
+        where = f" ({first['run_dir']})" if "run_dir" in runs else ""
+        raise ValueError(f"{column} is not a number in {bad.sum()} run(s), e.g. {first[column]!r}{where}")
+    return values.astype(float)
+
+
+def eta_max(
+    runs: pd.DataFrame,
+    x: str = LR,
+    y: str = WARMUP,
+    by: str | list[str] | None = None,
+    ignore: list[str] = (),
+    grid: dict | None = None,
+) -> pd.DataFrame:
     """The stability boundary: the largest eta_trgt at which every seed trains, for each T_wrm (and each value of
-    the `by` keys); NaN where none does."""
-    keys = [*_by(by), y]
-    df = runs.assign(_trainable=trainable(runs))
-    ok = df.groupby([*keys, x])["_trainable"].all().reset_index()
-    best = ok[ok["_trainable"]].groupby(keys)[x].max().rename("eta_max")
-    every = df[keys].drop_duplicates().sort_values(keys)
-    return every.merge(best.reset_index(), on=keys, how="left").reset_index(drop=True)
+    the `by` keys and of the config keys that differ between the runs); NaN where none does. Computed from the cells
+    that ran; `lower_bound` is true where the next grid value above eta_max (the panel's eta_trgt values) did not run
+    in that row, or eta_max is the top of the grid: the boundary may lie higher. `grid` ({x: values, y: values}, e.g.
+    from the sweep's multirun.yaml) adds the grid values no run of a panel reached."""
+    runs, by = _facets(runs, x, y, by, ignore)
+    df = runs.assign(_trainable=trainable(runs), _panel=_groups(runs, by))
+    cells = df.groupby(["_panel", *by, y, x])["_trainable"].all().reset_index()
+    rows = []
+    for _, panel in cells.groupby("_panel"):
+        xs = np.unique([*panel[x], *(grid or {}).get(x, [])])
+        for _, row in panel.groupby(y):
+            trained = row.loc[row["_trainable"], x]
+            e = trained.max() if len(trained) else np.nan
+            above = xs[xs > e]
+            lower = bool(pd.notna(e) and (len(above) == 0 or above[0] not in set(row[x])))
+            rows.append({**row.iloc[0][[*by, y]].to_dict(), "eta_max": e, "lower_bound": lower})
+    out = pd.DataFrame(rows, columns=[*by, y, "eta_max", "lower_bound"])
+    return out.sort_values([*by, y], key=_sort_key).reset_index(drop=True)
 
 
 def lr_unit(runs: pd.DataFrame) -> str:
@@ -112,16 +230,18 @@ def tick(v: float, unit: str = "absolute") -> str:
     return f"${text}/\\lambda_0$" if unit == "inverse_sharpness" else (f"${text}$" if text.startswith("2^") else text)
 
 
-def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm: tuple[float, float], cbar: bool, annot_std: bool):
-    cells = phase_grid(runs, metric, x, y)
-    values = cells.pivot(index=y, columns=x, values=metric).sort_index(ascending=False)
-    states = cells.pivot(index=y, columns=x, values="state").reindex_like(values)
+def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm, cbar: bool, annot_std: bool, ignore, grid):
+    cells = phase_grid(runs, metric, x, y, ignore=ignore)
+    values = cells.pivot(index=y, columns=x, values=metric)
+    rows = sorted({*values.index, *(grid or {}).get(y, [])}, reverse=True)
+    values = values.reindex(index=rows, columns=sorted({*values.columns, *(grid or {}).get(x, [])}))
+    states = cells.pivot(index=y, columns=x, values="state").reindex_like(values)  # NaN: the cell never ran
     unit = lr_unit(runs) if x == LR else "absolute"
     annot = values.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
     if annot_std:
         spread = cells.pivot(index=y, columns=x, values=f"{metric}_std").reindex_like(values)
         annot = annot + spread.map(lambda s: "" if pd.isna(s) else f"\n±{s:.2f}")
-    ax.set_facecolor("white")  # a grid point with no run
+    ax.set_facecolor("white")  # a grid point that never ran stays blank
     sns.heatmap(
         values,
         ax=ax,
@@ -140,19 +260,27 @@ def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm: tuple[float
         face, hatch, mark, color = MARKS[states.iat[i, j]]
         ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=face, hatch=hatch, edgecolor="#636363", lw=0.5))
         ax.text(j + 0.5, i + 0.5, mark, ha="center", va="center", color=color, fontsize=13, fontweight="bold")
-    bound = eta_max(runs, x, y).set_index(y)["eta_max"]
+    bound = eta_max(runs, x, y, ignore=ignore, grid=grid).set_index(y)
     cols = list(values.columns)
-    xs, ys = [], []
+    xs, ys, lower = [], [], []
     for i, t in enumerate(values.index):  # the right edge of the last trainable cell of each row
-        e = bound.get(t, np.nan)
+        e = bound["eta_max"].get(t, np.nan)
         if pd.notna(e):
             xs += [cols.index(e) + 1] * 2
             ys += [i, i + 1]
+            if bound["lower_bound"].get(t):
+                lower.append((cols.index(e) + 1, i + 0.5))
     ax.plot(xs, ys, color="#ff7f00", lw=3, label=r"$\eta_{max}(T_{wrm})$")
+    if lower:  # the boundary may lie further right: the next cell of the row never ran, or the grid ends
+        ax.plot(*zip(*lower), ls="", marker=">", ms=9, color="#ff7f00", mec="black", label=LOWER_BOUND)
     ax.set_xlabel(r"$\eta_{trgt}$" + (r" (units of $1/\lambda_0$)" if unit == "inverse_sharpness" else ""))
     ax.set_ylabel(r"$T_{wrm}$")
     ax.tick_params(axis="x", labelrotation=90)
     ax.tick_params(axis="y", labelrotation=0)
+    return int(states.isna().to_numpy().sum())
+
+
+LOWER_BOUND = r"$\eta_{max}$ is a lower bound"
 
 
 def plot_phase(
@@ -161,28 +289,46 @@ def plot_phase(
     x: str = LR,
     y: str = WARMUP,
     title: str = "",
-    facet: str | None = None,
+    facet: str | list[str] | None = None,
     annot_std: bool = False,
+    ignore: list[str] = (),
+    grid: dict | None = None,
 ):
     """Heatmap of the metric (seed mean; `annot_std` adds the spread), eta_trgt ticks as powers of two (or of
     1/lambda0), diverged cells hatched grey with a red x, not-trained cells dotted with a dash, crashed runs dark
-    with a !, and the boundary eta_max(T_wrm) as an orange line on the right edge of the last trainable cell of
-    each row. `facet`: one panel per value of that key (stacked), sharing the colour scale."""
-    groups = list(runs.groupby(facet, sort=True)) if facet else [("", runs)]
-    cells = phase_grid(runs, metric, x, y, by=facet)
+    with a !, cells that never ran blank, and the boundary eta_max(T_wrm) as an orange line on the right edge of the
+    last trainable cell of each row (a triangle where it is a lower bound). `facet`: one panel per value of these
+    keys (stacked), sharing the colour scale; config keys that differ between the runs are facets too (see
+    `mixed_keys`); more than MAX_PANELS panels is refused (ValueError). `grid` ({x: values, y: values}, e.g. from
+    the sweep's multirun.yaml): rows and columns no run reached are drawn too, blank."""
+    keyed, keys = _facets(runs, x, y, facet, ignore)
+    mixed = [k for k in keys if k not in _by(facet)]
+    groups = list(keyed.groupby(keys, sort=True)) if keys else [((), keyed)]
+    if len(groups) > MAX_PANELS:
+        raise ValueError(
+            f"the runs hold {len(groups)} configs (they differ in {', '.join(mixed or keys)}), more than "
+            f"{MAX_PANELS} panels: analyse fewer at a time, or ignore a key that does not change results"
+        )
+    cells = phase_grid(runs, metric, x, y, by=facet, ignore=ignore)
     norm = (np.nanmin(cells[metric]), np.nanmax(cells[metric])) if cells[metric].notna().any() else (0.0, 1.0)
-    width = 4.0 + (0.6 if annot_std else 0.5) * runs[x].nunique()
-    height = 1.6 + (0.5 if annot_std else 0.4) * runs[y].nunique()
+    width = 4.0 + (0.6 if annot_std else 0.5) * len({*runs[x], *(grid or {}).get(x, [])})
+    height = 1.6 + (0.5 if annot_std else 0.4) * len({*runs[y], *(grid or {}).get(y, [])})
     size = (width, max(height, 2.4) * len(groups))
     fig, axes = plt.subplots(len(groups), 1, layout="constrained", figsize=size, squeeze=False)
-    for ax, (value, sub) in zip(axes[:, 0], groups):
-        _draw(ax, sub, metric, x, y, norm, cbar=True, annot_std=annot_std)
-        ax.set_title(f"{facet}={value}" if facet else (title or f"{metric} over the (eta_trgt, T_wrm) grid"))
-    if facet and title:
+    blank = 0
+    for ax, (values, sub) in zip(axes[:, 0], groups):
+        blank += _draw(ax, runs.loc[sub.index], metric, x, y, norm, True, annot_std, ignore, grid)
+        values = values if isinstance(values, tuple) else (values,)
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, values))
+        ax.set_title(label if keys else (title or f"{metric} over the (eta_trgt, T_wrm) grid"))
+    if keys and title:
         fig.suptitle(title)
     handles = [
         Patch(facecolor=face, hatch=hatch, edgecolor="#636363", label=f"{state} ({mark})")
         for state, (face, hatch, mark, _) in MARKS.items()
     ]
-    fig.legend(handles=handles + axes[0, 0].get_lines()[:1], loc="outside lower center", ncols=4, fontsize=8)
+    if blank:
+        handles.append(Patch(facecolor="white", edgecolor="#636363", label="never ran (blank)"))
+    lines = {line.get_label(): line for ax in axes[:, 0] for line in ax.get_lines()}
+    fig.legend(handles=handles + list(lines.values()), loc="outside lower center", ncols=4, fontsize=8)
     return fig

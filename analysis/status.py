@@ -6,7 +6,9 @@ Every grid point of the sweep (read from the multirun.yaml Hydra writes into the
                                   it runs, waits to be requeued, or died before it could say so
   missing                         no folder yet (never started)
 A run folder is matched to its grid point by the overrides Hydra saved in it (.hydra/overrides.yaml), compared as
-bench/runid.py compares them, so the folder-naming pattern does not matter.
+bench/runid.py compares them, so the folder-naming pattern does not matter. A result.json that cannot be read
+counts as failed (its error says why); an unreadable metrics.csv or multirun.yaml is noted, never a traceback. A
+single run's folder (no multirun.yaml, run files of its own) gets one line: its status.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import pandas as pd
 import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 
-from bench.runid import identity
+from bench.runid import identity, run_id
 
 STATES = ("completed", "diverged", "failed", "running", "missing")
 CODES = {"completed": "C", "diverged": "D", "failed": "F", "running": "R", "missing": "."}
 RUN_FILES = ("result.json", "checkpoint.pt", "metrics.csv", "config.yaml", ".hydra/overrides.yaml")
+COLUMNS = ("status", "run_dir", "step", "error", "last_line", "note")  # the rest: the swept keys
 
 
 def grid(sweep_dir: Path) -> tuple[list[list[str]], list[str]]:
@@ -31,13 +35,35 @@ def grid(sweep_dir: Path) -> tuple[list[list[str]], list[str]]:
     path = sweep_dir / "multirun.yaml"
     if not path.exists():
         return [], []
-    hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
-    params = [f"{k}={v}" for k, v in (hydra.get("sweeper", {}).get("params") or {}).items()]
-    arguments = params + list(hydra.get("overrides", {}).get("task") or [])
-    parsed = OverridesParser.create().parse_overrides(arguments)
-    points = [list(p) for batch in BasicSweeper.split_arguments(parsed, None) for p in batch]
-    exclude = ((hydra.get("job", {}).get("config", {}) or {}).get("override_dirname", {}) or {}).get("exclude_keys")
+    try:
+        hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
+        params = [f"{k}={v}" for k, v in (hydra.get("sweeper", {}).get("params") or {}).items()]
+        arguments = params + list(hydra.get("overrides", {}).get("task") or [])
+        parsed = OverridesParser.create().parse_overrides(arguments)
+        points = [list(p) for batch in BasicSweeper.split_arguments(parsed, None) for p in batch]
+        job = hydra.get("job", {}).get("config", {}) or {}
+        exclude = (job.get("override_dirname", {}) or {}).get("exclude_keys")
+    except (OSError, ValueError, AttributeError, TypeError, yaml.YAMLError, HydraException) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path} is unreadable: {first}") from None
     return points, list(exclude or [])
+
+
+def axis_values(sweep_dirs, keys: list[str]) -> dict[str, list[float]]:
+    """The numeric values each key takes in the grids (multirun.yaml) of the sweep folders, also at points that never
+    ran; keys no grid sweeps are left out. An unreadable or non-grid multirun.yaml (e.g. Optuna's) adds nothing."""
+    values: dict[str, set] = {k: set() for k in keys}
+    for d in sweep_dirs:
+        try:
+            points, _ = grid(Path(d))
+        except ValueError:
+            continue
+        for point in points:
+            for key, canonical, _ in identity(point):
+                value = json.loads(canonical)
+                if key in values and isinstance(value, float):
+                    values[key].add(int(value) if value.is_integer() else value)  # T_wrm 256, not 256.0
+    return {k: sorted(v) for k, v in values.items() if v}
 
 
 def run_folders(sweep_dir: Path) -> list[Path]:
@@ -53,37 +79,52 @@ def run_folders(sweep_dir: Path) -> list[Path]:
 
 def folder_state(run_dir: Path) -> dict:
     """status, last logged step and, for a failure, its error line and the traceback's last line."""
-    row: dict = {"run_dir": str(run_dir), "step": None, "error": None, "last_line": None}
+    row: dict = {"run_dir": str(run_dir), "step": None, "error": None, "last_line": None, "note": None}
     metrics = run_dir / "metrics.csv"
     if metrics.exists():
         try:
             steps = pd.read_csv(metrics)["step"]
             row["step"] = int(steps.iloc[-1]) if len(steps) else None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError, OSError):
-            pass
-    try:
-        result = json.loads((run_dir / "result.json").read_text())
-    except (OSError, ValueError):
-        result = None
-    if not isinstance(result, dict) or result.get("status") not in ("completed", "diverged", "failed"):
+        except (OSError, ValueError, KeyError, TypeError, pd.errors.ParserError) as e:  # garbled, binary, no step
+            row["note"] = f"metrics.csv unreadable ({type(e).__name__})"
+    path = run_dir / "result.json"
+    if not path.exists():
         row["status"] = "running"
         return row
+    try:
+        result = json.loads(path.read_text())
+        if not isinstance(result, dict) or result.get("status") not in ("completed", "diverged", "failed"):
+            raise ValueError(f"status {result.get('status')!r}" if isinstance(result, dict) else "not a run's result")
+    except (OSError, ValueError) as e:  # a result is written last and atomically: the run ended, its record is damaged
+        row.update(status="failed", error=f"result.json unreadable ({str(e).splitlines()[0][:120]})")
+        return row
     row["status"] = result["status"]
-    if result.get("stop_step") is not None:
+    if isinstance(result.get("stop_step"), int) and not isinstance(result["stop_step"], bool):
         row["step"] = result["stop_step"]
     if result["status"] == "failed":
-        row["error"] = result.get("error")
-        tb = run_dir / "traceback.txt"
-        lines = [ln.strip() for ln in tb.read_text(errors="replace").splitlines() if ln.strip()] if tb.exists() else []
-        row["last_line"] = lines[-1] if lines else None
+        row["error"] = str(result.get("error") or "no error recorded in result.json")
+        row["last_line"] = _last_line(run_dir / "traceback.txt")
     return row
 
 
+def _last_line(path: Path) -> str | None:
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
 def _overrides_of(run_dir: Path) -> list[str] | None:
+    """The overrides Hydra saved in the run folder; None when missing or garbled (then matched by folder name)."""
     path = run_dir / ".hydra" / "overrides.yaml"
     try:
-        return list(yaml.safe_load(path.read_text()) or [])
-    except (OSError, yaml.YAMLError):
+        overrides = yaml.safe_load(path.read_text()) or []
+        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            return None
+        identity(overrides)
+        return overrides
+    except (OSError, ValueError, yaml.YAMLError, HydraException):
         return None
 
 
@@ -91,24 +132,29 @@ def sweep_status(sweep_dir: str | Path) -> pd.DataFrame:
     """One row per grid point (and per run folder outside the grid): the swept keys, status, step, error."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"no such sweep folder: {sweep_dir}")
+        raise FileNotFoundError(f"{'not a folder' if sweep_dir.exists() else 'no such sweep folder'}: {sweep_dir}")
     points, exclude = grid(sweep_dir)
     by_identity = {}
     for d in run_folders(sweep_dir):
         overrides = _overrides_of(d)
         key = tuple(identity(overrides, exclude)) if overrides is not None else ("folder", d.name)
-        by_identity[key] = (d, overrides or [])
+        by_identity[key] = (d, overrides)
     rows = []
-    for point in points:
-        key = tuple(identity(point, exclude))
-        found = by_identity.pop(key, None)
+    for point in points:  # matched by the overrides saved in the folder, else by the folder's name (its run id)
+        found = by_identity.pop(tuple(identity(point, exclude)), None)
+        found = found or by_identity.pop(("folder", run_id(point, exclude)), None)
         state = folder_state(found[0]) if found else {"status": "missing", "run_dir": None}
+        if found and found[1] is None:
+            state["note"] = "no readable .hydra/overrides.yaml (matched by its folder name)"
         rows.append({**_values(point), **state})
     for d, overrides in by_identity.values():  # folders of points that are not in the grid (any more)
-        rows.append({**_values(overrides), **folder_state(d)})
-    table = pd.DataFrame(rows)
+        state = folder_state(d)
+        if overrides is None and points:
+            state["note"] = "no readable .hydra/overrides.yaml: not matched to a grid point"
+        rows.append({**_values(overrides or []), **state})
+    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=COLUMNS)
     table["step"] = table["step"].astype("Int64")
-    swept = [c for c in table.columns if c not in ("status", "run_dir", "step", "error", "last_line")]
+    swept = [c for c in table.columns if c not in COLUMNS]
     varying = [c for c in swept if table[c].nunique(dropna=False) > 1]
     return table[varying + [c for c in table.columns if c not in swept]]
 
@@ -121,27 +167,45 @@ def counts(table: pd.DataFrame) -> dict[str, int]:
     return {s: int((table["status"] == s).sum()) for s in STATES}
 
 
+def single_run(run_dir: Path) -> str | None:
+    """One line for a single run's folder (run files of its own, no multirun.yaml); None for anything else."""
+    if (run_dir / "multirun.yaml").exists() or not any((run_dir / name).exists() for name in RUN_FILES):
+        return None
+    row = folder_state(run_dir)
+    line = f"{run_dir}: a single run's folder, not a sweep (no multirun.yaml): {row['status']}"
+    line += f" at step {row['step']}" if row["step"] is not None else ""
+    line += f": {row['error']}" if row["error"] else ""
+    return line + (f"; {row['note']}" if row["note"] else "")
+
+
 def report(sweep_dir: str | Path) -> str:
     """The text `python -m analysis status` prints."""
+    sweep_dir = Path(sweep_dir)
+    if sweep_dir.is_dir() and (line := single_run(sweep_dir)):
+        return line
     table = sweep_status(sweep_dir)
     if table.empty:
-        return f"{sweep_dir}: no grid (multirun.yaml) and no run folders"
+        return f"{sweep_dir}: not a sweep yet: no grid (multirun.yaml) and no run folders"
     n = counts(table)
     lines = [f"{sweep_dir}: {len(table)} points: " + ", ".join(f"{v} {k}" for k, v in n.items())]
-    keys = [c for c in table.columns if c not in ("status", "run_dir", "step", "error", "last_line")]
+    keys = [c for c in table.columns if c not in COLUMNS]
     if len(keys) == 2:  # the phase-diagram view: one letter per point
         grid_view = table.assign(code=table["status"].map(CODES)).pivot_table(
             index=keys[0], columns=keys[1], values="code", aggfunc="first", sort=False
         )
         lines += ["", f"rows {keys[0]}, columns {keys[1]}: " + ", ".join(f"{c} {s}" for s, c in CODES.items())]
         lines.append(grid_view.fillna("?").to_string())
-    else:
-        lines += ["", table[keys + ["status", "step"]].to_string(index=False)]
+    else:  # no swept keys to tell the points apart (no .hydra/overrides.yaml): the folder names
+        shown = table if keys else table.assign(run=table["run_dir"].map(lambda d: Path(d).name if d else None))
+        lines += ["", shown[(keys or ["run"]) + ["status", "step"]].to_string(index=False)]
     failed = table[table["status"] == "failed"]
     if len(failed):
         lines += ["", "failures:"]
         for _, row in failed.iterrows():
             lines.append(f"  {Path(row['run_dir']).name}: {row['error']}")
-            if row["last_line"] and row["last_line"] != row["error"]:
+            if pd.notna(row["last_line"]) and row["last_line"] and row["last_line"] != row["error"]:
                 lines.append(f"    {row['last_line']}")
+    noted = table[table["note"].notna()]
+    if len(noted):
+        lines += ["", "notes:"] + [f"  {Path(r['run_dir']).name}: {r['note']}" for _, r in noted.iterrows()]
     return "\n".join(lines)

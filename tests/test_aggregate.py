@@ -64,8 +64,8 @@ def test_cache_is_used_then_rebuilt_when_a_file_changes(tmp_path, monkeypatch):
     first = load_runs(tmp_path)
     assert (tmp_path / "runs.parquet").exists()
     calls = []
-    original = aggregate.load_run
-    monkeypatch.setattr(aggregate, "load_run", lambda d: calls.append(d) or original(d))
+    original = aggregate.read_run
+    monkeypatch.setattr(aggregate, "read_run", lambda d: calls.append(d) or original(d))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         again = load_runs(tmp_path)
