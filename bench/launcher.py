@@ -32,6 +32,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
 from bench.checkpoint import FINISHED
 from bench.failure import describe_failure
+from bench.identity import mismatch
 from bench.store import RESULT, RunStore
 
 log = logging.getLogger(__name__)
@@ -111,14 +112,16 @@ class _Launcher(BaseSubmititLauncher):
             return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=e)
 
     def _finished(self, overrides: list[str]) -> JobReturn | None:
-        """A JobReturn for a point whose folder already holds a finished result.json (unless force=true)."""
+        """A JobReturn for a point whose folder already holds a finished result.json of the same run identity
+        (unless force=true)."""
         try:
             cfg = self._sweep_config(overrides)
             path = self._run_dir(cfg) / RESULT
             result = json.loads(path.read_text()) if path.exists() else None
+            other = mismatch(path.parent, cfg) is not None  # another config's result: the job refuses it
         except Exception:  # cannot tell here: the job decides (bench.train.run skips finished runs too)
             return None
-        if cfg.get("force") or not isinstance(result, dict) or result.get("status") not in FINISHED:
+        if cfg.get("force") or other or not isinstance(result, dict) or result.get("status") not in FINISHED:
             return None
         return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=result)
 
