@@ -83,6 +83,8 @@ def preflight(argv: list[str]) -> None:
     config_name = args.config_name or "config"
     conf_dir = str(Path(args.config_path).resolve()) if args.config_path else str(CONF_DIR)
     check_duplicates(args.overrides)
+    if args.config_dir:  # --config-dir: presets of one's own, searched first as Hydra does
+        args.overrides = [*args.overrides, f"hydra.searchpath=[file://{Path(args.config_dir).resolve()}]"]
     with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
         try:
             points = _points(config_name, args.overrides) if args.multirun else [args.overrides]

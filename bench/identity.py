@@ -47,10 +47,15 @@ def _canonical(value: Any) -> Any:
 
 def result_keys(cfg: DictConfig | dict) -> dict:
     """The resolved config as plain values, without the hydra node and the keys that do not change results."""
-    if OmegaConf.is_config(cfg):
-        cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    plain = {k: v for k, v in cfg.items() if k != "hydra" and k not in NON_RESULT_KEYS}
-    return _canonical(plain)
+    keys = [k for k in cfg if k != "hydra" and k not in NON_RESULT_KEYS]
+    if not OmegaConf.is_config(cfg):
+        return _canonical({k: cfg[k] for k in keys})
+
+    def resolved(k):  # node by node, so that the hydra node (with its runtime-only values) is never resolved
+        node = cfg._get_node(k)
+        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else cfg[k]
+
+    return _canonical({k: resolved(k) for k in keys})
 
 
 def run_identity(cfg: DictConfig | dict) -> str:
