@@ -8,6 +8,7 @@ checkpoints, writes metrics past the checkpoint and then waits at a given step f
 the checkpoint and before the end, every time.
 """
 
+import json
 import os
 import signal
 import time
@@ -95,3 +96,42 @@ def test_kill_and_resume_is_exact(tmp_path, monkeypatch, case):
         assert saved["components"]["progress"]["extras"]["catapult_searches"] < resumed["catapult_searches"]
     if case.startswith("measure"):
         assert "sharpness" in (killed / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_ctrl_c_then_the_same_command_resumes(tmp_path):
+    """launch.py as a user runs it: Ctrl-C (SIGINT) after a checkpoint exits with one line, no traceback; the same
+    command resumes from the checkpoint to the metrics of an uninterrupted run."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    args = ["model.width=16", "model.depth=2", "batch_size=16", "steps=1500", "eval_every=250", "device=cpu"]
+    args += ["checkpoint_every=50", "threads=1", f"hydra.run.dir={tmp_path / 'run'}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+    cmd = [sys.executable, str(ROOT / "launch.py"), *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (tmp_path / "run" / checkpoint.CHECKPOINT).exists():
+        assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == ["interrupted (Ctrl-C): the same command resumes from the last checkpoint"], stderr
+    assert proc.returncode == 1 and not (tmp_path / "run" / "result.json").exists(), "interrupted before the end"
+    step = checkpoint.read(tmp_path / "run" / checkpoint.CHECKPOINT)["step"]
+    assert 0 < step < 1500
+
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"resumed from {tmp_path / 'run' / checkpoint.CHECKPOINT} at step" in again.stdout + again.stderr
+    alone = run(compose_cfg(*args[:-1]), tmp_path / "alone")
+    assert (tmp_path / "run" / "metrics.csv").read_bytes() == (tmp_path / "alone" / "metrics.csv").read_bytes()
+    assert comparable(json.loads((tmp_path / "run" / "result.json").read_text())) == comparable(json_safe(alone))
+
+
+def json_safe(result: dict) -> dict:
+    from bench.store import _json_safe
+
+    return json.loads(json.dumps(_json_safe(result)))
