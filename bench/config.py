@@ -362,7 +362,7 @@ class Config:
     diverge_factor: float = 1e5  # diverged: the loss exceeds this multiple of the initial loss, or is NaN/inf
     stop_on_divergence: bool = True  # false: record the divergence step but train on to the end
     checkpoint_every: int = 0  # save checkpoint.pt every this many steps (0 = only at the pre-timeout signal)
-    force: bool = False  # rerun even if the run folder holds a finished result.json
+    force: bool = False  # replace the run in the folder: finished, unfinished or of another config
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", self.steps, "must be >= 1")

@@ -16,6 +16,7 @@ from bench.config import Config, ConfigError, train_size_problem, validate
 from bench.data import EpochSampler, build_dataset
 from bench.data.augment import build_augment
 from bench.failure import describe_failure
+from bench.identity import check_run_folder, run_identity
 from bench.logger import NoLogger, build_logger
 from bench.losses import LOSSES, correct, xent
 from bench.measure import Measurer
@@ -25,7 +26,6 @@ from bench.optim.catapult import PersistentCatapult, build_catapult
 from bench.progress import progress_bar, run_line
 from bench.seeding import derive, generator
 from bench.sharpness import initial_sharpness
-from bench.identity import check_run_folder, run_identity
 from bench.store import RunStore, StorageError, environment
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,9 @@ class RunningMeans:
         return {"loss_sum": self.loss_sum, "correct": n_correct, "seen": self.seen, "steps": self.steps}
 
     def load_state_dict(self, state: dict) -> None:
-        self.loss_sum, self.correct, self.seen, self.steps = (state[k] for k in ("loss_sum", "correct", "seen", "steps"))
+        self.loss_sum, self.correct, self.seen, self.steps = (
+            state[k] for k in ("loss_sum", "correct", "seen", "steps")
+        )
         if isinstance(self.correct, torch.Tensor):
             self.correct = self.correct.to(self.device)
 

@@ -116,7 +116,9 @@ def test_wandb_online_without_network_fails_once_before_launching(monkeypatch):
 
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setattr(socket, "create_connection", unreachable)
-    with pytest.raises(ConfigError, match="cannot reach api.wandb.ai:443 \\(Network is unreachable\\); use logger.mode"):
+    with pytest.raises(
+        ConfigError, match="cannot reach api.wandb.ai:443 \\(Network is unreachable\\); use logger.mode"
+    ):
         preflight(["logger=wandb", "logger.mode=online"])
 
 

@@ -16,7 +16,9 @@ TINY = ["model.width=32", "model.depth=2", "steps=12", "eval_every=4", "batch_si
 
 def snapshot(folder) -> dict:
     """Every file under folder: its bytes and modification time."""
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def test_non_result_keys_are_hydra_exclude_keys():

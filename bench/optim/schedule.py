@@ -42,7 +42,6 @@ class Schedule:
         decay = 0.5 * (1.0 + math.cos(math.pi * u / t_cos))
         return self.lr_min + (self.lr - self.lr_min) * decay**self.p
 
-
     def state_dict(self) -> dict:
         """Its fields: closed form, but the catapult's eta_init (lr_init) comes from a search at theta0."""
         return asdict(self)
