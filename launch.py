@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 import bench
+from bench.checkpoint import Terminated
 from bench.cli import one_line_failure, preflight
 from bench.config import ConfigError
 
@@ -26,5 +27,8 @@ if __name__ == "__main__":
         main()
     except ConfigError as e:
         sys.exit(f"error: {e}")
+    except Terminated as e:  # SIGTERM: checkpointed first
+        print(f"stopped ({e})", file=sys.stderr)
+        sys.exit(e.code)
     except KeyboardInterrupt:
         sys.exit("interrupted (Ctrl-C): the same command resumes from the last checkpoint")

@@ -32,7 +32,6 @@ from typing import Any
 
 import torch
 
-from bench.identity import IdentityMismatch
 from bench.store import METRICS, RESULT, RunStore, atomic_write
 
 log = logging.getLogger(__name__)
@@ -112,6 +111,8 @@ def state(trainer) -> dict:
 
 
 def restore(trainer, ckpt: dict) -> None:
+    from bench.identity import IdentityMismatch  # here: bench.config imports the launcher, which imports this
+
     components = trainer.components()
     saved = ckpt["components"]
     if set(saved) != set(components):
@@ -176,10 +177,12 @@ def save(trainer, path: Path) -> None:
 
 def load(trainer, path: Path) -> None:
     """Restore the trainer from checkpoint.pt. CheckpointDamaged: not loaded, nothing changed."""
+    from bench.config import ConfigError
+
     ckpt = decode(path.read_bytes(), path)
     try:
         restore(trainer, ckpt)
-    except (CheckpointError, IdentityMismatch):
+    except (CheckpointError, ConfigError):  # already one line: another run's checkpoint, components missing
         raise
     except Exception as e:  # a key or shape that does not fit this run's components
         why = (str(e).strip().splitlines() or [""])[0][:200]
