@@ -127,3 +127,26 @@ def test_folder_without_a_run_is_free(tmp_path):
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text("steps: 3\n")  # Hydra's own files are not a run
     assert mismatch(tmp_path, compose_cfg(*TINY)) is None
+
+
+def test_launcher_skips_only_finished_points_of_the_same_identity(tmp_path, monkeypatch):
+    """The launchers' skip (no job for a finished point) requires the folder's identity to match."""
+    from hydra import compose, initialize_config_dir
+
+    from bench.launcher import LocalJobs
+
+    def point(*overrides):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("config", [*TINY, *overrides, f"hydra.sweep.dir={tmp_path}"], return_hydra_config=True)
+
+    launcher = object.__new__(LocalJobs)
+    first = point("optimizer.lr=0.5")
+    folder = LocalJobs._run_dir(first)
+    bench.run(compose_cfg(*TINY, "optimizer.lr=0.5"), folder)
+    monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: first)
+    assert launcher._finished(["optimizer.lr=0.5"]).return_value["status"] == "completed"
+
+    edited = point("optimizer.lr=0.5", "seed=3")  # e.g. a preset edited: same folder, another config
+    monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: edited)
+    monkeypatch.setattr(LocalJobs, "_run_dir", staticmethod(lambda cfg: folder))
+    assert launcher._finished(["optimizer.lr=0.5"]) is None, "not skipped: the job refuses it in one line"
