@@ -32,7 +32,6 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
 from bench.checkpoint import FINISHED
 from bench.failure import describe_failure
-from bench.identity import mismatch
 from bench.store import RESULT, RunStore
 
 log = logging.getLogger(__name__)
@@ -114,6 +113,8 @@ class _Launcher(BaseSubmititLauncher):
     def _finished(self, overrides: list[str]) -> JobReturn | None:
         """A JobReturn for a point whose folder already holds a finished result.json of the same run identity
         (unless force=true)."""
+        from bench.identity import mismatch  # here: bench.identity imports bench.config, which imports this module
+
         try:
             cfg = self._sweep_config(overrides)
             path = self._run_dir(cfg) / RESULT
