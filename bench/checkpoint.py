@@ -1,11 +1,20 @@
 """Checkpoints: a run's full state in its folder, so that a preempted, requeued or relaunched run resumes exactly.
 
-checkpoint.pt holds the model, the optimizer (its state_dict covers momenta and any per-parameter state), every RNG
-(torch's global and CUDA generators, and every torch.Generator or stateful object the Trainer holds, e.g. the
-sampler with its data-order generator), the step, the metrics rows so far, the initial loss, the running sums of the
-training metrics and Trainer.extras. It is written atomically (temporary file + rename) every `checkpoint_every`
-steps and at the scheduler's pre-timeout signal, holds only tensors and plain Python values, and is read back with
-`torch.load(weights_only=True)`. A resumed run's metrics equal those of the same run left alone.
+One explicit protocol: the Trainer names its stateful components (`Trainer.components()`: model, optimizer,
+sampler, augmentation, schedule, measurer, running means, progress, global RNG), each with `state_dict()` /
+`load_state_dict()`, and the checkpoint is
+
+    {"format": FORMAT, "run_identity": ..., "step": ..., "components": {name: state_dict}}
+
+holding only tensors and plain Python values (read back with `torch.load(weights_only=True)`). A component missing
+from the checkpoint, or one the checkpoint has and the Trainer does not, is an error: nothing is found by a scan.
+
+On disk, checkpoint.pt is one header line `warmup-bench-checkpoint <format> <sha256> <size>` followed by the
+torch-serialized payload; the checksum and size are verified before anything is loaded. A damaged or truncated
+checkpoint is never loaded: the run starts again from step 0, and result.json records why
+("checkpoint_discarded"). A checkpoint of another format (e.g. format 1, a bare torch file) is refused in one line.
+A checkpoint of another run identity is refused too. Written atomically every `checkpoint_every` steps and at the
+pre-timeout signal (SIGUSR2) or SIGTERM.
 
 A run folder whose result.json says completed or diverged is finished: launching it again returns that result
 without building anything (the sweep resumes only the rest); `force=true` deletes its outputs and trains anew.
@@ -13,6 +22,8 @@ without building anything (the sweep resumes only the rest); `force=true` delete
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import signal
@@ -21,20 +32,24 @@ from typing import Any
 
 import torch
 
-from bench.store import RESULT, RunStore, atomic_write
+from bench.store import METRICS, RESULT, RunStore, atomic_write
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 TRACEBACK = "traceback.txt"
 FINISHED = ("completed", "diverged")  # a failed run is not finished: launching it again retries it
-FORMAT = 1
-# Trainer attributes that are not run state (rebuilt from the config) although they have a state_dict
-_NOT_STATE = {"data", "store", "cfg"}
+FORMAT = 2
+MAGIC = b"warmup-bench-checkpoint"
+_HEADER_MAX = 200  # bytes: the header line is far shorter
 
 
 class CheckpointError(RuntimeError):
-    """checkpoint.pt exists but cannot be used."""
+    """checkpoint.pt exists but cannot be used (another format, another run, components that do not match)."""
+
+
+class CheckpointDamaged(CheckpointError):
+    """checkpoint.pt fails its checksum or is truncated: never loaded; the run starts over."""
 
 
 # --- the run folder before training ----------------------------------------------------------------------------
@@ -48,7 +63,7 @@ def finished_result(store: RunStore, force: bool) -> dict | None:
     if result is not None and result.get("status") in FINISHED and not force:
         log.info("%s: already %s (result.json), skipped; force=true reruns it", store.dir, result["status"])
         return result
-    stale = [RESULT, TRACEBACK] + ([CHECKPOINT] if force else [])
+    stale = [RESULT, TRACEBACK] + ([CHECKPOINT, METRICS] if force else [])
     for name in stale:
         (store.dir / name).unlink(missing_ok=True)
     return None
@@ -66,84 +81,112 @@ def finish(store: RunStore) -> None:
     (store.dir / CHECKPOINT).unlink(missing_ok=True)
 
 
+# --- the global RNG: a component like the others ---------------------------------------------------------------
+
+
+class GlobalRNG:
+    """torch's global CPU generator and every CUDA device's."""
+
+    def state_dict(self) -> dict:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
 # --- save and restore ------------------------------------------------------------------------------------------
 
 
-def _stateful(trainer) -> dict[str, Any]:
-    """The Trainer's attributes that carry state: generators and objects with state_dict/load_state_dict."""
-    found = {}
-    for name, value in vars(trainer).items():
-        if name in _NOT_STATE or name.startswith("_"):
-            continue
-        if isinstance(value, torch.Generator) or (hasattr(value, "state_dict") and hasattr(value, "load_state_dict")):
-            found[name] = value
-    return found
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and the like -> Python numbers, so that weights_only loading accepts them."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    if not isinstance(value, torch.Tensor) and hasattr(value, "item"):
-        return value.item()
-    return value
-
-
 def state(trainer) -> dict:
-    objects = {}
-    for name, obj in _stateful(trainer).items():
-        objects[name] = obj.get_state() if isinstance(obj, torch.Generator) else obj.state_dict()
-    sums = (trainer._loss_sum, trainer._correct, trainer._seen, trainer._steps_since_eval)
+    """The checkpoint of a Trainer: its named components' state_dicts."""
     return {
         "format": FORMAT,
+        "run_identity": trainer.run_identity,
         "step": trainer.step,
-        "objects": objects,
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "rows": _plain(list(trainer.rows.values())),
-        "initial_loss": trainer.initial_loss,
-        "sums": [s.detach().cpu() if isinstance(s, torch.Tensor) else s for s in sums],
-        "extras": _plain(trainer.extras),
+        "components": {name: obj.state_dict() for name, obj in trainer.components().items()},
     }
 
 
 def restore(trainer, ckpt: dict) -> None:
-    objects = _stateful(trainer)
-    missing = sorted(set(objects) - set(ckpt["objects"]))
-    if ckpt.get("format") != FORMAT or missing:
-        raise CheckpointError(f"format {ckpt.get('format')} lacks {', '.join(missing) or 'nothing'}")
-    for name, obj in objects.items():
-        saved = ckpt["objects"][name]
-        obj.set_state(saved) if isinstance(obj, torch.Generator) else obj.load_state_dict(saved)
-    torch.set_rng_state(ckpt["torch_rng"])
-    if ckpt["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+    from bench.identity import IdentityMismatch  # here: bench.config imports the launcher, which imports this
+
+    components = trainer.components()
+    saved = ckpt["components"]
+    if set(saved) != set(components):
+        missing, extra = sorted(set(components) - set(saved)), sorted(set(saved) - set(components))
+        raise CheckpointError(f"its components do not match this run's (missing {missing}, unknown {extra})")
+    if trainer.run_identity and ckpt["run_identity"] != trainer.run_identity:
+        raise IdentityMismatch(
+            f"{trainer.store.dir / CHECKPOINT} is of run {ckpt['run_identity']}, not of this config "
+            f"({trainer.run_identity}): delete it, use a new folder, or force=true to start over"
+        )
+    for name, obj in components.items():
+        obj.load_state_dict(saved[name])
     trainer.step = ckpt["step"]
-    trainer.rows = {row["step"]: dict(row) for row in ckpt["rows"]}
-    trainer.initial_loss = ckpt["initial_loss"]
-    loss_sum, n_correct, seen, since = ckpt["sums"]
-    if isinstance(n_correct, torch.Tensor):
-        n_correct = n_correct.to(trainer.device)
-    trainer._loss_sum, trainer._correct, trainer._seen, trainer._steps_since_eval = loss_sum, n_correct, seen, since
-    trainer.extras.update(ckpt["extras"])
+
+
+def encode(payload: dict) -> bytes:
+    """Header line (format, sha256 and size of the payload) + the torch-serialized payload."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    body = buf.getvalue()
+    header = b"%s %d %s %d\n" % (MAGIC, FORMAT, hashlib.sha256(body).hexdigest().encode(), len(body))
+    return header + body
+
+
+def decode(data: bytes, path: Path) -> dict:
+    """The payload of checkpoint bytes, verified: CheckpointDamaged when truncated or altered, CheckpointError
+    when of another format."""
+    if data.startswith(b"PK\x03\x04"):  # a bare torch.save zip file: format 1
+        raise CheckpointError(f"{path}: format 1 (an older harness); this one reads format {FORMAT}: {_AGAIN}")
+    header, sep, body = data[:_HEADER_MAX].partition(b"\n")
+    fields = header.split(b" ")
+    if not sep or len(fields) != 4 or fields[0] != MAGIC:
+        raise CheckpointDamaged(f"no valid header ({len(data)} bytes)")
+    if fields[1] != str(FORMAT).encode():
+        raise CheckpointError(f"{path}: format {fields[1].decode(errors='replace')}; this one reads {FORMAT}: {_AGAIN}")
+    body = data[len(header) + 1 :]
+    try:
+        size = int(fields[3])
+    except ValueError:
+        raise CheckpointDamaged("unreadable size in its header") from None
+    if len(body) != size:
+        raise CheckpointDamaged(f"truncated ({len(body)} of {size} payload bytes)")
+    if hashlib.sha256(body).hexdigest().encode() != fields[2]:
+        raise CheckpointDamaged("checksum mismatch (the file was altered or damaged)")
+    return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+
+
+_AGAIN = "delete it, or force=true, to start that run over"
+
+
+def read(path: Path) -> dict:
+    """The verified payload of a checkpoint file (for tools and tests)."""
+    path = Path(path)
+    return decode(path.read_bytes(), path)
 
 
 def save(trainer, path: Path) -> None:
     """Atomically: a reader sees the old or the new checkpoint."""
-    atomic_write(path, lambda f: torch.save(state(trainer), f), binary=True)
+    data = encode(state(trainer))
+    atomic_write(path, lambda f: f.write(data), binary=True)
 
 
 def load(trainer, path: Path) -> None:
+    """Restore the trainer from checkpoint.pt. CheckpointDamaged: not loaded, nothing changed."""
+    from bench.config import ConfigError
+
+    ckpt = decode(path.read_bytes(), path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         restore(trainer, ckpt)
-    except Exception as e:
+    except (CheckpointError, ConfigError):  # already one line: another run's checkpoint, components missing
+        raise
+    except Exception as e:  # a key or shape that does not fit this run's components
         why = (str(e).strip().splitlines() or [""])[0][:200]
-        raise CheckpointError(
-            f"{path}: cannot resume from it ({type(e).__name__}: {why}); force=true starts over"
-        ) from e
+        raise CheckpointError(f"{path}: cannot resume from it ({type(e).__name__}: {why}); {_AGAIN}") from None
 
 
 # --- the step loop's hooks -------------------------------------------------------------------------------------
@@ -151,7 +194,7 @@ def load(trainer, path: Path) -> None:
 
 class Checkpointer:
     """Resume at the start of Trainer.train(); after each step, save every `checkpoint_every` steps, and on the
-    pre-timeout signal save, then hand the signal on (submitit then requeues the job and exits)."""
+    pre-timeout signal or SIGTERM save, then hand the signal on."""
 
     def __init__(self, trainer):
         self.trainer = trainer
@@ -159,24 +202,36 @@ class Checkpointer:
         self.every = trainer.cfg.checkpoint_every
 
     def resume(self) -> None:
-        if self.path.exists():
+        if not self.path.exists():
+            (self.trainer.store.dir / METRICS).unlink(missing_ok=True)  # a past attempt's rows: this one restarts
+            return
+        try:
             load(self.trainer, self.path)
-            log.info("resumed from %s at step %d", self.path, self.trainer.step)
+        except CheckpointDamaged as e:
+            reason = f"{CHECKPOINT} {e}"
+            log.warning("%s: %s; not loaded, the run starts again from step 0", self.trainer.store.dir, reason)
+            self.trainer.extras["checkpoint_discarded"] = reason  # result.json says so
+            self.path.unlink(missing_ok=True)
+            (self.trainer.store.dir / METRICS).unlink(missing_ok=True)
+            return
+        log.info("resumed from %s at step %d", self.path, self.trainer.step)
 
     def after_step(self, step: int) -> None:
         periodic = self.every and step % self.every == 0 and step < self.trainer.cfg.steps
-        if periodic or PREEMPTION.received:
+        signalled = [s for s in SIGNALS if s.received]
+        if periodic or signalled:
             save(self.trainer, self.path)
-        if PREEMPTION.received:
-            log.warning("checkpointed at step %d on %s; handing the signal on", step, PREEMPTION.name)
-            PREEMPTION.forward()
+        for sig in signalled:
+            log.warning("checkpointed at step %d on %s; handing the signal on", step, sig.name)
+            sig.forward()
 
 
 class PreemptionSignal:
-    """The scheduler's pre-timeout / preemption signal (SIGUSR2: submitit asks SLURM for it before the time limit,
-    and `scancel --signal=USR2` sends it). Arriving mid-step, it only sets a flag; the step loop checkpoints at the
-    end of the step and then calls the handler that was there before (submitit's, which requeues the job and exits;
-    without one, the default action, which ends the process)."""
+    """A signal that asks the run to stop soon: SIGUSR2 (submitit asks SLURM for it before the time limit, and
+    `scancel --signal=USR2` sends it) or SIGTERM (plain `scancel`, most preemptions, `kill`). Arriving mid-step, it
+    only sets a flag; the step loop checkpoints at the end of the step and then calls the handler that was there
+    before (submitit's, which requeues the job or exits). Without one, SIGUSR2 takes its default action (the process
+    ends) and SIGTERM raises Terminated (the run ends without a result, its logger closed; rerun to resume)."""
 
     def __init__(self, signum: int = signal.SIGUSR2):
         self.signum = signum
@@ -208,8 +263,37 @@ class PreemptionSignal:
         self.__exit__()
         if callable(previous):
             previous(self.signum, None)
-        elif previous == signal.SIG_DFL:
+        if self.signum == signal.SIGTERM:  # submitit only logs SIGTERM: the run stops here all the same
+            raise Terminated(f"{self.name}: checkpointed; the same command resumes the run")
+        if previous == signal.SIG_DFL:
             os.kill(os.getpid(), self.signum)
 
 
-PREEMPTION = PreemptionSignal()
+class Terminated(SystemExit):
+    """SIGTERM: the run stopped after checkpointing (exit status 143, like a process killed by SIGTERM)."""
+
+    def __init__(self, message: str):
+        super().__init__(143)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Signals:
+    """Both stop signals installed for the duration of a run."""
+
+    def __enter__(self) -> Signals:
+        for s in SIGNALS:
+            s.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s in SIGNALS:
+            s.__exit__()
+
+
+PREEMPTION = PreemptionSignal(signal.SIGUSR2)
+TERMINATION = PreemptionSignal(signal.SIGTERM)
+SIGNALS = (PREEMPTION, TERMINATION)
+STOP_SIGNALS = Signals()

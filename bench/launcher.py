@@ -111,14 +111,18 @@ class _Launcher(BaseSubmititLauncher):
             return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=e)
 
     def _finished(self, overrides: list[str]) -> JobReturn | None:
-        """A JobReturn for a point whose folder already holds a finished result.json (unless force=true)."""
+        """A JobReturn for a point whose folder already holds a finished result.json of the same run identity
+        (unless force=true)."""
+        from bench.identity import mismatch  # here: bench.identity imports bench.config, which imports this module
+
         try:
             cfg = self._sweep_config(overrides)
             path = self._run_dir(cfg) / RESULT
             result = json.loads(path.read_text()) if path.exists() else None
+            other = mismatch(path.parent, cfg) is not None  # another config's result: the job refuses it
         except Exception:  # cannot tell here: the job decides (bench.train.run skips finished runs too)
             return None
-        if cfg.get("force") or not isinstance(result, dict) or result.get("status") not in FINISHED:
+        if cfg.get("force") or other or not isinstance(result, dict) or result.get("status") not in FINISHED:
             return None
         return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=result)
 

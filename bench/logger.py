@@ -85,6 +85,30 @@ class WandbLogger(NoLogger):
             self.run = None
 
 
+def online_problem(settings, timeout: float = 5.0) -> str | None:
+    """Why logger.mode=online cannot work here (no credentials, no network), in one line; None if it can."""
+    import netrc
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    host, port = url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+    offline = "use logger.mode=offline (then `wandb sync` uploads) or logger=none"
+    key = os.environ.get("WANDB_API_KEY")
+    if not key:
+        try:
+            key = (netrc.netrc(os.environ.get("NETRC")).authenticators(host) or (None, None, None))[2]
+        except (OSError, netrc.NetrcParseError):
+            key = None
+    if not key:
+        return f"logger.mode=online: no wandb credentials for {host} (WANDB_API_KEY or `wandb login`); {offline}"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        return f"logger.mode=online: cannot reach {host}:{port} ({e.strerror or e}); {offline}"
+    return None
+
+
 def build_logger(settings) -> NoLogger:
     """The logger a run's `logger` config asks for."""
     if settings.name == "wandb":

@@ -44,6 +44,20 @@ class Measurer:
             idx = torch.randperm(n, generator=generator(trainer.cfg.seed, "measure_batch"))[: size or n]
             self.fixed = data.x_train[idx.to(trainer.device)], data.y_train[idx.to(trainer.device)]
 
+    def state_dict(self) -> dict:
+        """Its RNG and the warm starts of the next measurement (the fixed batch is drawn again from its seed)."""
+
+        def cpu(v):
+            return None if v is None else v.detach().cpu()
+
+        return {"generator": self.generator.get_state(), "vector": cpu(self.vector), "pre_vector": cpu(self.pre_vector)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        device = self.trainer.device
+        self.vector = None if state["vector"] is None else state["vector"].to(device)
+        self.pre_vector = None if state["pre_vector"] is None else state["pre_vector"].to(device)
+
     def active(self, s: int) -> bool:
         """Measuring is on and step s is not past `until`: the step's loss is logged (batch_loss)."""
         return self.cfg.every > 0 and (self.cfg.until == 0 or s <= self.cfg.until)

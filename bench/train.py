@@ -12,10 +12,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bench import checkpoint
-from bench.config import Config, ConfigError, validate
+from bench.config import Config, ConfigError, train_size_problem, validate
 from bench.data import EpochSampler, build_dataset
 from bench.data.augment import build_augment
 from bench.failure import describe_failure
+from bench.identity import check_run_folder, run_identity
 from bench.logger import NoLogger, build_logger
 from bench.losses import LOSSES, correct, xent
 from bench.measure import Measurer
@@ -25,7 +26,7 @@ from bench.optim.catapult import PersistentCatapult, build_catapult
 from bench.progress import progress_bar, run_line
 from bench.seeding import derive, generator
 from bench.sharpness import initial_sharpness, lambda0_batches
-from bench.store import RunStore, environment
+from bench.store import RunStore, StorageError, environment
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,17 @@ def output_dir() -> Path:
 class Trainer:
     """Builds a run from a validated config and trains it."""
 
-    def __init__(self, cfg: Config, store: RunStore, logger: NoLogger | None = None):
+    def __init__(self, cfg: Config, store: RunStore, logger: NoLogger | None = None, identity: str = ""):
         self.cfg = cfg
         self.store = store
+        self.run_identity = identity  # checkpoint.pt carries it: a checkpoint of another run is refused
         self.logger = logger or NoLogger()  # mirrors each metrics row (bench/logger.py)
         self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.data = build_dataset(cfg.dataset, self.device)
+        if problem := train_size_problem(cfg, len(self.data.x_train)):  # datasets whose size is known only now
+            raise ConfigError(problem)
         with torch.random.fork_rng(devices=[]):  # init from its own stream, built on the CPU for any device
             torch.manual_seed(derive(cfg.seed, "init"))
             model = build_model(cfg.model, self.data.input_shape, self.data.num_classes)
@@ -87,7 +91,21 @@ class Trainer:
         self.measurer = Measurer(self)  # sharpness during training (measure.every)
         self.step = 0  # steps done
         self.initial_loss: float | None = None
-        self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
+        self.means = RunningMeans(self.device)  # of the training minibatches since the last evaluation
+
+    def components(self) -> dict:
+        """The run's state, by name: what checkpoint.pt holds (each has state_dict / load_state_dict)."""
+        return {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "sampler": self.sampler,  # data order: its generator, permutation and position
+            "augment": self.augment,  # its generator
+            "schedule": self.schedule,  # closed form, or the catapult's eta_c (persistent: level, reference loss)
+            "measurer": self.measurer,  # its generator and the eigen-solver's warm-start vectors
+            "means": self.means,
+            "progress": Progress(self),  # step, metrics rows, initial loss, extras (result.json's records)
+            "rng": checkpoint.GlobalRNG(),
+        }
 
     def lr_unit(self) -> float:
         """1 for absolute rates; 1/lambda0 for rates in units of the initial sharpness (lambda0 goes to result.json,
@@ -128,10 +146,7 @@ class Trainer:
         self.measurer.step(s, x, y, loss)
         self.optimizer.step()
         loss_val = loss.item()
-        self._loss_sum += loss_val
-        self._correct += correct(out.detach(), y)
-        self._seen += len(idx)
-        self._steps_since_eval += 1
+        self.means.add(loss_val, correct(out.detach(), y), len(idx))
         return loss_val
 
     def diverged(self, loss: float) -> bool:
@@ -163,14 +178,7 @@ class Trainer:
 
     def log_eval(self, step: int) -> dict:
         """Running means of the training minibatches since the last evaluation, and a test-set pass."""
-        train = {}
-        if self._steps_since_eval:
-            train = {
-                "train_loss": self._loss_sum / self._steps_since_eval,
-                "train_acc": float(self._correct) / self._seen,
-            }
-        row = self.log_row(step, **train, **self.evaluate())
-        self._loss_sum, self._correct, self._seen, self._steps_since_eval = 0.0, 0, 0, 0
+        row = self.log_row(step, **self.means.pop(), **self.evaluate())
         self.store.write_metrics(list(self.rows.values()))
         self.logger.log(row)
         log.info(
@@ -236,11 +244,83 @@ class Trainer:
         }
 
 
+class RunningMeans:
+    """Sums of the training minibatches' loss and correct predictions since the last evaluation."""
+
+    def __init__(self, device: torch.device | None = None):
+        self.device = device  # where the correct counts (0-dim tensors, no sync per step) live
+        self.loss_sum, self.correct, self.seen, self.steps = 0.0, 0, 0, 0
+
+    def add(self, loss: float, n_correct, n: int) -> None:
+        self.loss_sum += loss
+        self.correct += n_correct
+        self.seen += n
+        self.steps += 1
+
+    def pop(self) -> dict:
+        """train_loss and train_acc (nothing when no step was taken), then start again."""
+        means = {}
+        if self.steps:
+            means = {"train_loss": self.loss_sum / self.steps, "train_acc": float(self.correct) / self.seen}
+        self.loss_sum, self.correct, self.seen, self.steps = 0.0, 0, 0, 0
+        return means
+
+    def state_dict(self) -> dict:
+        n_correct = self.correct.detach().cpu() if isinstance(self.correct, torch.Tensor) else self.correct
+        return {"loss_sum": self.loss_sum, "correct": n_correct, "seen": self.seen, "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loss_sum, self.correct, self.seen, self.steps = (
+            state[k] for k in ("loss_sum", "correct", "seen", "steps")
+        )
+        if isinstance(self.correct, torch.Tensor):
+            self.correct = self.correct.to(self.device)
+
+
+class Progress:
+    """The Trainer's own state: steps done, metrics rows so far, the initial loss, and extras (result.json's
+    run-level records, which the catapult schedule also updates: the same dict is kept)."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+
+    def state_dict(self) -> dict:
+        t = self.trainer
+        return {
+            "step": t.step,
+            "rows": plain(list(t.rows.values())),
+            "initial_loss": t.initial_loss,
+            "extras": plain(t.extras),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        t = self.trainer
+        t.step = state["step"]
+        t.rows = {row["step"]: dict(row) for row in state["rows"]}
+        t.initial_loss = state["initial_loss"]
+        t.extras.clear()
+        t.extras.update(state["extras"])
+
+
+def plain(value):
+    """numpy scalars and the like -> Python numbers, so that weights_only loading accepts them."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if not isinstance(value, torch.Tensor) and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
-    """Validate, build, train; write config.yaml, metrics.csv and, last, result.json into the run folder
-    (Hydra's output folder unless run_dir is given)."""
+    """Validate, check the folder's identity, build, train; write config.yaml, metrics.csv and, last, result.json
+    into the run folder (Hydra's output folder unless run_dir is given)."""
     typed = validate(cfg)  # a ConfigError here: nothing has been computed or written
-    store = RunStore(run_dir or output_dir())
+    run_dir = Path(run_dir or output_dir())
+    check_run_folder(run_dir, cfg)  # a folder of another config is neither resumed nor skipped, nor touched
+    identity = run_identity(cfg)
+    store = RunStore(run_dir)
     if (done := checkpoint.finished_result(store, typed.force)) is not None:
         return done  # finished before: nothing to do (force=true reruns)
     store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
@@ -248,24 +328,33 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     logger, result = build_logger(typed.logger), None
     try:
         logger.start(cfg, store.dir)
-        with checkpoint.PREEMPTION:  # the scheduler's pre-timeout signal: checkpoint, then requeue
-            result = Trainer(typed, store, logger).train()
+        with checkpoint.STOP_SIGNALS:  # SIGUSR2 (pre-timeout) and SIGTERM: checkpoint, then stop or requeue
+            result = Trainer(typed, store, logger, identity).train()
     except Exception as e:
-        (store.dir / "traceback.txt").write_text(traceback.format_exc())
         result = {
             "status": "failed",
             **describe_failure(e),
+            "run_identity": identity,
             "seed": typed.seed,
             "wall_time_s": time.time() - started,
             **environment(),
         }
-        store.write_result(result)
+        record_failure(store, result, traceback.format_exc())
         log.error(run_line(result, store.dir))
         raise
     finally:
         logger.finish(result)  # even when the run fails: wandb is always closed
-    result.update(environment())
+    result.update(run_identity=identity, **environment())
     store.write_result(result)
     checkpoint.finish(store)
     log.info("%s -> %s", run_line(result, store.dir), store.dir)
     return result
+
+
+def record_failure(store: RunStore, result: dict, trace: str) -> None:
+    """traceback.txt and the failed result.json, as far as the disk allows (a full disk may take either)."""
+    for write in (lambda: store.write_text(checkpoint.TRACEBACK, trace), lambda: store.write_result(result)):
+        try:
+            write()
+        except StorageError as e:
+            log.error("%s", e)

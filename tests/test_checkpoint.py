@@ -27,6 +27,15 @@ OVERRIDES = [
 
 
 TRAIN_STEP = Trainer.train_step
+COMPONENTS = ("model", "optimizer", "sampler", "augment", "schedule", "measurer", "means", "progress", "rng")
+
+
+def resumed_identity(run_dir) -> str:
+    from omegaconf import OmegaConf
+
+    from bench.identity import run_identity
+
+    return run_identity(OmegaConf.load(run_dir / "config.yaml"))
 
 
 class Killed(Exception):
@@ -60,10 +69,11 @@ def test_resume_after_crash_equals_uninterrupted(tmp_path, monkeypatch):
     with pytest.raises(Killed):
         run(cfg, tmp_path / "resumed")
     assert steps == list(range(1, 25))
-    ckpt = torch.load(tmp_path / "resumed" / checkpoint.CHECKPOINT, weights_only=True)
-    assert ckpt["step"] == 20 and [r["step"] for r in ckpt["rows"]] == [8, 16]
-    assert set(ckpt["objects"]) >= {"model", "optimizer", "sampler"}
-    assert ckpt["objects"]["optimizer"]["state"], "momentum buffers are saved"
+    ckpt = checkpoint.read(tmp_path / "resumed" / checkpoint.CHECKPOINT)
+    assert ckpt["step"] == 20 and [r["step"] for r in ckpt["components"]["progress"]["rows"]] == [8, 16]
+    assert ckpt["format"] == checkpoint.FORMAT and ckpt["run_identity"] == resumed_identity(tmp_path / "resumed")
+    assert set(ckpt["components"]) == set(COMPONENTS), "named components, nothing found by a scan"
+    assert ckpt["components"]["optimizer"]["state"], "momentum buffers are saved"
 
     steps = count_steps(monkeypatch)
     resumed = run(cfg, tmp_path / "resumed")  # the failed attempt is retried and resumes from step 20
@@ -125,7 +135,7 @@ def test_preemption_signal_checkpoints_then_hands_on(tmp_path, monkeypatch):
     finally:
         signal.signal(signal.SIGUSR2, previous)
     assert not (tmp_path / "preempted" / "result.json").exists(), "preempted is not failed"
-    ckpt = torch.load(tmp_path / "preempted" / checkpoint.CHECKPOINT, weights_only=True)
+    ckpt = checkpoint.read(tmp_path / "preempted" / checkpoint.CHECKPOINT)
     assert ckpt["step"] == 13
     monkeypatch.setattr(Trainer, "train_step", original)
     resumed = run(cfg, tmp_path / "preempted")
@@ -146,8 +156,87 @@ def test_out_of_memory_is_reported_as_such(tmp_path, monkeypatch):
     assert "OutOfMemoryError" in (tmp_path / "traceback.txt").read_text()
 
 
-def test_corrupt_checkpoint_is_one_clear_failure(tmp_path):
-    (tmp_path / checkpoint.CHECKPOINT).write_bytes(b"not a checkpoint")
-    with pytest.raises(checkpoint.CheckpointError, match="cannot resume from it .*force=true starts over"):
-        run(compose_cfg(*OVERRIDES), tmp_path)
+def killed_after_checkpoint(cfg, run_dir, monkeypatch) -> bytes:
+    """Run until step 25 (checkpoint at step 20, metrics rows to 24 on disk), crash; the checkpoint's bytes."""
+    count_steps(monkeypatch, kill_at=25)
+    with pytest.raises(Killed):
+        run(cfg, run_dir)
+    monkeypatch.setattr(Trainer, "train_step", TRAIN_STEP)
+    return (run_dir / checkpoint.CHECKPOINT).read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["zeroed_middle", "truncated", "no_header"])
+def test_damaged_checkpoint_restarts_from_scratch(tmp_path, monkeypatch, caplog, damage):
+    """A checkpoint that fails its checksum or size is never loaded: the run trains from step 0 to the metrics of
+    an uninterrupted run, logs a warning and records why in result.json; no force=true needed."""
+    cfg = compose_cfg(*OVERRIDES)
+    alone = run(cfg, tmp_path / "alone")
+    path = tmp_path / "run" / checkpoint.CHECKPOINT
+    data = bytearray(killed_after_checkpoint(cfg, tmp_path / "run", monkeypatch))
+    if damage == "zeroed_middle":  # like dd if=/dev/zero conv=notrunc: same size, zeros in the payload
+        mid = len(data) // 2
+        data[mid : mid + 4096] = bytes(4096)
+    elif damage == "truncated":
+        data = data[: len(data) // 3]
+    else:
+        data = bytearray(b"not a checkpoint")
+    path.write_bytes(bytes(data))
+
+    steps = count_steps(monkeypatch)
+    with caplog.at_level("WARNING"):
+        resumed = run(cfg, tmp_path / "run")
+    assert steps == list(range(1, 41)), "restarted from step 0"
+    why = {"zeroed_middle": "checksum mismatch", "truncated": "truncated", "no_header": "no valid header"}[damage]
+    assert why in resumed["checkpoint_discarded"]
+    assert json_roundtrip(checkpoint.RunStore(tmp_path / "run").result())["checkpoint_discarded"].startswith(
+        "checkpoint.pt"
+    )
+    assert any("starts again from step 0" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "run" / "metrics.csv").read_bytes() == (tmp_path / "alone" / "metrics.csv").read_bytes()
+    assert comparable({k: v for k, v in resumed.items() if k != "checkpoint_discarded"}) == comparable(alone)
+
+
+def test_other_format_is_refused_in_one_line(tmp_path, monkeypatch):
+    """A format-1 checkpoint (a bare torch.save file, before checksums) is refused, not guessed at."""
+    cfg = compose_cfg(*OVERRIDES)
+    killed_after_checkpoint(cfg, tmp_path, monkeypatch)
+    torch.save({"format": 1, "step": 3}, tmp_path / checkpoint.CHECKPOINT)
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        run(cfg, tmp_path)
+    assert "format 1" in str(info.value) and "\n" not in str(info.value)
     assert checkpoint.RunStore(tmp_path).result()["status"] == "failed"
+
+
+def test_components_must_match(tmp_path, monkeypatch):
+    """A checkpoint lacking a component of the run is refused (a component that forgets its state is not silent)."""
+    cfg = compose_cfg(*OVERRIDES)
+    path = tmp_path / checkpoint.CHECKPOINT
+    killed_after_checkpoint(cfg, tmp_path, monkeypatch)
+    ckpt = checkpoint.read(path)
+    del ckpt["components"]["measurer"]
+    path.write_bytes(checkpoint.encode(ckpt))
+    with pytest.raises(checkpoint.CheckpointError, match="missing \\['measurer'\\]"):
+        run(cfg, tmp_path)
+
+
+def test_sigterm_checkpoints_then_stops(tmp_path, monkeypatch):
+    """SIGTERM (scancel, preemption, kill) mid-step: the step finishes, checkpoint.pt is written, the run stops
+    without a result (exit status 143); the same command resumes it to the uninterrupted metrics."""
+    cfg = compose_cfg(*OVERRIDES, "checkpoint_every=0")
+    alone = run(cfg, tmp_path / "alone")
+
+    def step(self, s):
+        if s == 13:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return TRAIN_STEP(self, s)
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    with pytest.raises(SystemExit) as info:
+        run(cfg, tmp_path / "run")
+    assert info.value.code == 143 and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert not (tmp_path / "run" / "result.json").exists()
+    assert checkpoint.read(tmp_path / "run" / checkpoint.CHECKPOINT)["step"] == 13
+    monkeypatch.setattr(Trainer, "train_step", TRAIN_STEP)
+    resumed = run(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.csv").read_bytes() == (tmp_path / "alone" / "metrics.csv").read_bytes()
+    assert comparable(resumed) == comparable(alone)

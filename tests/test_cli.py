@@ -45,3 +45,88 @@ def test_preflight_accepts_good_sweeps():
     preflight(["-m", "+sweep=demo"])
     preflight(["-m", "optimizer.lr=0.1,0.2", "schedule.warmup_steps=1,64", "seed=0,1"])
     preflight(["steps=20"])
+
+
+@pytest.mark.parametrize("arg", ["optimizer.lr=inf", "optimizer.lr=1 optimizer.lr=2"])
+def test_new_bad_input_is_one_line_from_the_command_line(tmp_path, arg):
+    proc = launch(*arg.split(), f"hydra.run.dir={tmp_path}/run")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: optimizer.lr"), proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["optimizer.lr=inf"], "optimizer.lr=inf: must be a finite number"),
+        (["optimizer.lr=-inf"], "optimizer.lr=-inf: must be a finite number"),
+        (["optimizer.lr=nan"], "optimizer.lr=nan: must be a finite number"),
+        (["schedule.lr_init=inf"], "schedule.lr_init=inf: must be a finite number"),
+        (["optimizer=adam", "optimizer.eps=inf"], "optimizer.eps=inf: must be a finite number"),
+        (["schedule.k=inf"], "schedule.k=inf: must be a finite number"),
+        (["schedule.p=inf"], "schedule.p=inf: must be a finite number"),
+        (["-m", "schedule.p=0,inf"], "schedule.p=inf: must be a finite number"),
+        (["steps=100", "schedule.warmup_steps=101"], "schedule.warmup_steps=101: is more than steps=100"),
+        (["-m", "+sweep=demo", "steps=200"], "schedule.warmup_steps=256: is more than steps=200"),
+        (["batch_size=4001"], "batch_size=4001: larger than the 4000 training examples of dataset=mnist5k"),
+        (["dataset.num_examples=100", "batch_size=128"], "larger than the 100 training examples"),
+        (["dataset.num_test=4500", "batch_size=501"], "larger than the 500 training examples"),
+        (["optimizer.lr=0.1", "seed=1", "optimizer.lr=0.2"], "optimizer.lr is given twice"),
+        (["-m", "optimizer.lr=0.1,0.2", "optimizer.lr=0.3"], "optimizer.lr is given twice"),
+        (["optimizer=adam", "optimizer=sgd"], "optimizer is given twice"),
+    ],
+)
+def test_values_that_cannot_be_meant_are_one_line(argv, message):
+    with pytest.raises(ConfigError) as info:
+        preflight(argv)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_full_batch_and_the_whole_set_are_fine():
+    preflight(["batch_size=0"])
+    preflight(["batch_size=4000", "steps=10", "schedule.warmup_steps=10"])
+    preflight(["logger=wandb"])  # offline by default: no credentials needed
+
+
+def test_batch_size_of_a_dataset_known_only_once_loaded(tmp_path, monkeypatch):
+    """Datasets whose size the config does not fix are checked right after loading, before any step."""
+    import bench
+    from bench import config
+    from bench.train import Trainer
+    from tests.conftest import compose_cfg
+
+    monkeypatch.setattr(config, "known_train_size", lambda dataset: None)
+    monkeypatch.setattr(Trainer, "train_step", lambda self, s: pytest.fail("no step may run"))
+    with pytest.raises(ConfigError, match="batch_size=4001: larger than the 4000 training examples"):
+        bench.run(compose_cfg("batch_size=4001", "device=cpu"), tmp_path)
+
+
+def test_wandb_online_without_credentials_fails_once_before_launching(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))  # no such file: no stored login
+    with pytest.raises(ConfigError, match="logger.mode=online: no wandb credentials for api.wandb.ai"):
+        preflight(["-m", "logger=wandb", "logger.mode=online", "optimizer.lr=0.1,0.2"])
+
+
+def test_wandb_online_without_network_fails_once_before_launching(monkeypatch):
+    import socket
+
+    def unreachable(address, timeout=None):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    with pytest.raises(
+        ConfigError, match="cannot reach api.wandb.ai:443 \\(Network is unreachable\\); use logger.mode"
+    ):
+        preflight(["logger=wandb", "logger.mode=online"])
+
+
+def test_read_only_output_folder_is_refused_before_launching(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as root, only a read-only filesystem says so
+    with pytest.raises(ConfigError, match="the output folder is read-only or not writable"):
+        preflight([f"hydra.run.dir={tmp_path}/run"])
+    with pytest.raises(ConfigError, match="the output folder is read-only or not writable"):
+        preflight(["-m", "optimizer.lr=0.1,0.2", f"hydra.sweep.dir={tmp_path}/sweep"])

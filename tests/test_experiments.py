@@ -137,6 +137,7 @@ def tiny_overrides(cfg, tmp_path, monkeypatch) -> list[str]:
     over = ["steps=2", "eval_every=2", "optimizer.lambda0_batches=1", "device=cpu", "eval_batch_size=256"]
     over += ["measure.until=2"] if cfg.measure.every else []
     over += ["batch_size=8"] if cfg.batch_size else []
+    over += ["schedule.warmup_steps=2"] if cfg.schedule.warmup_steps > 2 else []  # warmup_steps <= steps
     model = cfg.model.name
     over += {
         "fcn": ["model.width=16", "model.depth=2"],

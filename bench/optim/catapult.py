@@ -197,6 +197,14 @@ class PersistentCatapult:
     def __call__(self, s: int) -> float:
         return min(self.level, self.base(s))
 
+    def state_dict(self) -> dict:
+        """The level (the last eta_c) and the reference loss; the counters live in extras (Trainer's progress)."""
+        return {"base": self.base.state_dict(), "level": self.level, "ref_loss": self.ref_loss}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.base.load_state_dict(state["base"])
+        self.level, self.ref_loss = state["level"], state["ref_loss"]
+
     def observe(self, s: int, loss: float, loss_of: LossOf) -> None:
         """Step s, after backward, before the update: `loss` is L(theta_t) on this batch, `loss_of` recomputes it."""
         if self.done or not loss < self.ref_loss:

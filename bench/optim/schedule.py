@@ -10,7 +10,7 @@ The catapult warmup (SPEC section 3, `full_ramp`) adds the whole target: eta_ini
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,14 @@ class Schedule:
         t_cos = self.total_steps - w + 1
         decay = 0.5 * (1.0 + math.cos(math.pi * u / t_cos))
         return self.lr_min + (self.lr - self.lr_min) * decay**self.p
+
+    def state_dict(self) -> dict:
+        """Its fields: closed form, but the catapult's eta_init (lr_init) comes from a search at theta0."""
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for f in fields(self):  # frozen for callers; a checkpoint restores the values the run had
+            object.__setattr__(self, f.name, state[f.name])
 
 
 def build_schedule(cfg, lr: float, total_steps: int, unit: float = 1.0) -> Schedule:

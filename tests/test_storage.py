@@ -1,0 +1,108 @@
+"""The run folder's files on a shared machine: they follow the umask; a full disk or a read-only folder is one line,
+a failed result.json when the disk allows it, and a sweep's other points go on.
+
+Tests run as root, for whom permission bits do not stop writes: the machine's refusals are injected as the OSError
+the kernel gives (ENOSPC, EROFS) at the one place run files are written (bench.store.atomic_write's temp file)."""
+
+import errno
+import json
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+import bench
+from bench import store
+from bench.store import StorageError
+from tests.conftest import ROOT, compose_cfg
+
+TINY = ["model.width=32", "model.depth=2", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
+
+
+def test_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        bench.run(compose_cfg(*TINY, "checkpoint_every=4"), tmp_path / "run")
+        mkstemp_mode = stat.S_IMODE(os.stat(tempfile.mkstemp(dir=tmp_path)[1]).st_mode)
+    finally:
+        os.umask(old)
+    assert mkstemp_mode == 0o600, "what the atomic writer starts from"
+    for name in ("config.yaml", "metrics.csv", "result.json"):
+        assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o644, name
+    os.umask(0o077)
+    try:
+        store.atomic_write_text(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "private.txt").stat().st_mode) == 0o600
+
+
+def refuse_writes(monkeypatch, err: int, names: tuple[str, ...]):
+    """The kernel refuses to create the named run files (err: ENOSPC, EROFS)."""
+    mkstemp = tempfile.mkstemp
+
+    def refusing(*args, prefix="", **kwargs):
+        if any(prefix.startswith(f".{n}.") for n in names):
+            raise OSError(err, os.strerror(err))
+        return mkstemp(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(store.tempfile, "mkstemp", refusing)
+
+
+def test_disk_full_is_one_line_and_a_failed_result(tmp_path, monkeypatch):
+    """The disk fills up while the run writes its metrics: one line naming the file and the cause, no chained
+    traceback, and a failed result.json (small, written when the disk allows)."""
+    refuse_writes(monkeypatch, errno.ENOSPC, ("metrics.csv",))
+    with pytest.raises(StorageError) as info:
+        bench.run(compose_cfg(*TINY), tmp_path)
+    e = info.value
+    assert str(e) == f"cannot write {tmp_path / 'metrics.csv'}: the disk is full (or the quota is spent) (ENOSPC)"
+    assert e.__cause__ is None and e.__suppress_context__
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "failed" and result["error_type"] == "disk_full" and result["error"] == str(e)
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file left behind"
+
+
+def test_read_only_folder_is_one_line(tmp_path, monkeypatch):
+    refuse_writes(monkeypatch, errno.EROFS, ("config.yaml", "metrics.csv", "result.json", "traceback.txt"))
+    with pytest.raises(StorageError, match="the folder is read-only or not writable \\(EROFS\\)$") as info:
+        bench.run(compose_cfg(*TINY), tmp_path)
+    assert info.value.kind == "read_only"
+    assert not (tmp_path / "result.json").exists()
+
+
+# a sweep of two points in which the disk is "full" for the first point only (its folder name has lr=0.1)
+SWEEP_WITH_FULL_DISK = """
+import errno, os, runpy, sys, tempfile
+import bench.store as store
+mkstemp = tempfile.mkstemp
+def refusing(*args, dir=None, **kwargs):
+    if "lr=0.1" in str(dir) and "metrics.csv" in kwargs.get("prefix", ""):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return mkstemp(*args, dir=dir, **kwargs)
+store.tempfile.mkstemp = refusing
+sys.argv = ["launch.py", *sys.argv[1:]]
+runpy.run_path("launch.py", run_name="__main__")
+"""
+
+
+def test_sweep_goes_on_when_one_point_hits_a_full_disk(tmp_path):
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+    args = ["-m", "optimizer.lr=0.1,0.2", *TINY, f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.run(
+        [sys.executable, "-c", SWEEP_WITH_FULL_DISK, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode != 0, "the multirun says a point failed"
+    from omegaconf import OmegaConf
+
+    results = {
+        OmegaConf.load(p.parent / "config.yaml").optimizer.lr: json.loads(p.read_text())
+        for p in sweep.glob("*/result.json")
+    }
+    assert results[0.1]["error_type"] == "disk_full"
+    assert results[0.2]["status"] == "completed", "the other point ran"
+    assert "During handling of the above exception" not in proc.stderr + proc.stdout
