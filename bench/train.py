@@ -20,6 +20,7 @@ from bench.logger import NoLogger, build_logger
 from bench.losses import LOSSES, correct, xent
 from bench.measure import Measurer
 from bench.models import build_model, num_params
+from bench.numerics import build_numerics
 from bench.optim import build_optimizer, build_schedule, init_adam_state, set_lr
 from bench.optim.catapult import PersistentCatapult, build_catapult
 from bench.progress import progress_bar, run_line
@@ -57,14 +58,16 @@ class Trainer:
         self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        self._numerics = build_numerics(cfg, self.device)  # precision, deterministic, compile: set explicitly
         self.data = build_dataset(cfg.dataset, self.device)
         with torch.random.fork_rng(devices=[]):  # init from its own stream, built on the CPU for any device
             torch.manual_seed(derive(cfg.seed, "init"))
             model = build_model(cfg.model, self.data.input_shape, self.data.num_classes)
         self.model = model.to(self.device)
+        self._forward = self._numerics.forward(self.model)  # the training forward (compiled, autocast); else eager
         self.num_params = num_params(self.model)
         self.loss_fn = LOSSES[cfg.loss]
-        self.extras: dict = {}  # run-level measurements that go into result.json (lambda0, eta_c, ...)
+        self.extras: dict = self._numerics.record()  # run-level values that go into result.json (lambda0, ...)
         unit = self.lr_unit()
         self.lr = cfg.optimizer.lr * unit  # eta_trgt in absolute units
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters(), self.lr)
@@ -117,10 +120,11 @@ class Trainer:
         x, y = self.augment(x, y)
         lr = self.schedule(s)
         set_lr(self.optimizer, lr)
-        out = self.model(x)
-        loss = self.loss_fn(out, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with self._numerics.training():  # TF32 under precision=tf32, for this forward and backward only
+            out = self._forward(x)
+            loss = self.loss_fn(out, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         if isinstance(self.schedule, PersistentCatapult):  # a new low loss re-estimates eta_c (SPEC section 3)
             self.schedule.observe(s, loss.item(), lambda: self.loss_fn(self.model(x), y))
         self.measurer.step(s, x, y, loss)
