@@ -72,6 +72,10 @@ wandb-sync: install  ## upload the offline wandb runs under RUNS (default output
 bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings
 	$(PY) -m benchmarks.run
 
+.PHONY: gpu-check
+gpu-check: install  ## on a CUDA node (< 8 min): CUDA tests, then CUDA benchmarks -> benchmarks/results-cuda.md
+	PY=$(PY) scripts/gpu_check.sh
+
 .PHONY: reproduce
 reproduce: install  ## the CPU-scale Figures 1-7 (conf/experiment/cpu/), their figures and reports/reproduction.md
 	$(PY) -m analysis.reproduce
