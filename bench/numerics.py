@@ -79,14 +79,17 @@ class Numerics:
         """The callable the training step uses for the forward: the model, or its compiled version (which shares
         the parameters). Cast back to float32 so that the loss is computed in FP32 under bf16."""
         fn = torch.compile(model) if self.compile else model
-        bf16 = self.precision == "bf16"
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            with self.autocast():
                 out = fn(x)
             return out.float()
 
         return forward
+
+    def autocast(self):
+        """Autocast to bfloat16 under precision=bf16 (a no-op context otherwise)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     @contextlib.contextmanager
     def training(self):

@@ -115,16 +115,24 @@ class Trainer:
 
     def train_step(self, s: int) -> float:
         """Step s (counted from 1): returns the minibatch loss at the parameters before the update."""
-        idx = self.sampler.next()
-        x, y = self.data.x_train[idx], self.data.y_train[idx]
-        x, y = self.augment(x, y)
-        lr = self.schedule(s)
-        set_lr(self.optimizer, lr)
+        x, y = self.next_batch(s)
         with self._numerics.training():  # TF32 under precision=tf32, for this forward and backward only
             out = self._forward(x)
             loss = self.loss_fn(out, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+        return self.after_backward(s, x, y, out, loss)
+
+    def next_batch(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step s's minibatch (augmented), with the schedule's rate set (packed runs call it too: bench/ensemble.py)."""
+        idx = self.sampler.next()
+        x, y = self.data.x_train[idx], self.data.y_train[idx]
+        x, y = self.augment(x, y)
+        set_lr(self.optimizer, self.schedule(s))
+        return x, y
+
+    def after_backward(self, s: int, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, loss: torch.Tensor) -> float:
+        """The rest of step s once the gradients are in .grad: observe, measure, update, running sums."""
         if isinstance(self.schedule, PersistentCatapult):  # a new low loss re-estimates eta_c (SPEC section 3)
             self.schedule.observe(s, loss.item(), lambda: self.loss_fn(self.model(x), y))
         self.measurer.step(s, x, y, loss)
@@ -132,7 +140,7 @@ class Trainer:
         loss_val = loss.item()
         self._loss_sum += loss_val
         self._correct += correct(out.detach(), y)
-        self._seen += len(idx)
+        self._seen += len(x)
         self._steps_since_eval += 1
         return loss_val
 
