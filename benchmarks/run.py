@@ -16,8 +16,15 @@ from pathlib import Path
 from benchmarks.common import machine
 
 OUT = Path(__file__).resolve().parent
-CUDA_BENCHMARKS = ["cuda_wrn"]  # skipped, with a line, without a CUDA device
-BENCHMARKS = ["step_overhead", "sharpness_solver", "sweep_throughput", "divergence_savings", *CUDA_BENCHMARKS]
+CUDA_BENCHMARKS = ["cuda_wrn", "cuda_packed"]  # skipped, with a line, without a CUDA device
+BENCHMARKS = [
+    "step_overhead",
+    "sharpness_solver",
+    "sweep_throughput",
+    "divergence_savings",
+    "packed_runs",
+    *CUDA_BENCHMARKS,
+]
 
 
 def verdict(r: dict) -> str:
@@ -36,7 +43,8 @@ def table(results: list[dict], header: str) -> str:
             lines.append(f"| {r['name']} | - | - | skipped | {r['skipped']} |")
             continue
         if r.get("target") is None:
-            lines.append(f"| {r['name']} | - | - | measured | {r['absolute']} |")
+            ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
+            lines.append(f"| {r['name']} | {ratio} | - | measured | {r['absolute']} |")
             continue
         sign = "<=" if r["better"] == "lower" else ">="
         lines.append(f"| {r['name']} | {r['ratio']:.2f}x | {sign} {r['target']}x | {verdict(r)} | {r['absolute']} |")
