@@ -111,7 +111,7 @@ class Member:
     result: dict | None = field(default=None)
 
 
-def _start(index: int, cfg: DictConfig, typed: Config, run_dir: Path) -> tuple[Member | None, dict | None]:
+def _start(index: int, cfg: DictConfig, typed: Config, run_dir: Path, data) -> tuple[Member | None, dict | None]:
     """A member ready to train, or (None, result) for a point already finished in its folder."""
     store = RunStore(run_dir)
     if (done := checkpoint.finished_result(store, typed.force)) is not None:
@@ -121,7 +121,7 @@ def _start(index: int, cfg: DictConfig, typed: Config, run_dir: Path) -> tuple[M
     logger.start(cfg, store.dir)
     member = Member(index, cfg, None, logger, time.time())  # type: ignore[arg-type]
     try:
-        member.trainer = Trainer(typed, store, logger)
+        member.trainer = Trainer(typed, store, logger, data=data)
         checkpoint.Checkpointer(member.trainer).resume()
     except Exception as e:
         _fail(member, e, typed.seed, store)
@@ -242,12 +242,14 @@ def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path]) -> list[dict]
     results: list[dict | None] = [None] * len(cfgs)
     members: list[Member] = []
     try:
+        data = None  # one copy of the dataset for all members (augmentation stays per member)
         for i, (cfg, t, d) in enumerate(zip(cfgs, typed, run_dirs)):
-            member, done = _start(i, cfg, t, Path(d))
+            member, done = _start(i, cfg, t, Path(d), data)
             if member is None:
                 results[i] = done
             else:
                 members.append(member)
+                data = member.trainer.data
         for m in members:
             m.pack_size = len(members)
         with checkpoint.PREEMPTION:

@@ -51,7 +51,7 @@ def output_dir() -> Path:
 class Trainer:
     """Builds a run from a validated config and trains it."""
 
-    def __init__(self, cfg: Config, store: RunStore, logger: NoLogger | None = None):
+    def __init__(self, cfg: Config, store: RunStore, logger: NoLogger | None = None, data=None):
         self.cfg = cfg
         self.store = store
         self.logger = logger or NoLogger()  # mirrors each metrics row (bench/logger.py)
@@ -59,7 +59,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self._numerics = build_numerics(cfg, self.device)  # precision, deterministic, compile: set explicitly
-        self.data = build_dataset(cfg.dataset, self.device)
+        self.data = data or build_dataset(cfg.dataset, self.device)  # data: a packed run's members share it
         with torch.random.fork_rng(devices=[]):  # init from its own stream, built on the CPU for any device
             torch.manual_seed(derive(cfg.seed, "init"))
             model = build_model(cfg.model, self.data.input_shape, self.data.num_classes)

@@ -11,10 +11,11 @@ from bench import ensemble
 from bench.train import run as run_alone
 from benchmarks.common import alternate, compose_cfg, median, timed
 
+# threads=1: both contenders on one core (this machine is shared; a fair, quieter comparison)
 RUN = ["model=fcn", "model.depth=4", "model.width=512", "batch_size=128", "eval_every=100", "checkpoint_every=0"]
 
 
-def points(k: int, steps: int, device: str) -> list:
+def points(k: int, steps: int, device: str, *extra: str) -> list:
     lrs, warmups = (0.02, 0.04, 0.06, 0.08), (1, 16, 64, 128)
     return [
         compose_cfg(
@@ -24,6 +25,7 @@ def points(k: int, steps: int, device: str) -> list:
             f"optimizer.lr={lrs[i % 4]}",
             f"schedule.warmup_steps={warmups[(i // 4) % 4]}",
             f"seed={i // 16}",
+            *extra,
         )
         for i in range(k)
     ]
@@ -39,14 +41,14 @@ def packed(cfgs) -> float:
         return timed(lambda: ensemble.run_packed(cfgs, [Path(d) / str(i) for i in range(len(cfgs))]))
 
 
-def compare(k: int, steps: int, device: str, repeats: int) -> tuple[float, float]:
-    cfgs = points(k, steps, device)
+def compare(k: int, steps: int, device: str, repeats: int, *extra: str) -> tuple[float, float]:
+    cfgs = points(k, steps, device, *extra)
     times = alternate({"separate": lambda: separate(cfgs), "packed": lambda: packed(cfgs)}, repeats)
     return median(times["separate"]), median(times["packed"])
 
 
-def run(repeats: int = 2, k: int = 8, steps: int = 300) -> dict:
-    sep, pack = compare(k, steps, "cpu", repeats)
+def run(repeats: int = 2, k: int = 8, steps: int = 200) -> dict:
+    sep, pack = compare(k, steps, "cpu", repeats, "threads=1")
     return {
         "name": f"packed runs on CPU (K={k}: {k} separate runs in one process / one pack)",
         "ratio": sep / pack,
