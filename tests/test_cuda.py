@@ -61,3 +61,16 @@ def test_deterministic_cuda_run_repeats_exactly(tmp_path, precision):
     a, b = run(cfg, tmp_path / "a"), run(cfg, tmp_path / "b")
     assert a["status"] == "completed" and a["final_train_loss"] == b["final_train_loss"]
     assert a["tf32_matmul"] is (precision == "tf32")
+
+
+def test_cuda_pack_equals_the_points_alone(tmp_path):
+    from bench import ensemble
+
+    base = ["model.width=64", "model.depth=3", "steps=30", "eval_every=10", "batch_size=64", "device=cuda"]
+    cfgs = [compose_cfg(*base, f"optimizer.lr={lr}", f"seed={i}") for i, lr in enumerate((0.05, 0.1, 500.0))]
+    packed = ensemble.run_packed(cfgs, [tmp_path / f"p{i}" for i in range(3)])
+    assert [r["status"] for r in packed] == ["completed", "completed", "diverged"]
+    for i, cfg in enumerate(cfgs):
+        alone = run(cfg, tmp_path / f"a{i}")
+        assert packed[i]["stop_step"] == alone["stop_step"]
+        assert packed[i]["final_train_loss"] == pytest.approx(alone["final_train_loss"], rel=1e-3, nan_ok=True)
