@@ -69,7 +69,7 @@ wandb-sync: install  ## upload the offline wandb runs under RUNS (default output
 	find $(RUNS) -type d -name 'offline-run-*' -prune -exec $(VENV)/bin/wandb sync {} +
 
 .PHONY: bench
-bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings
+bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings, packed runs
 	$(PY) -m benchmarks.run
 
 .PHONY: gpu-check
