@@ -237,7 +237,12 @@ def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path]) -> list[dict]
     if len(set(folders)) != len(folders):
         dup = next(f for f in folders if folders.count(f) > 1)
         raise ConfigError(f"ensemble: run folder {dup} is given to more than one point")
-    typed = [validate(c) for c in cfgs]
+    typed = []
+    for i, cfg in enumerate(cfgs):
+        try:
+            typed.append(validate(cfg))
+        except ConfigError as e:
+            raise ConfigError(f"ensemble point {i}: {e}") from e
     check_pack(typed)
     results: list[dict | None] = [None] * len(cfgs)
     members: list[Member] = []

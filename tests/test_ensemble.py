@@ -82,6 +82,15 @@ def test_unpackable_points_are_refused_in_one_line(tmp_path, other, match):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists(), "refused before anything is written"
 
 
+def test_a_bad_point_is_named(tmp_path):
+    cfgs = [compose_cfg(*BASE), compose_cfg(*BASE, "optimizer.lr=-1")]
+    with pytest.raises(ConfigError, match=r"^ensemble point 1: optimizer.lr=-1.0: must be > 0$"):
+        ensemble.run_packed(cfgs, [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(ConfigError, match="run folder .* is given to more than one point"):
+        ensemble.run_packed(cfgs[:1] * 2, [tmp_path / "a", tmp_path / "a"])
+    assert not (tmp_path / "a").exists()
+
+
 def test_pack_key_groups_compatible_points():
     key = [ensemble.pack_key(validate(compose_cfg(*BASE, *p))) for p in POINTS]
     assert key[0] == key[1] == key[2]
