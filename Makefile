@@ -69,8 +69,12 @@ wandb-sync: install  ## upload the offline wandb runs under RUNS (default output
 	find $(RUNS) -type d -name 'offline-run-*' -prune -exec $(VENV)/bin/wandb sync {} +
 
 .PHONY: bench
-bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings
+bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings, packed runs
 	$(PY) -m benchmarks.run
+
+.PHONY: gpu-check
+gpu-check: install  ## on a CUDA node (< 8 min): CUDA tests, then CUDA benchmarks -> benchmarks/results-cuda.md
+	PY=$(PY) scripts/gpu_check.sh
 
 .PHONY: reproduce
 reproduce: install  ## the CPU-scale Figures 1-7 (conf/experiment/cpu/), their figures and reports/reproduction.md

@@ -369,9 +369,14 @@ class Config:
     stop_on_divergence: bool = True  # false: record the divergence step but train on to the end
     checkpoint_every: int = 0  # save checkpoint.pt every this many steps (0 = only at the pre-timeout signal)
     force: bool = False  # replace the run in the folder: finished, unfinished or of another config
+    # numerics (bench/numerics.py): set explicitly, recorded in result.json, part of the run's identity
+    precision: str = "fp32"  # fp32 | tf32 | bf16 (the training step only; sharpness and evaluation stay FP32)
+    deterministic: bool = False  # deterministic algorithms + CUBLAS_WORKSPACE_CONFIG
+    compile: bool = False  # torch.compile of the training forward (HVPs, Lanczos, catapult stay eager)
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        require_choice("precision", self.precision, ("fp32", "tf32", "bf16"))
         require(self.batch_size >= 0, "batch_size", self.batch_size, "must be >= 0 (0 = full batch)")
         require(self.eval_every >= 1, "eval_every", self.eval_every, "must be >= 1")
         require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, "must be >= 1")

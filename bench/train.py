@@ -21,6 +21,7 @@ from bench.logger import NoLogger, build_logger
 from bench.losses import LOSSES, correct, xent
 from bench.measure import Measurer
 from bench.models import build_model, num_params
+from bench.numerics import build_numerics
 from bench.optim import build_optimizer, build_schedule, init_adam_state, set_lr
 from bench.optim.catapult import PersistentCatapult, build_catapult
 from bench.progress import progress_bar, run_line
@@ -51,7 +52,7 @@ def output_dir() -> Path:
 class Trainer:
     """Builds a run from a validated config and trains it."""
 
-    def __init__(self, cfg: Config, store: RunStore, logger: NoLogger | None = None, identity: str = ""):
+    def __init__(self, cfg: Config, store: RunStore, logger: NoLogger | None = None, identity: str = "", data=None):
         self.cfg = cfg
         self.store = store
         self.run_identity = identity  # checkpoint.pt carries it: a checkpoint of another run is refused
@@ -59,16 +60,18 @@ class Trainer:
         self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.data = build_dataset(cfg.dataset, self.device)
+        self._numerics = build_numerics(cfg, self.device)  # precision, deterministic, compile: set explicitly
+        self.data = data or build_dataset(cfg.dataset, self.device)  # data: a packed run's members share it
         if problem := train_size_problem(cfg, len(self.data.x_train)):  # datasets whose size is known only now
             raise ConfigError(problem)
         with torch.random.fork_rng(devices=[]):  # init from its own stream, built on the CPU for any device
             torch.manual_seed(derive(cfg.seed, "init"))
             model = build_model(cfg.model, self.data.input_shape, self.data.num_classes)
         self.model = model.to(self.device)
+        self._forward = self._numerics.forward(self.model)  # the training forward (compiled, autocast); else eager
         self.num_params = num_params(self.model)
         self.loss_fn = LOSSES[cfg.loss]
-        self.extras: dict = {}  # run-level measurements that go into result.json (lambda0, eta_c, ...)
+        self.extras: dict = self._numerics.record()  # run-level values that go into result.json (lambda0, ...)
         unit = self.lr_unit()
         self.lr = cfg.optimizer.lr * unit  # eta_trgt in absolute units
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters(), self.lr)
@@ -132,21 +135,30 @@ class Trainer:
 
     def train_step(self, s: int) -> float:
         """Step s (counted from 1): returns the minibatch loss at the parameters before the update."""
+        x, y = self.next_batch(s)
+        with self._numerics.training():  # TF32 under precision=tf32, for this forward and backward only
+            out = self._forward(x)
+            loss = self.loss_fn(out, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        return self.after_backward(s, x, y, out, loss)
+
+    def next_batch(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step s's minibatch (augmented), with the schedule's rate set (packed runs call it too: bench/ensemble.py)."""
         idx = self.sampler.next()
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         x, y = self.augment(x, y)
-        lr = self.schedule(s)
-        set_lr(self.optimizer, lr)
-        out = self.model(x)
-        loss = self.loss_fn(out, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        set_lr(self.optimizer, self.schedule(s))
+        return x, y
+
+    def after_backward(self, s: int, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, loss: torch.Tensor) -> float:
+        """The rest of step s once the gradients are in .grad: observe, measure, update, running sums."""
         if isinstance(self.schedule, PersistentCatapult):  # a new low loss re-estimates eta_c (SPEC section 3)
             self.schedule.observe(s, loss.item(), lambda: self.loss_fn(self.model(x), y))
         self.measurer.step(s, x, y, loss)
         self.optimizer.step()
         loss_val = loss.item()
-        self.means.add(loss_val, correct(out.detach(), y), len(idx))
+        self.means.add(loss_val, correct(out.detach(), y), len(x))
         return loss_val
 
     def diverged(self, loss: float) -> bool:

@@ -2,6 +2,7 @@
 
 Each benchmark runs its contenders in one process, alternating, several repeats, and reports medians.
     python -m benchmarks.run [--only NAME ...] [--repeats N]
+    python -m benchmarks.run --cuda     the CUDA section only (make gpu-check) -> benchmarks/results-cuda.{md,json}
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from pathlib import Path
 from benchmarks.common import machine
 
 OUT = Path(__file__).resolve().parent
-BENCHMARKS = ["step_overhead", "sharpness_solver", "sweep_throughput", "divergence_savings", "cuda_wrn"]
+CUDA_BENCHMARKS = ["cuda_wrn", "cuda_packed"]  # skipped, with a line, without a CUDA device
+BENCHMARKS = [
+    "step_overhead",
+    "sharpness_solver",
+    "sweep_throughput",
+    "divergence_savings",
+    "packed_runs",
+    *CUDA_BENCHMARKS,
+]
 
 
 def verdict(r: dict) -> str:
@@ -34,7 +43,8 @@ def table(results: list[dict], header: str) -> str:
             lines.append(f"| {r['name']} | - | - | skipped | {r['skipped']} |")
             continue
         if r.get("target") is None:
-            lines.append(f"| {r['name']} | - | - | measured | {r['absolute']} |")
+            ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
+            lines.append(f"| {r['name']} | {ratio} | - | measured | {r['absolute']} |")
             continue
         sign = "<=" if r["better"] == "lower" else ">="
         lines.append(f"| {r['name']} | {r['ratio']:.2f}x | {sign} {r['target']}x | {verdict(r)} | {r['absolute']} |")
@@ -48,24 +58,47 @@ def _previous() -> dict[str, dict]:
         return {}
 
 
+def run_one(name: str, repeats: int | None) -> dict:
+    module = importlib.import_module(f"benchmarks.{name}")
+    start = time.perf_counter()
+    r = module.run(repeats) if repeats else module.run()
+    r["benchmark"], r["seconds"] = name, time.perf_counter() - start
+    r["verdict"] = verdict(r)
+    print(
+        f"{name}: {r['verdict']} "
+        + (f"{r['ratio']:.2f}x" if r.get("ratio") else r.get("skipped", r.get("absolute", ""))),
+        flush=True,
+    )
+    return r
+
+
+def cuda_section(repeats: int | None) -> None:
+    """The CUDA benchmarks alone, into results-cuda.md (the CPU table in results.md is left as it is)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        print("benchmarks: no CUDA device here: the CUDA section runs on a GPU machine only")
+        return
+    results = [run_one(name, repeats) for name in CUDA_BENCHMARKS]
+    header = (
+        f"Machine: {machine()}  \nDevice: {torch.cuda.get_device_name(0)}  \nDate: {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    md = table(results, header)
+    (OUT / "results-cuda.md").write_text(md)
+    (OUT / "results-cuda.json").write_text(json.dumps({"machine": machine(), "results": results}, indent=2) + "\n")
+    print()
+    print(md)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--only", nargs="*", choices=BENCHMARKS, help="run only these")
     parser.add_argument("--repeats", type=int, default=None, help="rounds per benchmark (default: each one's own)")
+    parser.add_argument("--cuda", action="store_true", help="the CUDA section only -> benchmarks/results-cuda.md")
     args = parser.parse_args(argv)
-    results = []
-    for name in args.only or BENCHMARKS:
-        module = importlib.import_module(f"benchmarks.{name}")
-        start = time.perf_counter()
-        r = module.run(args.repeats) if args.repeats else module.run()
-        r["benchmark"], r["seconds"] = name, time.perf_counter() - start
-        r["verdict"] = verdict(r)
-        results.append(r)
-        print(
-            f"{name}: {r['verdict']} "
-            + (f"{r['ratio']:.2f}x" if r.get("ratio") else r.get("skipped", r.get("absolute", ""))),
-            flush=True,
-        )
+    if args.cuda:
+        return cuda_section(args.repeats)
+    results = [run_one(name, args.repeats) for name in args.only or BENCHMARKS]
     if args.only:  # keep the other benchmarks' last results in the table
         previous = _previous()
         results = [next((r for r in results if r["benchmark"] == b), previous.get(b)) for b in BENCHMARKS]

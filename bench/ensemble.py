@@ -1,0 +1,284 @@
+"""Packed runs: K grid points that share a model architecture and batch size trained in one process, the forward and
+backward of all K batched into one with torch.func (`functional_call` under `vmap` over stacked parameters).
+
+Each member is an ordinary `Trainer` (bench/train.py) with its own model parameters, optimizer and its state,
+schedule, sampler (data order), augmentation, divergence check, metrics, checkpoint and run folder. A step of the
+pack: every active member draws its minibatch and sets its rate (`Trainer.next_batch`); the K parameter sets are
+stacked (`torch.stack`, differentiable: the gradients land in each member's own `.grad`), one vmapped forward gives
+the K outputs, the sum of the K losses is back-propagated (member k's gradient is that of its own loss alone), and
+each member finishes its step as it would alone (`Trainer.after_backward`: its own optimizer step, running sums).
+So each run folder holds what the same point trained alone writes, to float tolerance (the batched kernels may sum
+in another order). A member that diverges (with stop_on_divergence) or reaches its last step leaves the pack and
+writes its result.json; the others go on.
+
+Never packed (refused in one line, before anything is computed): points whose model, dataset, batch size, loss,
+device or numerics differ; `measure.every` > 0 (sharpness measurements are per-member work that packing cannot
+batch); schedule=catapult or persistent_catapult (a forward-pass search per member); compile=true (not yet).
+
+The launcher's grouping (hydra.launcher.ensemble=K) calls `pack_key` to group a sweep's points and `run_packed`
+with each group's configs and run folders.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.func import functional_call, vmap
+
+from bench import checkpoint
+from bench.config import Config, ConfigError, validate
+from bench.failure import describe_failure
+from bench.identity import check_run_folder, run_identity
+from bench.logger import NoLogger, build_logger
+from bench.progress import run_line
+from bench.store import RunStore, environment
+from bench.train import Trainer
+
+log = logging.getLogger(__name__)
+
+# keys every member of a pack shares (the rest: optimizer, schedule, seed, steps, eval_every, ... may differ)
+SHARED = ("model", "dataset", "batch_size", "loss", "device", "precision", "deterministic", "threads")
+PER_MEMBER = ("dataset.flip", "dataset.crop_padding", "dataset.mixup")  # augmentation: each member its own
+
+
+def not_packable(cfg: Config) -> str | None:
+    """Why this point is never packed (one line), or None."""
+    if cfg.measure.every:
+        return f"measure.every={cfg.measure.every}: runs that measure the sharpness are never packed"
+    if cfg.schedule.name in ("catapult", "persistent_catapult"):
+        return f"schedule={cfg.schedule.name}: catapult schedules are never packed"
+    if cfg.compile:
+        return "compile=true: packed runs are not compiled; run the point alone"
+    return None
+
+
+def shared_keys(cfg: Config) -> dict:
+    """The dotted keys that must be equal across a pack, with their values."""
+    tree = OmegaConf.to_container(OmegaConf.structured(cfg))
+    flat = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        elif prefix not in PER_MEMBER:
+            flat[prefix] = value
+
+    for key in SHARED:
+        walk(key, tree[key])
+    return flat
+
+
+def pack_key(cfg: Config) -> str | None:
+    """Points with equal keys can share a pack; None: this point runs alone."""
+    return None if not_packable(cfg) else repr(sorted(shared_keys(cfg).items()))
+
+
+def check_pack(cfgs: list[Config]) -> None:
+    """Raise ConfigError (one line) unless these points can be packed together."""
+    if not cfgs:
+        raise ConfigError("ensemble: no points to pack")
+    for i, cfg in enumerate(cfgs):
+        if (why := not_packable(cfg)) is not None:
+            raise ConfigError(f"ensemble point {i}: {why}")
+    first = shared_keys(cfgs[0])
+    for i, cfg in enumerate(cfgs[1:], start=1):
+        for key, value in shared_keys(cfg).items():
+            if value != first[key]:
+                raise ConfigError(
+                    f"ensemble point {i}: {key}={value} differs from point 0's {first[key]}; packed points share "
+                    f"{', '.join(SHARED)} (augmentation may differ)"
+                )
+
+
+# --- the members -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Member:
+    index: int
+    cfg: DictConfig
+    trainer: Trainer
+    logger: NoLogger
+    started: float
+    pack_size: int = 1
+    done: bool = False
+    result: dict | None = field(default=None)
+
+
+def _start(index: int, cfg: DictConfig, typed: Config, run_dir: Path, data) -> tuple[Member | None, dict | None]:
+    """A member ready to train, or (None, result) for a point already finished in its folder."""
+    store = RunStore(run_dir)
+    if (done := checkpoint.finished_result(store, typed.force)) is not None:
+        return None, done
+    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    logger = build_logger(typed.logger)
+    logger.start(cfg, store.dir)
+    member = Member(index, cfg, None, logger, time.time())  # type: ignore[arg-type]
+    try:
+        member.trainer = Trainer(typed, store, logger, run_identity(cfg), data=data)
+        checkpoint.Checkpointer(member.trainer).resume()
+    except Exception as e:
+        _fail(member, e, typed.seed, store)
+        raise
+    return member, None
+
+
+def _finish(member: Member) -> None:
+    """The member leaves the pack: its result.json, as bench.train.run writes it, at once."""
+    t = member.trainer
+    diverged_step = t.extras.pop("diverged_step", None)
+    # wall time: the pack's, since this member started (the members trained side by side)
+    result = t.result("diverged" if diverged_step else "completed", diverged_step, time.time() - member.started)
+    result["packed_with"] = member.pack_size
+    result.update(run_identity=t.run_identity, **environment())
+    t.store.write_result(result)
+    checkpoint.finish(t.store)
+    member.logger.finish(result)
+    member.done, member.result = True, result
+    log.info("%s -> %s", run_line(result, t.store.dir), t.store.dir)
+
+
+def _fail(member: Member, e: Exception, seed: int, store: RunStore) -> None:
+    (store.dir / checkpoint.TRACEBACK).write_text(traceback.format_exc())
+    result = {"status": "failed", **describe_failure(e), "seed": seed, "wall_time_s": time.time() - member.started}
+    result["run_identity"] = run_identity(member.cfg)
+    result.update(environment())
+    store.write_result(result)
+    member.logger.finish(result)
+    member.done, member.result = True, result
+    log.error(run_line(result, store.dir))
+
+
+# --- the packed step ---------------------------------------------------------------------------------------------
+
+
+def packed_step(members: list[Member]) -> list[float]:
+    """One step of every member, their forwards and backwards batched into one; returns the K losses."""
+    trainers = [m.trainer for m in members]
+    steps = [t.step + 1 for t in trainers]
+    batches = [t.next_batch(s) for t, s in zip(trainers, steps)]
+    base = trainers[0].model
+    names = [n for n, p in base.named_parameters()]
+    per_member = [dict(t.model.named_parameters()) for t in trainers]
+    stacked = {n: torch.stack([p[n] for p in per_member]) for n in names}
+    buffers = dict(base.named_buffers())  # constants (masks, positions): shared
+    x = torch.stack([b[0] for b in batches])
+    numerics = trainers[0]._numerics
+
+    def forward(params, xk):
+        return functional_call(base, (params, buffers), (xk,))
+
+    with numerics.training():
+        with numerics.autocast():
+            out = vmap(forward)(stacked, x)
+        out = out.float()
+        losses = [t.loss_fn(out[k], batches[k][1]) for k, t in enumerate(trainers)]
+        for t in trainers:
+            t.optimizer.zero_grad(set_to_none=True)
+        torch.stack(losses).sum().backward()
+    return [
+        t.after_backward(s, xb, yb, out[k].detach(), losses[k])
+        for k, (t, s, (xb, yb)) in enumerate(zip(trainers, steps, batches))
+    ]
+
+
+def after_step(member: Member, s: int, loss: float) -> None:
+    """What Trainer.train does after each step (keep the two in step): divergence, evaluation, periodic checkpoint."""
+    t = member.trainer
+    if t.initial_loss is None:
+        t.initial_loss = loss
+    t.step = s
+    if "diverged_step" not in t.extras and t.diverged(loss):
+        t.extras["diverged_step"] = s
+        t.log_row(s, train_loss=loss)
+        t.store.write_metrics(list(t.rows.values()))
+        t.logger.log(t.rows[s])
+        log.warning("%s: diverged at step %d: loss %.4g (initial %.4g)", t.store.dir, s, loss, t.initial_loss)
+        if t.cfg.stop_on_divergence:
+            return _finish(member)
+    if s % t.cfg.eval_every == 0 or s == t.cfg.steps:
+        t.log_eval(s)
+    if s == t.cfg.steps:
+        return _finish(member)
+    every = t.cfg.checkpoint_every
+    if every and s % every == 0:
+        checkpoint.save(t, t.store.dir / checkpoint.CHECKPOINT)
+
+
+def train_packed(members: list[Member]) -> None:
+    """Step the active members together until each has finished (its last step, or diverged)."""
+    for m in members:  # resumed at or past the end (a checkpoint of a finished run): finish at once
+        if m.trainer.step >= m.trainer.cfg.steps:
+            _finish(m)
+    while active := [m for m in members if not m.done]:
+        losses = packed_step(active)
+        for m, loss in zip(active, losses):
+            after_step(m, m.trainer.step + 1, loss)
+        signalled = [sig for sig in checkpoint.SIGNALS if sig.received]
+        if signalled:  # the pre-timeout signal or SIGTERM: checkpoint every member, then hand it on
+            for m in active:
+                if not m.done:
+                    checkpoint.save(m.trainer, m.trainer.store.dir / checkpoint.CHECKPOINT)
+            for sig in signalled:
+                log.warning("packed run checkpointed on %s; handing the signal on", sig.name)
+                sig.forward()
+
+
+def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path]) -> list[dict]:
+    """Train these points as one pack; each writes its ordinary run folder (config.yaml, metrics.csv, result.json)
+    into run_dirs[i]. Returns the K results in order (a point already finished in its folder: its result, skipped).
+    Raises ConfigError (one line, nothing computed) when the points cannot be packed together."""
+    if len(cfgs) != len(run_dirs):
+        raise ConfigError(f"ensemble: {len(cfgs)} configs but {len(run_dirs)} run folders")
+    folders = [Path(d).resolve() for d in run_dirs]
+    if len(set(folders)) != len(folders):
+        dup = next(f for f in folders if folders.count(f) > 1)
+        raise ConfigError(f"ensemble: run folder {dup} is given to more than one point")
+    typed = []
+    for i, cfg in enumerate(cfgs):
+        try:
+            typed.append(validate(cfg))
+        except ConfigError as e:
+            raise ConfigError(f"ensemble point {i}: {e}") from e
+    check_pack(typed)
+    for cfg, d in zip(cfgs, run_dirs):  # every folder's identity before any member trains (bench/identity.py)
+        check_run_folder(Path(d), cfg)
+    results: list[dict | None] = [None] * len(cfgs)
+    members: list[Member] = []
+    try:
+        data = None  # one copy of the dataset for all members (augmentation stays per member)
+        for i, (cfg, t, d) in enumerate(zip(cfgs, typed, run_dirs)):
+            member, done = _start(i, cfg, t, Path(d), data)
+            if member is None:
+                results[i] = done
+            else:
+                members.append(member)
+                data = member.trainer.data
+        for m in members:
+            m.pack_size = len(members)
+        with checkpoint.STOP_SIGNALS:
+            train_packed(members)
+    except Exception as e:
+        for m in members:
+            if not m.done:
+                _fail(m, e, m.trainer.cfg.seed, m.trainer.store)
+        raise
+    for m in members:
+        results[m.index] = m.result
+    return results  # type: ignore[return-value]
+
+
+def run_alone_or_packed(cfgs: list[DictConfig], run_dirs: list[str | Path]) -> list[dict]:
+    """One point: bench.run; several: a pack (the launcher may call this for each group)."""
+    if len(cfgs) == 1:
+        from bench.train import run
+
+        return [run(cfgs[0], run_dirs[0])]
+    return run_packed(cfgs, run_dirs)
