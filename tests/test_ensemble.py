@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import ensemble
+from bench import checkpoint, ensemble
 from bench.config import ConfigError, validate
 from bench.train import run
 from tests.conftest import compose_cfg
@@ -114,7 +114,7 @@ def test_a_killed_pack_resumes_and_equals_the_points_alone(tmp_path, monkeypatch
     with pytest.raises(RuntimeError, match="killed"):
         ensemble.run_packed(cfgs, dirs)
     assert all(json.loads((d / "result.json").read_text())["status"] == "failed" for d in dirs)
-    assert all(torch.load(d / "checkpoint.pt", weights_only=True)["step"] == 10 for d in dirs)
+    assert all(checkpoint.read(d / "checkpoint.pt")["step"] == 10 for d in dirs)
     monkeypatch.setattr(ensemble, "packed_step", original)
     results = ensemble.run_packed(cfgs, dirs)  # retried: both resume from step 10
     assert [r["status"] for r in results] == ["completed", "completed"]
