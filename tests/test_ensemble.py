@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from bench import checkpoint, ensemble
 from bench.config import ConfigError, validate
