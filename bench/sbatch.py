@@ -24,8 +24,8 @@ RULES = (
     ("time limit", ("timeout_min",), "stay within the partition's time limit"),
     ("array", ("array_parallelism",), "fewer runs at once, or a smaller grid (the cluster's MaxArraySize)"),
     ("node configuration is not available", ("mem_gb", "cpus_per_task", "gpus_per_node"), "ask for at most a node"),
+    ("fetch config", (), "no slurm.conf: SLURM_CONF unset? locally: make slurm-up; source .slurm/env"),
     ("unable to contact slurm controller", (), "is the cluster up? locally: make slurm-up; source .slurm/env"),
-    ("configuration source", (), "no slurm.conf: locally, make slurm-up; source .slurm/env (sets SLURM_CONF)"),
 )
 
 
@@ -33,8 +33,9 @@ def explain(stderr: str, params: dict) -> str:
     """One line from sbatch's error text: its reason, the keys to change with their current values, the nodes."""
     lines = [line.strip().removeprefix("sbatch: error:").strip() for line in stderr.splitlines() if line.strip()]
     reasons = [line for line in lines if not line.lower().startswith("batch job submission failed")] or lines
-    reason = reasons[0].removeprefix("Batch job submission failed:").strip() if reasons else "no error text"
-    keys, advice = next(((k, a) for words, k, a in RULES if words in stderr.lower()), ((), "see sbatch's message"))
+    words, keys, advice = next((rule for rule in RULES if rule[0] in stderr.lower()), ("", (), "see sbatch's message"))
+    reason = next((line for line in lines if words and words in line.lower()), reasons[0] if reasons else "")
+    reason = reason.removeprefix("Batch job submission failed:").strip() or "no error text"
     change = f"; change {' or '.join(f'hydra.launcher.{k}={_value(params, k)}' for k in keys)}" if keys else ""
     nodes = nodes_summary() if keys else ""
     return f"sbatch refused the job array: {reason}{change} ({advice}{'; ' + nodes if nodes else ''})"

@@ -40,3 +40,14 @@ def test_refusal_becomes_one_line_exit(capsys):
     assert str(e.value.code).startswith("error: sbatch refused the job array: invalid partition specified: gpu;")
     with pytest.raises(ZeroDivisionError), refusals(PARAMS):  # anything else is not ours to rewrite
         raise ZeroDivisionError
+
+
+def test_no_cluster_configured_says_how_to_get_one():
+    stderr = (
+        "sbatch: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host\n"
+        "sbatch: error: fetch_config: DNS SRV lookup failed\n"
+        "sbatch: error: _establish_config_source: failed to fetch config\n"
+        "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)"
+    )
+    line = explain(stderr, PARAMS)
+    assert "failed to fetch config" in line and "source .slurm/env" in line and "change" not in line

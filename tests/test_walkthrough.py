@@ -150,12 +150,14 @@ def _check(name: str, clone: Path, out: str) -> None:
     demo = clone / "outputs/sweeps/demo"
     if name in ("set-up", "sweep-basic", "sweep-local", "slurm"):
         assert len(list(demo.glob("*/result.json"))) == 4, out
+    if name in ("sweep-basic", "sweep-local", "slurm"):  # make status: the whole (GRID) grid, nothing missing
+        assert "outputs/sweeps/demo: 4 points:" in out and " 0 missing" in out, out
     if name == "set-up":
         assert (demo / "phase_best_test_acc.png").exists() and "passed" in out
     if name in ("sweep-local", "slurm"):
         assert list((demo / ".submitit").iterdir()), f"{name}: no submitit jobs: {out}"
     if name == "slurm":
-        assert (demo / "phase_best_test_acc.png").exists() and "missing" in out
+        assert (demo / "phase_best_test_acc.png").exists() and "slurm: stopped" in out
     if name == "single-run":
         assert len(list((clone / "outputs/runs").glob("*/result.json"))) == 2 and "optimizer:" in out
     if name == "reference":
