@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +105,9 @@ def _run(path: Path_, clone: Path, env: dict, log: list[str]) -> None:
         # one shell per path: `source .slurm/env` carries to the next lines; -x echoes each command as run
         cmd = ["bash", "-euxo", "pipefail", "-c", "\n".join(path.lines)]
         shown = " ; ".join(path.lines)
+    start = time.time()
     proc = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    print(f"walkthrough {path.name}: exit {proc.returncode} after {time.time() - start:.0f} s")
     log.append(f"== {path.name}: {shown}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     assert proc.returncode == 0, f"README path {path.name!r} failed (exit {proc.returncode}):\n{log[-1]}"
 
