@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BASE=${SLURM_BASE:-$ROOT/.slurm}
 HOST=$(hostname -s)
-NCPU=$(nproc)
+NCPU=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys OMP_NUM_THREADS; the node does not
 # The node as the machine is: its memory (the cgroup's limit when lower, as in a container) less a margin for the
 # daemons and the system (a tenth, at least 512 MB), so that a job asking for what the node declares can run.
 mem_mb() {
