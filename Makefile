@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 SWEEP ?= outputs/sweeps/demo
 
 LAUNCHER ?= basic
+# GRID: overrides added to the demo and sweep targets, e.g. a 2 x 2 corner of the demo grid in seconds:
+#   make demo GRID='optimizer.lr=0.25,4 schedule.warmup_steps=1,64 steps=64 eval_every=32'
+GRID ?=
+# TESTS: what `make test` runs (default: the whole suite), e.g. TESTS=tests/test_schedule.py
+TESTS ?=
 SWEEP_DIR = $(if $(findstring /,$(SWEEP)),$(SWEEP),outputs/sweeps/$(SWEEP))
 
 .PHONY: help install demo test lint heatmaps clean sweep status slurm-up slurm-down
@@ -21,12 +26,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: install  ## the demo sweep (FCN on mnist5k, SGD, MSE, eta_trgt x T_wrm), then its phase diagram
-	$(PY) launch.py -m +sweep=demo
+demo: install  ## the demo sweep (FCN on mnist5k, SGD, MSE, eta_trgt x T_wrm), then its phase diagram (GRID=...: a subset)
+	$(PY) launch.py -m +sweep=demo $(GRID)
 	$(PY) -m analysis phase outputs/sweeps/demo
 
-test: install  ## the test suite
-	$(PY) -m pytest -q
+test: install  ## the test suite (TESTS=tests/test_x.py: one file)
+	$(PY) -m pytest -q $(TESTS)
 
 lint: install  ## ruff check and format check
 	$(PY) -m ruff check .
@@ -44,7 +49,7 @@ trajectories: install  ## loss/sharpness/threshold plot of a sweep: make traject
 	$(PY) -m analysis trajectories $(SWEEP)
 
 sweep: install  ## a sweep preset on a launcher: make sweep SWEEP=demo LAUNCHER=slurm|local|basic (again: resumes)
-	$(PY) launch.py -m +sweep=$(notdir $(SWEEP)) hydra/launcher=$(LAUNCHER) hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP))
+	$(PY) launch.py -m +sweep=$(notdir $(SWEEP)) hydra/launcher=$(LAUNCHER) hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP)) $(GRID)
 
 status: install  ## completed / diverged / failed / running / missing points: make status SWEEP=demo
 	$(PY) -m analysis status $(SWEEP_DIR)

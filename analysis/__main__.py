@@ -14,7 +14,7 @@ from pathlib import Path
 
 from analysis.aggregate import SkippedItems, load_runs
 from analysis.phase import LR, WARMUP, eta_max, mixed_keys, phase_grid, plot_phase
-from analysis.reference import load_reference
+from analysis.reference import default_dir, load_reference
 
 
 def _load(args: argparse.Namespace):
@@ -133,7 +133,7 @@ def reference(args: argparse.Namespace) -> None:
         print(f"phase diagram: {out / f'{name}.png'}")
     bound = eta_max(runs, by=["model.param", "optimizer.name", "optimizer.lr_unit"])
     bound.to_csv(out / "reference_eta_max.csv", index=False)
-    print(f"{len(runs)} reference runs from {args.data or 'the default folder'}; adam = the authors' {args.adam}")
+    print(f"{len(runs)} reference runs from {args.data or default_dir()}; adam = the authors' {args.adam}")
     print("largest trainable eta_trgt (every run of the cell: final test accuracy >= 1.5 / num_classes):")
     print(bound.rename(columns={WARMUP: "T_wrm", LR: "eta_trgt"}).to_string(index=False))
 
@@ -177,7 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("-v", "--verbose", action="store_true", help="name every skipped item")
     t.set_defaults(func=trajectories)
     r = sub.add_parser("reference", help="phase diagrams and eta_max of the authors' published runs")
-    r.add_argument("--data", help="folder of the authors' .tab files (default: ../shared/reference/why-warmup)")
+    r.add_argument(
+        "--data",
+        help="folder of the authors' .tab files (default: the authors' tables shipped in analysis/reference_data/)",
+    )
     r.add_argument("--out", default="outputs/reference", help="folder for the PNGs and CSVs")
     r.add_argument("--metric", default="best_test_acc")
     r.add_argument("--adam", default="base_adam", choices=["base_adam", "adam"], help="which authors' Adam is adam")

@@ -9,6 +9,7 @@ v0, and run over the whole eta_trgt grid); the other keeps a distinct name (opta
 base_adam -> adam_base). Both give the same boundary in the published data. SGD runs give eta_trgt as lrexp x:
 eta_trgt = 2^x / lambda0, i.e. optimizer.lr = 2^x with optimizer.lr_unit = inverse_sharpness, and lambda0 is the
 file's sharpness_init.
+The 91 published files ship in analysis/reference_data/why-warmup/ with the authors' MIT LICENSE (about 2 MB).
 Status: `diverged` when the loss becomes NaN/inf (diverged_step = that step), else `completed`; whether a run
 trained is then the usual rule on final_test_acc (below 1.5 / num_classes: did not train).
 """
@@ -24,16 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "reference_data" / "why-warmup"  # shipped with the package (MIT, LICENSE)
 
 
 def default_dir() -> Path:
-    """$WARMUP_BENCH_REFERENCE, else ../shared/reference/why-warmup beside the repository (or beside its parent,
-    for a git worktree kept one level down)."""
-    if os.environ.get("WARMUP_BENCH_REFERENCE"):
-        return Path(os.environ["WARMUP_BENCH_REFERENCE"])
-    candidates = [base / "shared" / "reference" / "why-warmup" for base in (ROOT.parent, ROOT.parent.parent)]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
+    """$WARMUP_BENCH_REFERENCE, else the authors' tables that ship inside the package (analysis/reference_data/)."""
+    return Path(os.environ.get("WARMUP_BENCH_REFERENCE") or DATA)
 
 
 NUM_CLASSES = {"cifar-10": 10, "cifar-100": 100, "tiny-imagenet": 200}

@@ -32,6 +32,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
 from bench.checkpoint import FINISHED
 from bench.failure import describe_failure
+from bench.sbatch import refusals
 from bench.store import RESULT, RunStore
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,10 @@ def _job_log(job) -> str | None:
 
 class SlurmJobs(_Launcher):
     _EXECUTOR = "slurm"
+
+    def _submit(self, executor, job_params: list) -> list:
+        with refusals(self.params):  # a request no node can hold: one line naming the key, not a traceback
+            return super()._submit(executor, job_params)
 
 
 class LocalJobs(_Launcher):

@@ -9,13 +9,39 @@ import pytest
 
 from analysis.__main__ import main as analysis_main
 from analysis.phase import eta_max, run_state
-from analysis.reference import default_dir, load_reference, parse_name
+from analysis.reference import DATA, default_dir, load_reference, parse_name
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "why-warmup"
+TABLES = DATA / "resnet_results"
 GI = (
     "eval_cifar-10_WideResNet16_sp_scale0.0_n16_w4_d16_biasTrue_relu_I1_J1_xent_augmentTrue_grads_adam_lr0.081920"
     "_k1.0_p1.0_Twarm1_T100000_B128_b10.9_b20.999.tab"
 )
+
+
+# nine of the shipped tables: both Adams at T_wrm 1 and 1024, GI-Adam, optax Adam, muP SGD (one trained, one diverged)
+FEW = [
+    GI,
+    GI.replace("lr0.081920", "lr0.163840"),
+    GI.replace("grads_adam", "adam").replace("lr0.081920", "lr0.040960"),
+    *[GI.replace("grads_adam", "base_adam").replace("lr0.081920", lr) for lr in ("lr0.020480", "lr0.040960")],
+    *[
+        GI.replace("grads_adam", "base_adam").replace("lr0.081920", lr).replace("Twarm1_", "Twarm1024_")
+        for lr in ("lr0.081920", "lr0.163840")
+    ],
+    *[
+        f"{kind}_cifar-10_WideResNet16_mup_scale1.0_n16_w4_d16_biasTrue_relu_I1_J1_xent_augmentTrue_sgd_lrinit0.0"
+        f"_lrexp{x}.0000_k1.0_p0.0_Twarm1_T100000_B128_m0.0_lobpcg.tab"
+        for kind, x in (("eval", 6), ("train", 7))
+    ],
+]
+
+
+@pytest.fixture(scope="module")
+def FIXTURES(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("why-warmup")
+    for name in FEW:
+        shutil.copy(TABLES / name, folder / name)
+    return folder
 
 
 def boundary(runs) -> dict:
@@ -37,7 +63,7 @@ def test_file_name_grammar():
         parse_name("notes.tab")
 
 
-def test_fixture_tables_as_runs():
+def test_fixture_tables_as_runs(FIXTURES):
     runs = load_reference(FIXTURES)
     assert len(runs) == 9
     assert boundary(runs) == {("adam", 1): 0.02048, ("adam", 1024): 0.08192, ("gi_adam", 1): 0.08192}
@@ -53,7 +79,7 @@ def test_fixture_tables_as_runs():
     assert states == ["not trained", "diverged"]
 
 
-def test_unreadable_files_are_counted(tmp_path):
+def test_unreadable_files_are_counted(FIXTURES, tmp_path):
     for f in FIXTURES.glob("*grads_adam*"):
         shutil.copy(f, tmp_path / f.name)
     (tmp_path / "notes.tab").write_text("x\n")
@@ -65,7 +91,7 @@ def test_unreadable_files_are_counted(tmp_path):
         load_reference(tmp_path / "nope")
 
 
-def test_cli_draws_and_prints_the_boundary(tmp_path, capsys):
+def test_cli_draws_and_prints_the_boundary(FIXTURES, tmp_path, capsys):
     analysis_main(["reference", "--data", str(FIXTURES), "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "0.02048" in out and "0.08192" in out
@@ -75,9 +101,14 @@ def test_cli_draws_and_prints_the_boundary(tmp_path, capsys):
     assert len(saved) == 5 and math.isnan(saved.set_index("optimizer.name").loc["sgd", "eta_max"])
 
 
-@pytest.mark.skipif(not default_dir().is_dir(), reason="the authors' full data is not beside this checkout")
-def test_full_published_data_matches_spec_section_7():
+def test_full_published_data_ships_with_the_package(monkeypatch):
+    """The default folder is inside the package, with the authors' licence: no file outside the repository."""
+    monkeypatch.delenv("WARMUP_BENCH_REFERENCE", raising=False)
+    assert default_dir() == DATA and (DATA / "LICENSE").read_text().startswith("MIT License")
     runs = load_reference()
     assert len(runs) == 91
     got = boundary(runs)
     assert got[("adam", 1)] == 0.02048 and got[("adam", 1024)] == 0.08192 and got[("gi_adam", 1)] == 0.08192
+    assert got[("radam", 1)] == 0.02048 and got[("radam", 1024)] == 0.04096
+    monkeypatch.setenv("WARMUP_BENCH_REFERENCE", "/elsewhere")
+    assert default_dir() == Path("/elsewhere")

@@ -1,6 +1,7 @@
 """Sweeps on a real single-node SLURM cluster (scripts/slurm/start.sh: munge, MariaDB, slurmdbd, slurmctld, slurmd).
 
-The session fixture starts the cluster when it is not up and stops it at the end. Without root or the Debian
+The module's fixture starts the cluster when it is not up and stops it at the end of this module (so that the
+walkthrough test can start its own from a fresh clone: one cluster per machine). Without root or the Debian
 packages the tests are skipped, unless WARMUP_BENCH_REQUIRE_SLURM=1 (set by .ci/run), which turns that into a failure.
 """
 
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from analysis.status import counts, report, sweep_status
 from bench.train import run
@@ -23,7 +25,7 @@ from tests.conftest import ROOT, compose_cfg
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 BASE = ROOT / ".slurm"
-SLURM = ["hydra/launcher=slurm", "hydra.launcher.mem_gb=1", "hydra.launcher.cpus_per_task=1"]
+SLURM = ["hydra/launcher=slurm"]  # the preset's defaults (mem_gb 4, 1 CPU), as the README's command uses them
 TINY = ["model.width=32", "model.depth=2", "batch_size=64", "device=cpu"]
 # long enough (a few seconds) to be interrupted after its first checkpoint
 LONG = ["model.width=64", "model.depth=2", "batch_size=32", "steps=3000", "eval_every=500", "device=cpu"]
@@ -43,7 +45,7 @@ def _unavailable(why: str):
     pytest.skip(why)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def slurm():
     """SLURM_CONF of a running cluster; started here (and stopped at the end) unless it was already up."""
     started = False
@@ -128,6 +130,39 @@ def sacct_states(job: str) -> dict[str, str]:
 
 def results(sweep: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+
+
+def test_node_is_the_machine_and_the_defaults_fit(slurm):
+    node = dict(kv.split("=", 1) for kv in slurm_cmd("scontrol", "show", "node", "-o").split() if "=" in kv)
+    mem_total = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0]) // 1024
+    assert int(node["CPUTot"]) == len(os.sched_getaffinity(0))
+    assert 0.8 * mem_total <= int(node["RealMemory"]) < mem_total or int(node["RealMemory"]) == mem_total - 512
+    launcher = yaml.safe_load((ROOT / "conf/hydra/launcher/slurm.yaml").read_text())
+    assert launcher["mem_gb"] * 1024 <= int(node["RealMemory"]) and launcher["cpus_per_task"] <= int(node["CPUTot"])
+
+
+@pytest.mark.parametrize(
+    "request_, key",
+    [
+        ("hydra.launcher.mem_gb=100000", "hydra.launcher.mem_gb=100000"),
+        ("hydra.launcher.cpus_per_task=512", "hydra.launcher.cpus_per_task=512"),
+        ("hydra.launcher.partition=nope", "hydra.launcher.partition=nope"),
+        ("hydra.launcher.gpus_per_node=1", "hydra.launcher.gpus_per_node=1"),
+    ],
+)
+def test_a_request_the_cluster_cannot_hold_stops_with_one_line_naming_the_key(slurm, tmp_path, request_, key):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.lr=0.25,0.5", *TINY, "steps=4", *SLURM, request_, f"hydra.sweep.dir={sweep}"]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stdout + proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: sbatch refused the job array: ") and f"change {key}" in last, proc.stderr
+    assert not job_ids(sweep) and not list(sweep.glob("*/result.json"))
 
 
 def test_array_then_launcher_killed_then_relaunch_runs_only_the_rest(slurm, tmp_path):

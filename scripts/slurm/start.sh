@@ -8,7 +8,18 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BASE=${SLURM_BASE:-$ROOT/.slurm}
 HOST=$(hostname -s)
-NCPU=$(nproc)
+NCPU=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys OMP_NUM_THREADS; the node does not
+# The node as the machine is: its memory (the cgroup's limit when lower, as in a container) less a margin for the
+# daemons and the system (a tenth, at least 512 MB), so that a job asking for what the node declares can run.
+mem_mb() {
+  local total limit
+  total=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
+  limit=$(cat /sys/fs/cgroup/memory.max 2>/dev/null || echo max)
+  [[ $limit =~ ^[0-9]+$ ]] && ((limit / 1048576 < total)) && total=$((limit / 1048576))
+  local margin=$((total / 10 > 512 ? total / 10 : 512))
+  echo $((total - margin))
+}
+MEM_MB=${SLURM_MEM_MB:-$(mem_mb)}
 DB_PORT=${SLURM_DB_PORT:-3307}
 export SLURM_CONF=$BASE/slurm.conf
 
@@ -21,6 +32,13 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: poll until the command 
 
 if [[ $(id -u) != 0 ]]; then echo "slurm: start.sh must run as root (the daemons run as root)" >&2; exit 1; fi
 if alive "$BASE/slurmctld.pid" && alive "$BASE/slurmd.pid"; then echo "slurm: already running ($BASE)"; exit 0; fi
+# one cluster per machine: its ports are fixed (6817-6819, $DB_PORT)
+for port in 6817 6818 6819 "$DB_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "slurm: port $port is in use: another cluster runs on this machine; stop it first (its scripts/slurm/stop.sh)" >&2
+    exit 1
+  fi
+done
 
 packages=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
 missing=()
@@ -76,6 +94,8 @@ AccountingStoragePort=6819
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+# a request no node can hold is refused at sbatch (one line from the launcher), not left pending for ever
+EnforcePartLimits=ALL
 ReturnToService=2
 SlurmctldPort=6817
 SlurmdPort=6818
@@ -92,7 +112,7 @@ Waittime=0
 # a test cluster: requeued jobs may start again after 5 s (default 120), and the scheduler looks every second
 AuthInfo=cred_expire=5
 SchedulerParameters=sched_interval=1,bf_interval=1
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NCPU RealMemory=4000 State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NCPU RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 # 4. slurmdbd (accounting: sacct); it reads slurmdbd.conf from the folder of $SLURM_CONF
@@ -123,4 +143,4 @@ slurmctld -f "$SLURM_CONF"
 slurmd -f "$SLURM_CONF"
 wait_for 30 "an idle node" bash -c '[[ $(sinfo -h -o %T) == idle ]]'
 echo "export SLURM_CONF=$SLURM_CONF" >"$BASE/env"
-echo "slurm: up ($(sinfo -h -o '%P %D node(s) %c cpus %T'); source $BASE/env)"
+echo "slurm: up ($(sinfo -h -o '%P %D node(s), %c CPUs, %m MB a node, %T'); source $BASE/env)"

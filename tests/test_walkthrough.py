@@ -1,0 +1,169 @@
+"""The README, run as a newcomer would: every block marked `<!-- walkthrough: NAME [fresh] -->` is run verbatim, in
+README order, from a fresh clone of this repository (HEAD plus the working tree's changes to tracked files), so a
+README change that breaks a documented path fails here. A line with a `# (skip: REASON)` comment is skipped and its
+reason printed; `fresh` removes outputs/ first (so that each launcher runs its points, not the previous one's).
+
+What is not verbatim, and why: the clone uses this test's venv (.venv is a link to it, and pyproject.toml is made
+older than the venv's install stamp, so that `make` does not reinstall), PYTHONPATH is the clone, and two documented
+Makefile variables come from the environment: GRID (a 2 x 2 corner of the demo grid, 64 steps a run, so the
+sweeps take seconds) and TESTS (`make test` runs one test file: the suite cannot contain itself).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GRID = "optimizer.lr=0.25,4 schedule.warmup_steps=1,64 steps=64 eval_every=32"
+TESTS = "tests/test_schedule.py"
+SLURM_PORTS = (6817, 6818, 6819, 3307)
+BLOCK = re.compile(r"<!-- walkthrough: ([\w-]+)((?: \w+)*) -->\n```(\w+)\n(.*?)\n```", re.S)
+SKIP = re.compile(r"#\s*\(skip: ([^)]*)\)")
+
+
+@dataclass
+class Path_:  # one documented path: a marked block of the README
+    name: str
+    lang: str
+    lines: list[str]
+    skipped: list[tuple[str, str]]  # (line, reason)
+    fresh: bool
+
+
+def paths(readme: str) -> list[Path_]:
+    out = []
+    for m in BLOCK.finditer(readme):
+        name, opts, lang, body = m.groups()
+        lines, skipped = [], []
+        for line in body.splitlines() if lang != "python" else [body]:
+            reason = SKIP.search(line)
+            if reason:
+                skipped.append((line, reason.group(1)))
+            elif line.strip():
+                lines.append(line)
+        out.append(Path_(name, lang, lines, skipped, "fresh" in opts.split()))
+    return out
+
+
+def test_readme_blocks_are_found_and_skips_carry_their_reason():
+    readme = (ROOT / "README.md").read_text()
+    found = {p.name: p for p in paths(readme)}
+    assert {"set-up", "single-run", "sweep-basic", "sweep-local", "slurm", "reference", "python"} <= set(found)
+    markers = re.findall(r"^<!-- walkthrough:", readme, re.M)
+    assert len(markers) == len(found), "a marker whose block the test cannot read (or a name used twice)"
+    assert [line.split("#")[0].strip() for line in found["slurm"].lines] == [
+        "make slurm-up",
+        "source .slurm/env",
+        "make sweep SWEEP=demo LAUNCHER=slurm",
+        "make status SWEEP=demo",
+        "make heatmaps SWEEP=outputs/sweeps/demo",
+        "make slurm-down",
+    ]
+    doc = "<!-- walkthrough: x fresh -->\n```bash\nmake a\nmake b  # (skip: needs CIFAR-10)\n```\n"
+    (p,) = paths(doc)
+    assert (p.name, p.fresh, p.lines) == ("x", True, ["make a"])
+    assert p.skipped == [("make b  # (skip: needs CIFAR-10)", "needs CIFAR-10")]
+
+
+def _clone(dest: Path) -> None:
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(dest)], check=True, timeout=300)
+    diff = subprocess.run(["git", "-C", str(ROOT), "diff", "HEAD", "--binary"], capture_output=True, check=True)
+    if diff.stdout:
+        subprocess.run(["git", "-C", str(dest), "apply", "--whitespace=nowarn"], input=diff.stdout, check=True)
+
+
+def _port_in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _slurm_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "the local SLURM cluster needs root"
+    busy = [p for p in SLURM_PORTS if _port_in_use(p)]
+    if busy:
+        return f"ports {busy} are in use: another SLURM cluster runs on this machine (one a machine)"
+    return None
+
+
+def _run(path: Path_, clone: Path, env: dict, log: list[str]) -> None:
+    if path.lang == "python":
+        cmd = [str(clone / ".venv/bin/python"), "-c", path.lines[0]]
+        shown = "python <<README snippet>>"
+    else:
+        # one shell per path: `source .slurm/env` carries to the next lines; -x echoes each command as run
+        cmd = ["bash", "-euxo", "pipefail", "-c", "\n".join(path.lines)]
+        shown = " ; ".join(path.lines)
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    print(f"walkthrough {path.name}: exit {proc.returncode} after {time.time() - start:.0f} s")
+    log.append(f"== {path.name}: {shown}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    assert proc.returncode == 0, f"README path {path.name!r} failed (exit {proc.returncode}):\n{log[-1]}"
+
+
+@pytest.mark.slow
+def test_readme_walkthrough_from_a_fresh_clone(tmp_path):
+    if os.environ.get("WARMUP_BENCH_WALKTHROUGH"):
+        pytest.skip("inside a walkthrough already")
+    venv = Path(sys.prefix)
+    if not (venv / ".installed").exists() or shutil.which("make") is None or shutil.which("git") is None:
+        pytest.skip("needs make, git and a venv installed by `make install` (its .installed stamp)")
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: nothing to clone")
+    clone = tmp_path / "warmup-bench"
+    _clone(clone)
+    (clone / ".venv").symlink_to(venv)
+    os.utime(clone / "pyproject.toml", (0, 0))  # older than the venv's stamp: make must not reinstall
+    env = {k: v for k, v in os.environ.items() if k not in ("SLURM_CONF", "HYDRA_FULL_ERROR", "WARMUP_BENCH_REFERENCE")}
+    env.update(PYTHONPATH=str(clone), GRID=GRID, TESTS=TESTS, WARMUP_BENCH_WALKTHROUGH="1", MPLBACKEND="Agg")
+    env.pop("VENV", None)
+
+    log: list[str] = []
+    walk = paths((clone / "README.md").read_text())
+    try:
+        for path in walk:
+            for line, reason in path.skipped:
+                print(f"walkthrough {path.name}: skipped `{line}`: {reason}")
+            if path.name == "slurm" and (why := _slurm_unavailable()):
+                if os.environ.get("WARMUP_BENCH_REQUIRE_SLURM") == "1":
+                    pytest.fail(f"the README's SLURM path must run here: {why}")
+                print(f"walkthrough slurm: skipped: {why}")
+                continue
+            if path.fresh:
+                shutil.rmtree(clone / "outputs", ignore_errors=True)
+            _run(path, clone, env, log)
+            _check(path.name, clone, log[-1])
+    finally:
+        subprocess.run([str(clone / "scripts/slurm/stop.sh")], capture_output=True, timeout=120)
+
+
+def _check(name: str, clone: Path, out: str) -> None:
+    """What each path must have made, beyond exiting 0."""
+    demo = clone / "outputs/sweeps/demo"
+    if name in ("set-up", "sweep-basic", "sweep-local", "slurm"):
+        assert len(list(demo.glob("*/result.json"))) == 4, out
+    if name in ("sweep-basic", "sweep-local", "slurm"):  # make status: the whole (GRID) grid, nothing missing
+        assert "outputs/sweeps/demo: 4 points:" in out and " 0 missing" in out, out
+    if name == "set-up":
+        assert (demo / "phase_best_test_acc.png").exists() and "passed" in out
+    if name in ("sweep-local", "slurm"):
+        assert list((demo / ".submitit").iterdir()), f"{name}: no submitit jobs: {out}"
+    if name == "slurm":
+        assert (demo / "phase_best_test_acc.png").exists() and "slurm: stopped" in out
+    if name == "single-run":
+        assert len(list((clone / "outputs/runs").glob("*/result.json"))) == 2 and "optimizer:" in out
+    if name == "reference":
+        assert "91 reference runs" in out and "0.02048" in out and "0.08192" in out
+    if name == "python":
+        assert (clone / "phase.png").exists() and "eta_max" in out
