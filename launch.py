@@ -1,23 +1,36 @@
-"""Entry point: python launch.py [overrides], or python launch.py -m [sweep overrides] (see README)."""
+"""Entry point: python launch.py [overrides], or python launch.py -m [sweep overrides] (see README).
 
+Every run is checked before anything trains: a sweep's points by the validating sweeper, a single run by the
+Preflight callback (hydra_plugins/warmup_bench). A bad config is one line and a non-zero exit status."""
+
+import math
+import os
 import sys
 
 import hydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 import bench
-from bench.cli import preflight
 from bench.config import ConfigError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    bench.run(cfg)
+def main(cfg: DictConfig) -> float:
+    """One run; returns its objective (a result.json value) for Hydra's sweepers, NaN if it did not complete."""
+    result = bench.run(cfg)
+    return float(result.get(cfg.objective, math.nan)) if result.get("status") == "completed" else math.nan
 
 
 if __name__ == "__main__":
+    # Hydra hands errors on to us (instead of printing them in several lines): a config error is then one line
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        preflight(sys.argv[1:])  # every grid point is checked before anything trains
-    except ConfigError as e:
-        sys.exit(f"error: {e}")
-    main()
+        main()
+    except (ConfigError, HydraException, OmegaConfBaseException) as e:
+        from bench.preflight import compose_error
+
+        sys.exit(f"error: {compose_error(e)}")
+    except KeyboardInterrupt as e:
+        sys.exit(f"stopped{': ' + str(e) if str(e) else ''}")

@@ -351,6 +351,7 @@ class Config:
     stop_on_divergence: bool = True  # false: record the divergence step but train on to the end
     checkpoint_every: int = 0  # save checkpoint.pt every this many steps (0 = only at the pre-timeout signal)
     force: bool = False  # rerun even if the run folder holds a finished result.json
+    objective: str = "best_test_acc"  # the result.json value the task function returns to Hydra's sweeper
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", self.steps, "must be >= 1")
@@ -362,7 +363,19 @@ class Config:
         require(self.threads >= 0, "threads", self.threads, "must be >= 0")
         require(self.diverge_factor > 1, "diverge_factor", self.diverge_factor, "must be > 1")
         require(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, "must be >= 0")
+        require_choice("objective", self.objective, OBJECTIVES)
         check_model_dataset(self.model, self.dataset)
+
+
+# result.json values a sweeper (Optuna, ...) can optimize: the task returns one of them, NaN if the run diverged/failed
+OBJECTIVES = (
+    "best_test_acc",
+    "final_test_acc",
+    "final_train_acc",
+    "best_test_loss",
+    "final_test_loss",
+    "final_train_loss",
+)
 
 
 def check_model_dataset(model, dataset) -> None:
@@ -408,10 +421,9 @@ def register() -> None:
     (idempotent)."""
     OmegaConf.register_new_resolver("add", lambda *xs: sum(xs), replace=True)
     OmegaConf.register_new_resolver("ceil_div", lambda a, b: -(-a // b), replace=True)
-    from bench import launcher, runid
+    from bench import runid
 
     runid.register_resolver()  # ${run_id:...} names the run folders of a sweep (hydra.sweep.subdir)
-    launcher.register()  # hydra/launcher=slurm|local (conf/hydra/launcher/) extend these
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, options in GROUPS.items():

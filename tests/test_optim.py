@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.cli import preflight
+from bench.preflight import check_command as preflight
 from bench.config import ConfigError, validate
 from bench.data import EpochSampler
 from bench.optim import build_optimizer, set_lr
