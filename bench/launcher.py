@@ -152,10 +152,6 @@ class SlurmJobs(_Launcher):
     _EXECUTOR = "slurm"
 
 
-class SlurmJobs(_Launcher):
-    _EXECUTOR = "slurm"
-
-
 class LocalJobs(_Launcher):
     """This machine: one submitit job per point (a controller process that enforces timeout_min, sends the
     pre-timeout signal signal_delay_s before it and restarts the run after a checkpoint), at most max_parallel at a

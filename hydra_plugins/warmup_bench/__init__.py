@@ -56,8 +56,8 @@ class LocalConf(LocalQueueConf):
 @dataclass
 class ValidatingSweeperConf:
     _target_: str = "hydra_plugins.warmup_bench.ValidatingSweeper"
-    max_batch_size: Optional[int] = None
-    params: Optional[dict[str, str]] = field(default=None)
+    max_batch_size: Optional[int] = None  # noqa: UP045  (OmegaConf reads the annotation)
+    params: Optional[dict[str, str]] = field(default=None)  # noqa: UP045
 
 
 def register() -> None:
