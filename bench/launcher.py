@@ -160,6 +160,21 @@ class LocalJobs(_Launcher):
     _EXECUTOR = "local"
     POLL_S = 0.2  # how often the launcher looks for a finished job (a process poll: no measurable cost)
 
+    def _executor(self):
+        """submitit's LocalExecutor itself: AutoExecutor does not pass signal_delay_s on to it."""
+        import submitit
+
+        p = dict(self.params)
+        executor = submitit.LocalExecutor(folder=p["submitit_folder"], max_num_timeout=int(p["max_num_timeout"]))
+        executor.update_parameters(
+            timeout_min=p["timeout_min"],
+            signal_delay_s=int(p["signal_delay_s"]),
+            tasks_per_node=p["tasks_per_node"],
+            gpus_per_node=p["gpus_per_node"] or 0,
+            **({"setup": list(p["setup"])} if p.get("setup") else {}),
+        )
+        return executor
+
     def _submit(self, executor, job_params: list) -> list:
         limit = max(1, int(self.params.get("max_parallel") or 1))
         jobs: list = []

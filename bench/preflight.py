@@ -86,7 +86,7 @@ def check_command(argv: list[str], config_dir: Path = CONF_DIR, config_name: str
     from hydra.types import HydraContext, RunMode
 
     multirun = "-m" in argv or "--multirun" in argv
-    overrides = [a for a in argv if a not in ("-m", "--multirun")]
+    overrides = [a for a in argv if a not in ("-m", "--multirun")] + [f"hydra.mode={'MULTIRUN' if multirun else 'RUN'}"]
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         mode = RunMode.MULTIRUN if multirun else RunMode.RUN

@@ -15,7 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import filter_overrides
 
 from bench.config import ConfigError
-from bench.preflight import check_point, compose_error
+from bench.preflight import check_point, compose_error, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ def point_name(point: Sequence[str], grid: Sequence[Sequence[str]]) -> str:
 
 
 class ValidatingSweeper(BasicSweeper):
+    run_dirs: dict[tuple[str, ...], object]  # point -> its run folder, from the check
+
     def grid(self, arguments: Sequence[str]) -> list[list[str]]:
         """Every point of the sweep, in launch order, as BasicSweeper expands it."""
         assert self.hydra_context is not None
@@ -38,6 +40,7 @@ class ValidatingSweeper(BasicSweeper):
         """Compose and check every point; ConfigError naming the first bad one."""
         assert self.hydra_context is not None and self.config is not None
         loader = self.hydra_context.config_loader
+        self.run_dirs = {}
         for i, point in enumerate(grid):
             try:
                 try:
@@ -45,6 +48,7 @@ class ValidatingSweeper(BasicSweeper):
                 except Exception as e:
                     raise compose_error(e) from e
                 check_point(cfg)
+                self.run_dirs[tuple(point)] = run_dir(cfg)
             except ConfigError as e:
                 raise ConfigError(f"point {i + 1} of {len(grid)} ({point_name(point, grid)}): {e}") from e
 

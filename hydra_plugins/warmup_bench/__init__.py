@@ -12,6 +12,7 @@ from hydra.experimental.callback import Callback
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
 import bench.config
+from bench.boundary import BoundarySweeper as _BoundarySweeper
 from bench.launcher import LocalJobs, SlurmJobs
 from bench.sweeper import ValidatingSweeper as _ValidatingSweeper
 
@@ -26,6 +27,10 @@ class LocalLauncher(LocalJobs):
 
 class ValidatingSweeper(_ValidatingSweeper):
     """hydra/sweeper=validating (this app's default, conf/config.yaml)."""
+
+
+class BoundarySweeper(_BoundarySweeper):
+    """hydra/sweeper=boundary: eta_max per row of the grid by bisection (bench/boundary.py)."""
 
 
 class Preflight(Callback):
@@ -51,6 +56,8 @@ class SlurmConf(SlurmQueueConf):
 class LocalConf(LocalQueueConf):
     _target_: str = "hydra_plugins.warmup_bench.LocalLauncher"
     max_parallel: int = 2  # runs at the same time on this machine
+    signal_delay_s: int = 30  # the pre-timeout signal (SIGUSR2) this long before timeout_min: checkpoint, requeue
+    max_num_timeout: int = 3  # requeues after a timeout
 
 
 @dataclass
@@ -60,12 +67,22 @@ class ValidatingSweeperConf:
     params: Optional[dict[str, str]] = field(default=None)  # noqa: UP045
 
 
+@dataclass
+class BoundarySweeperConf(ValidatingSweeperConf):
+    _target_: str = "hydra_plugins.warmup_bench.BoundarySweeper"
+    eta: str = "optimizer.lr"  # the axis searched (sorted numerically)
+    warmup: str = "schedule.warmup_steps"  # the axis along which the boundary is monotone (monotone=true)
+    seed: str = "seed"  # a cell trains when every seed does
+    monotone: bool = True  # start each row's bracket from its T_wrm neighbours' results (checked)
+
+
 def register() -> None:
     bench.config.register()  # base_config and the groups' schemas
     cs = ConfigStore.instance()
     cs.store(group="hydra/launcher", name="base_slurm", node=SlurmConf)
     cs.store(group="hydra/launcher", name="base_local", node=LocalConf)
     cs.store(group="hydra/sweeper", name="validating", node=ValidatingSweeperConf)
+    cs.store(group="hydra/sweeper", name="boundary", node=BoundarySweeperConf)
 
 
 register()
