@@ -15,7 +15,14 @@ from pathlib import Path
 from benchmarks.common import machine
 
 OUT = Path(__file__).resolve().parent
-BENCHMARKS = ["step_overhead", "sharpness_solver", "sweep_throughput", "divergence_savings", "cuda_wrn"]
+BENCHMARKS = [
+    "step_overhead",
+    "sharpness_solver",
+    "sweep_throughput",
+    "divergence_savings",
+    "cuda_wrn",
+    "boundary_search",
+]
 
 
 def verdict(r: dict) -> str:

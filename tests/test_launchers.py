@@ -104,16 +104,16 @@ def _trained(text: str) -> int:
 
 @pytest.mark.slow
 def test_timeout_checkpoints_requeues_and_completes(tmp_path):
-    """timeout_min=1, with the pre-timeout signal signal_delay_s=45 s before it (15 s into each attempt, so the test
-    stays cheap): the point is checkpointed, its job requeued, and it completes from the checkpoint."""
+    """timeout_min=1: the pre-timeout signal comes signal_delay_s=30 s before the limit, 30 s into each attempt; the
+    point (longer than that) is checkpointed, its job requeued, and it completes from the checkpoint."""
     sweep = tmp_path / "sweep"
     args = ["-m", "seed=0", *LONG, "steps=6000", *LOCAL, f"hydra.sweep.dir={sweep}"]
-    limits = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=45", "hydra.launcher.max_num_timeout=8"]
+    limits = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=8"]
     proc = launch(*args, *limits, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (result,) = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
     assert result["status"] == "completed" and result["stop_step"] == 6000
-    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*.err"))
+    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
     assert "checkpointed at step" in logs and "resumed from" in logs, logs[-3000:]
     assert "Requeued job" in logs or "requeue" in logs.lower()
 
@@ -171,6 +171,6 @@ def test_two_launches_of_a_sweep_never_train_a_point_twice(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     second_log = second.stdout + second.stderr
     assert "running elsewhere" in second_log
-    first_jobs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*.err"))
+    first_jobs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
     assert _trained(second_log) + _trained(first_jobs) == 2, "each point trained once"
     assert counts(sweep_status(sweep))["completed"] == 2
