@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.config import ConfigError
 from bench.sweeper import ValidatingSweeper
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,9 @@ class BoundarySweeper(ValidatingSweeper):
             keys = tuple(o for o in point if _split(o)[0] not in (self.eta, self.seed))
             etas = [float(_split(o)[1]) for o in point if _split(o)[0] == self.eta]
             if len(etas) != 1:
-                raise ValueError(f"boundary search: every point needs one {self.eta}=VALUE (got {' '.join(point)})")
+                raise ConfigError(
+                    f"hydra/sweeper=boundary: sweep {self.eta}, the axis searched (e.g. {self.eta}=0.1,1)"
+                )
             by_row.setdefault(keys, {}).setdefault(etas[0], []).append(list(point))
         rows = []
         for keys, points in by_row.items():
@@ -128,8 +131,9 @@ class BoundarySweeper(ValidatingSweeper):
 
     def sweep(self, arguments: list[str]):
         assert self.launcher is not None and self.config is not None
-        grid = self.checked_grid(arguments)
+        grid = self.grid(arguments)
         rows = self.rows(grid)
+        self.check(grid)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         failed, returns, job_idx, round_no = 0, [], 0, 0
