@@ -104,15 +104,18 @@ def _trained(text: str) -> int:
 
 @pytest.mark.slow
 def test_timeout_checkpoints_requeues_and_completes(tmp_path):
-    """timeout_min=1: the pre-timeout signal comes signal_delay_s=30 s before the limit, 30 s into each attempt; the
-    point (longer than that) is checkpointed, its job requeued, and it completes from the checkpoint."""
+    """timeout_min=1 and a point longer than a minute (FCN-4-512, 2000 steps): at the pre-timeout signal, 30 s into
+    each attempt (signal_delay_s=30 leaves the run time to checkpoint and exit before the limit: submitit's local
+    controller does not requeue a job still running at the limit), the run checkpoints, the job is requeued into the
+    same folder and the run completes from its checkpoint."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "seed=0", *LONG, "steps=6000", *LOCAL, f"hydra.sweep.dir={sweep}"]
-    limits = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=8"]
-    proc = launch(*args, *limits, timeout=900)
+    run = ["model.width=512", "model.depth=4", "batch_size=256", "steps=2000", "eval_every=500", "device=cpu"]
+    args = ["-m", "seed=0", *run, *LOCAL, f"hydra.sweep.dir={sweep}"]
+    limits = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=20"]
+    proc = launch(*args, *limits, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (result,) = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
-    assert result["status"] == "completed" and result["stop_step"] == 6000
+    assert result["status"] == "completed" and result["stop_step"] == 2000
     logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
     assert "checkpointed at step" in logs and "resumed from" in logs, logs[-3000:]
     assert "Requeued job" in logs or "requeue" in logs.lower()
