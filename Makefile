@@ -13,7 +13,7 @@ GRID ?=
 TESTS ?=
 SWEEP_DIR = $(if $(findstring /,$(SWEEP)),$(SWEEP),outputs/sweeps/$(SWEEP))
 
-.PHONY: help install demo test lint heatmaps clean sweep status slurm-up slurm-down
+.PHONY: help install demo test lint heatmaps clean sweep status slurm-up slurm-down boundary
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ trajectories: install  ## loss/sharpness/threshold plot of a sweep: make traject
 
 sweep: install  ## a sweep preset on a launcher: make sweep SWEEP=demo LAUNCHER=slurm|local|basic (again: resumes)
 	$(PY) launch.py -m +sweep=$(notdir $(SWEEP)) hydra/launcher=$(LAUNCHER) hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP)) $(GRID)
+
+boundary: install  ## eta_max per T_wrm by bisection, a fraction of the runs: make boundary SWEEP=demo (boundary.csv)
+	$(PY) launch.py -m +sweep=$(notdir $(SWEEP)) hydra/sweeper=boundary hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP))
+	cat outputs/sweeps/$(notdir $(SWEEP))/boundary.csv
 
 status: install  ## completed / diverged / failed / running / missing points: make status SWEEP=demo
 	$(PY) -m analysis status $(SWEEP_DIR)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def run(cfg, run_dir=None):
-    """Train one run from a composed config (see bench.train.run)."""
-    from bench.train import run as _run
+    """Train one run from a composed config (see bench.train.run), under its folder's lock (bench.lock): a run that
+    another live process is training is skipped ({"status": "running elsewhere"})."""
+    from bench.lock import locked_run
 
-    return _run(cfg, run_dir)
+    return locked_run(cfg, run_dir)

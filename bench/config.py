@@ -373,6 +373,7 @@ class Config:
     precision: str = "fp32"  # fp32 | tf32 | bf16 (the training step only; sharpness and evaluation stay FP32)
     deterministic: bool = False  # deterministic algorithms + CUBLAS_WORKSPACE_CONFIG
     compile: bool = False  # torch.compile of the training forward (HVPs, Lanczos, catapult stay eager)
+    objective: str = "best_test_acc"  # the result.json value the task function returns to Hydra's sweeper
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", self.steps, "must be >= 1")
@@ -385,6 +386,7 @@ class Config:
         require(self.threads >= 0, "threads", self.threads, "must be >= 0")
         require(self.diverge_factor > 1, "diverge_factor", self.diverge_factor, "must be > 1 (inf: NaN/inf only)")
         require(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, "must be >= 0")
+        require_choice("objective", self.objective, OBJECTIVES)
         check_model_dataset(self.model, self.dataset)
         # the run would end before reaching eta_trgt, yet result.json records eta_trgt. Not checked for the catapult
         # schedules: their records (eta_c, T_reach, T_save) come from the search at theta0 and T_wrm in closed form,
@@ -413,6 +415,17 @@ def train_size_problem(cfg: Config, n: int) -> str | None:
             f"(use batch_size<={n}, or batch_size=0 for the full batch)"
         )
     return None
+
+
+# result.json values a sweeper (Optuna, ...) can optimize: the task returns one of them, NaN if the run diverged/failed
+OBJECTIVES = (
+    "best_test_acc",
+    "final_test_acc",
+    "final_train_acc",
+    "best_test_loss",
+    "final_test_loss",
+    "final_train_loss",
+)
 
 
 def check_model_dataset(model, dataset) -> None:
@@ -458,10 +471,9 @@ def register() -> None:
     (idempotent)."""
     OmegaConf.register_new_resolver("add", lambda *xs: sum(xs), replace=True)
     OmegaConf.register_new_resolver("ceil_div", lambda a, b: -(-a // b), replace=True)
-    from bench import launcher, runid
+    from bench import runid
 
     runid.register_resolver()  # ${run_id:...} names the run folders of a sweep (hydra.sweep.subdir)
-    launcher.register()  # hydra/launcher=slurm|local (conf/hydra/launcher/) extend these
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, options in GROUPS.items():

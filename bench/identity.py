@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench.config import ConfigError
 
 # keys that do not change a run's results (one list: conf/config.yaml's exclude_keys repeats it, tests check)
-NON_RESULT_KEYS = ("experiment", "force", "threads", "checkpoint_every", "eval_batch_size", "logger")
+NON_RESULT_KEYS = ("experiment", "force", "threads", "checkpoint_every", "eval_batch_size", "logger", "objective")
 RUN_FILES = ("config.yaml", "result.json", "checkpoint.pt")  # a folder holding any of them holds a run
 SHOWN = 4  # differing keys named in the message; the rest are counted
 

@@ -5,28 +5,30 @@
   sweep's other points still finish and `python -m analysis status` shows it; the multirun then exits non-zero.
 - Points whose folder already holds a finished result.json are not submitted (force=true submits them): a
   relaunched sweep costs only its unfinished points.
-- SLURM: the whole grid is one job array (array_parallelism caps how many run at once). Local: `max_parallel`
-  job processes, each running its batch of points one after another (start-up paid once a batch).
+- SLURM: the whole grid is one job array (array_parallelism caps how many run at once). Local: one job per point
+  (its own job id, time limit, checkpoint and requeue, as on SLURM), at most `max_parallel` at a time; stopping the
+  launcher (Ctrl-C, SIGTERM) stops its jobs.
 - Each job sets torch's CPU threads to cpus_per_task, so runs sharing a node do not oversubscribe it.
 
 Preemption and timeouts: submitit sends SIGUSR2 before the time limit; the run checkpoints (bench/checkpoint.py) and
 the launcher's `checkpoint()` requeues the same job, which resumes from the checkpoint (max_num_timeout bounds the
 requeues after timeouts; preemptions do not count). Presets: conf/hydra/launcher/{slurm,local}.yaml. Hydra
-instantiates launchers only from the hydra_plugins package: hydra_plugins/warmup_bench names these two classes.
+instantiates launchers only from the hydra_plugins package: hydra_plugins/warmup_bench names these two classes and
+stores their configs (base_slurm, base_local).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
-from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
 from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
@@ -38,23 +40,6 @@ from bench.store import RESULT, RunStore
 log = logging.getLogger(__name__)
 
 _OWN_KEYS = ("max_parallel",)  # ours, not submitit's
-
-
-@dataclass
-class SlurmConf(SlurmQueueConf):
-    _target_: str = "hydra_plugins.warmup_bench.SlurmLauncher"
-
-
-@dataclass
-class LocalConf(LocalQueueConf):
-    _target_: str = "hydra_plugins.warmup_bench.LocalLauncher"
-    max_parallel: int = 2  # runs at the same time on this machine
-
-
-def register() -> None:
-    cs = ConfigStore.instance()
-    cs.store(group="hydra/launcher", name="base_slurm", node=SlurmConf)
-    cs.store(group="hydra/launcher", name="base_local", node=LocalConf)
 
 
 class _Launcher(BaseSubmititLauncher):
@@ -177,44 +162,60 @@ class SlurmJobs(_Launcher):
 
 
 class LocalJobs(_Launcher):
-    """This machine: the points are dealt round-robin into max_parallel batches, and each batch runs its points one
-    after another in one job process, so that Python, torch and Hydra start max_parallel times, not once a point
-    (about 4 CPU-seconds each: more than a short run's training)."""
+    """This machine: one submitit job per point (a controller process that enforces timeout_min, sends the
+    pre-timeout signal signal_delay_s before it and restarts the run after a checkpoint), at most max_parallel at a
+    time. SIGINT / SIGTERM to the launcher cancel the running jobs and submit no more."""
 
     _EXECUTOR = "local"
+    POLL_S = 0.2  # how often the launcher looks for a finished job (a process poll: no measurable cost)
 
-    def run_batch(self, batch: list[tuple]) -> list[JobReturn]:
-        """Inside one job: every point of the batch (a failing point is recorded and the next one runs)."""
-        return [self(*params) for params in batch]
+    def _executor(self):
+        """submitit's LocalExecutor itself: AutoExecutor does not pass signal_delay_s on to it."""
+        import submitit
+
+        p = dict(self.params)
+        executor = submitit.LocalExecutor(folder=p["submitit_folder"], max_num_timeout=int(p["max_num_timeout"]))
+        executor.update_parameters(
+            timeout_min=p["timeout_min"],
+            signal_delay_s=int(p["signal_delay_s"]),
+            tasks_per_node=p["tasks_per_node"],
+            gpus_per_node=p["gpus_per_node"] or 0,
+            **({"setup": list(p["setup"])} if p.get("setup") else {}),
+        )
+        return executor
 
     def _submit(self, executor, job_params: list) -> list:
-        limit = max(1, min(int(self.params.get("max_parallel") or 1), len(job_params)))
-        jobs = [executor.submit(self.run_batch, job_params[b::limit]) for b in range(limit)]
-        return [BatchItem(jobs[i % limit], i // limit) for i in range(len(job_params))]
+        limit = max(1, int(self.params.get("max_parallel") or 1))
+        jobs: list = []
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            for params in job_params:
+                while sum(not job.done() for job in jobs) >= limit:
+                    time.sleep(self.POLL_S)
+                jobs.append(executor.submit(self, *params))
+            while not all(job.done() for job in jobs):
+                time.sleep(self.POLL_S)
+        except KeyboardInterrupt:
+            _cancel(jobs)
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return jobs
 
 
-class BatchItem:
-    """One point of a batch job, seen as a job of its own by the launcher (results, state, logs)."""
-
-    def __init__(self, job, k: int):
-        self.job, self.k = job, k
-        self.job_id = f"{job.job_id}[{k}]"
-
-    def results(self) -> list:
-        return [self.job.results()[0][self.k]]
-
-    def done(self) -> bool:
-        return self.job.done()
-
-    @property
-    def state(self) -> str:
-        return self.job.state
-
-    def stderr(self):
-        return self.job.stderr()
-
-    def stdout(self):
-        return self.job.stdout()
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"launcher stopped by {signal.Signals(signum).name}")
 
 
-register()
+def _cancel(jobs: list, grace_s: float = 10.0) -> None:
+    """Stop the jobs still running (SIGINT to each controller: it interrupts, then kills its run) and wait for them."""
+    running = [job for job in jobs if not job.done()]
+    log.warning("launcher stopped: cancelling %d running job(s)", len(running))
+    for job in running:
+        job.cancel(check=False)
+    deadline = time.time() + grace_s
+    while time.time() < deadline and not all(job.done() for job in running):
+        time.sleep(0.1)
+    for job in running:
+        if not job.done() and job._process is not None:  # the controller did not stop: end it
+            job._process.kill()

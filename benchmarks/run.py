@@ -23,6 +23,7 @@ BENCHMARKS = [
     "sweep_throughput",
     "divergence_savings",
     "packed_runs",
+    "boundary_search",
     *CUDA_BENCHMARKS,
 ]
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench.cli import preflight
 from bench.config import ConfigError, validate
 from bench.data import EpochSampler
 from bench.optim import build_optimizer, set_lr
 from bench.optim.adam_init import second_moment, set_second_moment
+from bench.preflight import check_command as preflight
 from bench.seeding import generator
 from bench.store import RunStore
 from bench.train import Trainer

@@ -82,8 +82,8 @@ def test_local_launcher_runs_a_few_at_a_time_and_skips_finished_points(tmp_path)
     proc = launch(*args, "hydra.launcher.max_parallel=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert counts(sweep_status(sweep))["completed"] == 2
-    # max_parallel=1: one job process runs both points, one after the other (start-up paid once, not per point)
-    assert len(list(sweep.glob(".submitit/*/*_submitted.pkl"))) == 1
+    # one job per point, each with its own job id
+    assert len({p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")}) == 2
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
     assert [r["status"] for r in results] == ["completed", "completed"]
     again = launch(*args)

@@ -1,6 +1,20 @@
-"""Hydra instantiates launchers only from the hydra_plugins package: warmup-bench's are in bench/launcher.py."""
+"""warmup-bench's Hydra plugins. Hydra finds plugins only in the hydra_plugins package, and re-executes these modules
+each time it scans for plugins (after a singleton reset too), so every ConfigStore entry of the app is stored here:
+the config schemas (bench.config), the launchers hydra/launcher=local|slurm (bench/launcher.py, extended by
+conf/hydra/launcher/*.yaml) and the sweepers hydra/sweeper=validating|boundary (bench/sweeper.py, bench/boundary.py).
+The Preflight callback checks a single run before Hydra makes its folder (a sweep's points: the sweeper)."""
 
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
+from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+
+import bench.config
+from bench.boundary import BoundarySweeper as _BoundarySweeper
 from bench.launcher import LocalJobs, SlurmJobs
+from bench.sweeper import ValidatingSweeper as _ValidatingSweeper
 
 
 class SlurmLauncher(SlurmJobs):
@@ -9,3 +23,66 @@ class SlurmLauncher(SlurmJobs):
 
 class LocalLauncher(LocalJobs):
     """hydra/launcher=local (conf/hydra/launcher/local.yaml)."""
+
+
+class ValidatingSweeper(_ValidatingSweeper):
+    """hydra/sweeper=validating (this app's default, conf/config.yaml)."""
+
+
+class BoundarySweeper(_BoundarySweeper):
+    """hydra/sweeper=boundary: eta_max per row of the grid by bisection (bench/boundary.py)."""
+
+
+class Preflight(Callback):
+    """hydra.callbacks.preflight: a single run is checked (bench.preflight.check_point) before Hydra makes its folder.
+    Hydra turns a callback's exceptions into warnings, so a bad run ends the process here: one line, exit status 1."""
+
+    def on_run_start(self, config, **kwargs: Any) -> None:
+        from bench.config import ConfigError
+        from bench.preflight import check_point
+
+        try:
+            check_point(config)
+        except ConfigError as e:
+            raise SystemExit(f"error: {e}") from None
+
+
+@dataclass
+class SlurmConf(SlurmQueueConf):
+    _target_: str = "hydra_plugins.warmup_bench.SlurmLauncher"
+
+
+@dataclass
+class LocalConf(LocalQueueConf):
+    _target_: str = "hydra_plugins.warmup_bench.LocalLauncher"
+    max_parallel: int = 2  # runs at the same time on this machine
+    signal_delay_s: int = 30  # the pre-timeout signal (SIGUSR2) this long before timeout_min: checkpoint, requeue
+    max_num_timeout: int = 3  # requeues after a timeout
+
+
+@dataclass
+class ValidatingSweeperConf:
+    _target_: str = "hydra_plugins.warmup_bench.ValidatingSweeper"
+    max_batch_size: Optional[int] = None  # noqa: UP045  (OmegaConf reads the annotation)
+    params: Optional[dict[str, str]] = field(default=None)  # noqa: UP045
+
+
+@dataclass
+class BoundarySweeperConf(ValidatingSweeperConf):
+    _target_: str = "hydra_plugins.warmup_bench.BoundarySweeper"
+    eta: str = "optimizer.lr"  # the axis searched (sorted numerically)
+    warmup: str = "schedule.warmup_steps"  # the axis along which the boundary is monotone (monotone=true)
+    seed: str = "seed"  # a cell trains when every seed does
+    monotone: bool = True  # start each row's bracket from its T_wrm neighbours' results (checked)
+
+
+def register() -> None:
+    bench.config.register()  # base_config and the groups' schemas
+    cs = ConfigStore.instance()
+    cs.store(group="hydra/launcher", name="base_slurm", node=SlurmConf)
+    cs.store(group="hydra/launcher", name="base_local", node=LocalConf)
+    cs.store(group="hydra/sweeper", name="validating", node=ValidatingSweeperConf)
+    cs.store(group="hydra/sweeper", name="boundary", node=BoundarySweeperConf)
+
+
+register()

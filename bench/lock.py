@@ -1,0 +1,148 @@
+"""Per-run lock: two launches of the same sweep never train the same point at once, whatever launches them.
+
+bench.run takes the lock before training: `run.lock` in the run folder, created atomically (O_CREAT | O_EXCL) and
+holding the holder's host, pid and start time; its modification time is the holder's heartbeat, renewed every
+HEARTBEAT_S by a thread. A lock is stale, and taken over, when its holder is a dead process on this host or its
+heartbeat is older than STALE_MIN minutes (a holder on another host that died). A run whose lock is held elsewhere
+is not trained: bench.run returns {"status": "running elsewhere", ...} and writes nothing into the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LOCK = "run.lock"
+HEARTBEAT_S = 30.0
+STALE_MIN = 10.0  # minutes without a heartbeat after which another host's lock is taken over
+RUNNING_ELSEWHERE = "running elsewhere"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+class RunLock:
+    def __init__(self, folder: str | Path, stale_min: float = STALE_MIN, heartbeat_s: float = HEARTBEAT_S):
+        self.path = Path(folder) / LOCK
+        self.stale_min, self.heartbeat_s = stale_min, heartbeat_s
+        self.held = False
+        self.holder: dict = {}
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def _create(self) -> bool:
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        self.holder = me
+        return True
+
+    def _read(self) -> tuple[str, dict, float] | None:
+        try:
+            text = self.path.read_text()
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        try:
+            holder = json.loads(text)
+        except ValueError:  # being written this instant: a fresh lock
+            holder = {}
+        return text, holder if isinstance(holder, dict) else {}, age
+
+    def stale(self, holder: dict, age: float) -> bool:
+        if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+            return not _alive(holder["pid"])
+        return age > 60 * self.stale_min
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            if self._create():
+                self.held = True
+                self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+                self._beat.start()
+                return True
+            seen = self._read()
+            if seen is None:
+                continue  # released meanwhile: try again
+            text, self.holder, age = seen
+            if not self.stale(self.holder, age):
+                return False
+            log.warning("taking over the stale lock of %s (%s)", self.path.parent, describe(self.holder, age))
+            again = self._read()
+            if again is not None and again[0] == text:  # still the stale one (not a new holder's)
+                self.path.unlink(missing_ok=True)
+        return False
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self._stop.set()
+        seen = self._read()
+        if seen is not None and seen[1].get("pid") == os.getpid() and seen[1].get("host") == socket.gethostname():
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def describe(holder: dict, age: float | None = None) -> str:
+    who = f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}"
+    return who + (f", heartbeat {age:.0f} s ago" if age is not None else "")
+
+
+def locked_run(cfg, run_dir=None) -> dict:
+    """bench.train.run under the run folder's lock; a run locked by another live process is skipped."""
+    from bench.checkpoint import FINISHED
+    from bench.config import validate
+    from bench.train import output_dir
+    from bench.train import run as train
+
+    typed = validate(cfg)  # a bad config makes no folder
+    folder = Path(run_dir or output_dir())
+    with RunLock(folder) as lock:
+        if lock.held:
+            return train(cfg, folder)
+    done = _result(folder)
+    if done.get("status") in FINISHED and not typed.force:
+        return done  # it finished elsewhere meanwhile
+    log.warning("%s: running elsewhere (%s); skipped", folder, describe(lock.holder))
+    return {"status": RUNNING_ELSEWHERE, "holder": lock.holder, "run_dir": str(folder)}
+
+
+def _result(folder: Path) -> dict:
+    try:
+        result = json.loads((folder / "result.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return result if isinstance(result, dict) else {}

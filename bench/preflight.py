@@ -1,0 +1,168 @@
+"""Pre-launch checks of one run: `check_point(cfg)` is called for every point of a sweep before the first launch
+(the validating sweeper, hydra_plugins/warmup_bench) and for a single run before Hydra makes its folder (the
+Preflight callback). A wrong key, type or value, or a dataset that is not on disk, is one line (ConfigError).
+
+`check_command(argv)` runs the same checks for a command line without launching anything (tests, dry runs), through
+Hydra's own composition and the sweeper the command would use.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
+
+from bench.config import ConfigError, one_line, validate
+from bench.data import check_available
+from bench.identity import check_run_folder
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def task_config(cfg: DictConfig) -> DictConfig:
+    """The run's own config: the composed config less its hydra node (what the task function receives)."""
+    task = copy.deepcopy(cfg)
+    if "hydra" in task:
+        with read_write(task), open_dict(task):
+            del task["hydra"]
+    return task
+
+
+def run_dir(cfg: DictConfig) -> Path | None:
+    """The folder the run writes into: hydra.sweep.dir/subdir in a sweep, hydra.run.dir for a single run."""
+    try:
+        if str(OmegaConf.select(cfg, "hydra.mode")) == "RunMode.MULTIRUN":
+            return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+        return Path(str(cfg.hydra.run.dir))
+    except Exception:  # no hydra node, or a folder named after what only the job knows (${hydra.job.id})
+        return None
+
+
+def check_point(cfg: DictConfig) -> None:
+    """Raise ConfigError (one line) if this run would not start: a key given twice, its values (bench.config), its
+    data, wandb online without credentials or network, an output folder that cannot be written, or a folder that
+    holds a run of another config (bench/identity.py)."""
+    check_duplicates(OmegaConf.select(cfg, "hydra.overrides.task") or [])
+    task = task_config(cfg)
+    typed = validate(task)
+    check_available(typed.dataset)  # DataMissing is a ConfigError: where to put the files, how to fetch them
+    if typed.logger.name == "wandb" and typed.logger.mode == "online":
+        if problem := _online_problem(*(os.environ.get(k) for k in ("WANDB_API_KEY", "WANDB_BASE_URL", "NETRC"))):
+            raise ConfigError(problem)
+    if folder := run_dir(cfg):
+        check_writable(folder)
+        check_run_folder(folder, task)
+
+
+@functools.lru_cache(maxsize=8)
+def _online_problem(*environment) -> str | None:
+    """bench.logger.online_problem, once per environment: a sweep asks the network once, not once a point."""
+    from bench.logger import online_problem
+
+    return online_problem(None)
+
+
+def check_duplicates(overrides) -> None:
+    """A key given twice on one command line: Hydra would keep the last silently."""
+    try:
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
+    except HydraException as e:
+        raise ConfigError(one_line(e)) from e
+    seen: dict[str, str] = {}
+    for o in parsed:
+        key = o.key_or_group
+        if key in seen:
+            raise ConfigError(f"{key} is given twice ({seen[key]} and {o.input_line}): keep one")
+        seen[key] = o.input_line
+
+
+def check_writable(folder: Path) -> None:
+    """The run folder, or the nearest existing folder above it, accepts new files (a read-only filesystem, or a
+    folder without write permission for a non-root user, is one line here rather than a failure in Hydra)."""
+    folder = folder.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        raise ConfigError(f"{folder}: the output folder is read-only or not writable; choose another one")
+
+
+def one_line_failure(e: Exception) -> str | None:
+    """The one line a single run's user sees for bad input (ConfigError) or the machine's failure (disk full,
+    read-only folder); None for other failures (Hydra shows their traceback) and inside a sweep (its other points go
+    on; the launcher reports the failed ones)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from bench.store import StorageError
+
+    if not isinstance(e, (ConfigError, StorageError)):
+        return None
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return None
+    return str(e)
+
+
+def explain(e: Exception) -> str:
+    """Hydra's composition errors in one line naming the override."""
+    msg = one_line(e)
+    if "Could not find" in msg and "'" in msg:  # "In 'config': Could not find 'model/nope'"
+        missing = msg.split("Could not find", 1)[1].strip().split("'")[1]
+        group, _, option = missing.rpartition("/")
+        opts = _options(group)
+        return f"{group}={option}: no such option" + (f" (available: {', '.join(opts)})" if opts else "")
+    cause = e.__cause__
+    if msg.startswith("Error merging override") and cause is not None:  # a wrong type
+        return f"{msg.removeprefix('Error merging override').strip()}: {one_line(cause).split(': ', 1)[-1]}"
+    if msg.startswith("Could not override"):  # a key the config does not have
+        key = msg.split("'")[1]
+        return f"{key}: no such key in the config (check the spelling; '+{key}=...' adds a new one)"
+    return msg
+
+
+def _options(group: str) -> list[str]:
+    folder = CONF_DIR / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def compose_error(e: Exception) -> ConfigError:
+    """A ConfigError for a Hydra / OmegaConf composition error (other exceptions: as they are)."""
+    if isinstance(e, ConfigError):
+        return e
+    if isinstance(e, (HydraException, OmegaConfBaseException)):
+        return ConfigError(explain(e))
+    raise e
+
+
+def check_command(argv: list[str], config_dir: Path = CONF_DIR, config_name: str = "config") -> int:
+    """Check `python launch.py ARGV` as the launch would, launching nothing; returns the number of runs checked.
+    Raises ConfigError (one line) for the first bad point."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext, RunMode
+
+    multirun = "-m" in argv or "--multirun" in argv
+    overrides = [a for a in argv if a not in ("-m", "--multirun")] + [f"hydra.mode={'MULTIRUN' if multirun else 'RUN'}"]
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+        try:
+            cfg = loader.load_configuration(config_name, overrides, run_mode=mode)
+        except Exception as e:
+            raise compose_error(e) from e
+        if not multirun:
+            check_point(cfg)
+            return 1
+        from hydra._internal.callbacks import Callbacks
+
+        sweeper = Plugins.instance().instantiate_sweeper(
+            config=cfg, hydra_context=HydraContext(config_loader=loader, callbacks=Callbacks()), task_function=None
+        )
+        task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)
+        return len(sweeper.checked_grid(task))

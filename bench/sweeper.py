@@ -1,0 +1,66 @@
+"""The validating sweeper (hydra/sweeper=validating, this app's default): Hydra's BasicSweeper, whose grid it
+expands with Hydra's own code (every override syntax: lists, range, choice, glob; from hydra.sweeper.params in a
+preset and from the command line), and which composes and checks every point (bench.preflight.check_point: values,
+data, run folder) before the first launch. A bad point stops the sweep with one line naming the point and the key;
+nothing is trained. Hydra's BasicSweeper only composes each batch just before launching it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import filter_overrides
+
+from bench.config import ConfigError
+from bench.preflight import check_point, compose_error, run_dir
+
+log = logging.getLogger(__name__)
+
+
+def point_name(point: Sequence[str], grid: Sequence[Sequence[str]]) -> str:
+    """The overrides that tell this point from the others of the grid (all of them for a one-point grid)."""
+    varying = [o for o in point if len(grid) == 1 or any(o not in other for other in grid)]
+    return " ".join(filter_overrides(varying or list(point)))
+
+
+class ValidatingSweeper(BasicSweeper):
+    run_dirs: dict[tuple[str, ...], object]  # point -> its run folder, from the check
+
+    def grid(self, arguments: Sequence[str]) -> list[list[str]]:
+        """Every point of the sweep, in launch order, as BasicSweeper expands it."""
+        assert self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        return [point for batch in self.split_arguments(overrides, None) for point in batch]
+
+    def check(self, grid: Sequence[Sequence[str]]) -> None:
+        """Compose and check every point; ConfigError naming the first bad one."""
+        assert self.hydra_context is not None and self.config is not None
+        loader = self.hydra_context.config_loader
+        self.run_dirs = {}
+        for i, point in enumerate(grid):
+            try:
+                try:
+                    cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(point))
+                except Exception as e:
+                    raise compose_error(e) from e
+                check_point(cfg)
+                self.run_dirs[tuple(point)] = run_dir(cfg)
+            except ConfigError as e:
+                raise ConfigError(f"point {i + 1} of {len(grid)} ({point_name(point, grid)}): {e}") from e
+
+    def checked_grid(self, arguments: Sequence[str]) -> list[list[str]]:
+        grid = self.grid(arguments)
+        self.check(grid)
+        log.info("checked the %d points of the sweep", len(grid))
+        return grid
+
+    def sweep(self, arguments: list[str]):
+        self.checked_grid(arguments)  # the whole grid, before anything is launched
+        return super().sweep(arguments)
+
+    def validate_batch_is_legal(self, batch) -> None:
+        """Nothing left to do: sweep() checked every point before the first launch."""

@@ -1,0 +1,114 @@
+"""Boundary search (hydra/sweeper=boundary): bisection per row, in rounds, monotone in T_wrm (checked), with the
+phase diagram's "trains" rule; a synthetic launcher gives each point a known outcome, a real sweep checks the whole."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from hydra import initialize_config_dir
+from hydra._internal.callbacks import Callbacks
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import HydraContext, RunMode
+from omegaconf import OmegaConf
+
+from bench.preflight import run_dir
+from tests.conftest import CONF, launch
+
+# the demo grid's boundary on main: eta_max per T_wrm
+DEMO = {1: 0.125, 16: 1.0, 64: 4.0, 256: 8.0}
+
+
+class Oracle:
+    """A launcher whose runs train exactly when eta <= boundary(T_wrm, seed): writes result.json as a run would."""
+
+    def __init__(self, sweeper, boundary):
+        self.sweeper, self.boundary, self.calls, self.trained = sweeper, boundary, [], 0
+
+    def launch(self, batch, initial_job_idx):
+        self.calls.append([list(p) for p in batch])
+        out = []
+        for point in batch:
+            cfg = self.sweeper.hydra_context.config_loader.load_sweep_config(self.sweeper.config, list(point))
+            folder = run_dir(cfg)
+            folder.mkdir(parents=True, exist_ok=True)
+            if (folder / "result.json").exists():  # finished: skipped, as bench.run and the launchers do
+                out.append(JobReturn(overrides=list(point), status=JobStatus.COMPLETED, _return_value=1.0))
+                continue
+            self.trained += 1
+            ok = cfg.optimizer.lr <= self.boundary(cfg.schedule.warmup_steps, cfg.seed)
+            result = {"status": "completed" if ok else "diverged", "final_test_acc": 0.9 if ok else float("nan")}
+            (folder / "result.json").write_text(json.dumps({**result, "num_classes": 10}))
+            out.append(JobReturn(overrides=list(point), status=JobStatus.COMPLETED, _return_value=1.0))
+        return out
+
+
+def boundary_search(tmp_path, boundary, *overrides: str):
+    """The boundary sweeper of `python launch.py -m +sweep=demo hydra/sweeper=boundary OVERRIDES`, on an Oracle."""
+    args = ["+sweep=demo", "hydra/sweeper=boundary", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}", *overrides]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        cfg = loader.load_configuration("config", args, run_mode=RunMode.MULTIRUN)
+        context = HydraContext(config_loader=loader, callbacks=Callbacks())
+        sweeper = Plugins.instance().instantiate_sweeper(config=cfg, hydra_context=context, task_function=None)
+        oracle = sweeper.launcher = Oracle(sweeper, boundary)
+        sweeper.sweep(OmegaConf.to_container(cfg.hydra.overrides.task))
+    with (tmp_path / "boundary.csv").open() as f:
+        return list(csv.DictReader(f)), oracle
+
+
+def test_demo_boundary_with_a_fraction_of_the_runs(tmp_path):
+    rows, oracle = boundary_search(tmp_path, lambda w, s: DEMO[w])
+    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
+    runs = sum(len(c) for c in oracle.calls)
+    assert runs == sum(int(r["runs"]) for r in rows) and runs <= 0.4 * 36, runs
+    assert all(len({tuple(p) for p in c}) == len(c) for c in oracle.calls), "no point twice in a round"
+    assert len({tuple(p) for c in oracle.calls for p in c}) == runs, "no point run twice"
+    assert [r["lower_bound"] for r in rows] == ["False"] * 4 and all(r["monotone_checked"] == "True" for r in rows)
+
+
+def test_top_of_grid_is_a_lower_bound_and_nothing_trains_is_blank(tmp_path):
+    rows, _ = boundary_search(tmp_path, lambda w, s: {1: 0.01, 16: 1.0, 64: 100.0, 256: 100.0}[w])
+    got = {int(r["schedule.warmup_steps"]): (r["eta_max"], r["lower_bound"]) for r in rows}
+    assert got == {1: ("", "False"), 16: ("1.0", "False"), 64: ("16.0", "True"), 256: ("16.0", "True")}
+
+
+def test_every_seed_must_train(tmp_path):
+    rows, _ = boundary_search(tmp_path, lambda w, s: DEMO[w] * (2 if s == 0 else 1), "seed=0,1")
+    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
+
+
+def test_monotonicity_contradicted_is_searched_on_its_own(tmp_path):
+    """T_wrm 64 trains less far than T_wrm 16: its own measurements decide, and the row says so."""
+    truth = {1: 0.125, 16: 2.0, 64: 0.5, 256: 8.0}
+    rows, _ = boundary_search(tmp_path, lambda w, s: truth[w])
+    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == truth
+    assert any(r["monotone_checked"] == "False" for r in rows)
+
+
+def test_finished_runs_are_reused(tmp_path):
+    _, first = boundary_search(tmp_path, lambda w, s: DEMO[w])
+    rows, again = boundary_search(tmp_path, lambda w, s: 0.0)  # a second search over the same folders
+    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
+    assert first.trained > 0 and again.trained == 0
+
+
+@pytest.mark.slow
+def test_real_boundary_search_matches_the_full_grid(tmp_path, tiny):
+    """A small real grid (tiny FCN): the boundary search's eta_max per T_wrm equals the full sweep's."""
+    from analysis import eta_max, load_runs
+
+    grid = ["optimizer.lr=0.25,1,4,16,64", "schedule.warmup_steps=1,8"]
+    full = launch("-m", *grid, *tiny, f"hydra.sweep.dir={tmp_path / 'full'}")
+    assert full.returncode == 0, full.stderr[-3000:]
+    expected = eta_max(load_runs(tmp_path / "full")).set_index("schedule.warmup_steps")["eta_max"].to_dict()
+    proc = launch("-m", *grid, *tiny, "hydra/sweeper=boundary", f"hydra.sweep.dir={tmp_path / 'bnd'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = list(csv.DictReader((tmp_path / "bnd" / "boundary.csv").open()))
+    got = {int(r["schedule.warmup_steps"]): float(r["eta_max"]) if r["eta_max"] else float("nan") for r in rows}
+    assert got.keys() == expected.keys()
+    assert all(got[w] == expected[w] or (got[w] != got[w] and expected[w] != expected[w]) for w in got), (got, expected)
+    assert sum(int(r["runs"]) for r in rows) < 10

@@ -1,0 +1,179 @@
+"""The launchers keep Hydra's launcher contract: configs found after a singleton reset, one local job per point with
+its own time limit, checkpoint and requeue; a job that dies is recorded in its own folder only; stopping the
+launcher stops its jobs; the per-run lock keeps two launches of a sweep from training one point twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from hydra.core.singleton import Singleton
+
+from analysis.status import counts, sweep_status
+from bench.lock import LOCK, RunLock
+from tests.conftest import CONF, ROOT, launch
+
+TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]
+LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1"]
+# a run of several seconds: long enough to be caught running, signalled or killed
+LONG = ["model.width=256", "model.depth=3", "steps=4000", "eval_every=1000", "batch_size=128", "device=cpu"]
+
+
+def test_launcher_and_sweeper_configs_survive_a_singleton_reset():
+    """Hydra's plugin tests restore the singletons to a state saved earlier: ConfigStore without what was stored
+    since, and no plugin scan yet. The next scan re-executes hydra_plugins/ modules, which store our configs again."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        compose("config", ["hydra/launcher=local"])  # plugins scanned, configs stored
+    state = Singleton.get_state()
+    try:
+        repo = ConfigStore.instance().repo
+        for group, name in [
+            ("launcher", "base_local.yaml"),
+            ("launcher", "base_slurm.yaml"),
+            ("sweeper", "validating.yaml"),
+        ]:
+            del repo["hydra"][group][name]
+        del repo["base_config.yaml"]
+        Singleton._instances.pop(Plugins, None)
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("config", ["hydra/launcher=local", "hydra/sweeper=validating"], return_hydra_config=True)
+        assert cfg.hydra.launcher._target_ == "hydra_plugins.warmup_bench.LocalLauncher"
+        assert cfg.hydra.launcher.max_parallel == 2
+        assert cfg.hydra.sweeper._target_ == "hydra_plugins.warmup_bench.ValidatingSweeper"
+    finally:
+        Singleton.set_state(state)
+
+
+def test_lock_is_atomic_and_stale_locks_are_taken_over(tmp_path):
+    with RunLock(tmp_path) as first:
+        assert first.held and json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+        second = RunLock(tmp_path)
+        assert not second.acquire() and second.holder["pid"] == os.getpid()
+    assert not (tmp_path / LOCK).exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / LOCK).write_text(json.dumps({"host": os.uname().nodename, "pid": int(dead.stdout)}))
+    with RunLock(tmp_path) as taker:
+        assert taker.held, "a dead holder's lock is taken over"
+    (tmp_path / LOCK).write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+    assert not RunLock(tmp_path).acquire(), "another host's lock with a fresh heartbeat is respected"
+    os.utime(tmp_path / LOCK, (time.time() - 3600, time.time() - 3600))
+    assert RunLock(tmp_path, stale_min=10).acquire(), "a heartbeat older than stale_min is taken over"
+
+
+def _start(*args: str, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+    out = log.open("w")
+    return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env, stdout=out, stderr=out)
+
+
+def _wait_for_locks(sweep: Path, n: int, proc: subprocess.Popen, timeout: float = 300) -> list[dict]:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        locks = []
+        for p in sweep.glob(f"*/{LOCK}"):
+            try:
+                locks.append(json.loads(p.read_text()) | {"dir": p.parent})
+            except (OSError, ValueError):
+                pass
+        if len(locks) >= n:
+            return locks
+        time.sleep(0.2)
+    raise AssertionError(f"{n} runs did not start (launcher exit {proc.poll()})")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _trained(text: str) -> int:
+    return text.count(", best test acc")
+
+
+@pytest.mark.slow
+def test_timeout_checkpoints_requeues_and_completes(tmp_path):
+    """timeout_min=1 and a point longer than a minute (FCN-4-512, 2000 steps): at the pre-timeout signal, 30 s into
+    each attempt (signal_delay_s=30 leaves the run time to checkpoint and exit before the limit: submitit's local
+    controller does not requeue a job still running at the limit), the run checkpoints, the job is requeued into the
+    same folder and the run completes from its checkpoint."""
+    sweep = tmp_path / "sweep"
+    run = ["model.width=512", "model.depth=4", "batch_size=256", "steps=2000", "eval_every=500", "device=cpu"]
+    args = ["-m", "seed=0", *run, *LOCAL, f"hydra.sweep.dir={sweep}"]
+    limits = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=20"]
+    proc = launch(*args, *limits, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result,) = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
+    assert result["status"] == "completed" and result["stop_step"] == 2000
+    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
+    assert "checkpointed at step" in logs and "resumed from" in logs, logs[-3000:]
+    assert "Requeued job" in logs or "requeue" in logs.lower()
+
+
+@pytest.mark.slow
+def test_a_killed_job_is_recorded_in_its_own_folder_only(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.lr=0.02,0.05", *LONG, *LOCAL, "hydra.launcher.max_parallel=2", f"hydra.sweep.dir={sweep}"]
+    proc = _start(*args, log=tmp_path / "launch.log")
+    try:
+        victim = _wait_for_locks(sweep, 1, proc)[0]
+        os.kill(victim["pid"], signal.SIGKILL)
+        assert proc.wait(timeout=600) != 0, "a dead point makes the multirun exit non-zero"
+    finally:
+        proc.kill()
+    status = sweep_status(sweep)
+    assert counts(status)["failed"] == 1 and counts(status)["completed"] == 1, status
+    failed = json.loads((victim["dir"] / "result.json").read_text())
+    assert failed["status"] == "failed" and failed["error_type"] == "job_died"
+    ids = {p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")}
+    assert len(ids) == 2, "one job, one job id per point"
+
+
+@pytest.mark.slow
+def test_stopping_the_launcher_stops_its_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.lr=0.25,0.5", *LONG, *LOCAL, "hydra.launcher.max_parallel=2", f"hydra.sweep.dir={sweep}"]
+    proc = _start(*args, log=tmp_path / "launch.log")
+    try:
+        pids = [lock["pid"] for lock in _wait_for_locks(sweep, 2, proc)]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        proc.kill()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in pids), "no job outlives its launcher"
+    assert "cancelling 2 running job(s)" in (tmp_path / "launch.log").read_text()
+
+
+@pytest.mark.slow
+def test_two_launches_of_a_sweep_never_train_a_point_twice(tmp_path):
+    """The first launch (local, one job at a time) holds point 1; the second (basic launcher, same sweep) finds it
+    locked and reports it running elsewhere, trains point 2; the first then skips point 2."""
+    sweep = tmp_path / "sweep"
+    grid = ["-m", "optimizer.lr=0.02,0.05", *LONG, f"hydra.sweep.dir={sweep}"]
+    first = _start(*grid, *LOCAL, "hydra.launcher.max_parallel=1", log=tmp_path / "first.log")
+    try:
+        _wait_for_locks(sweep, 1, first)
+        second = launch(*grid)
+        assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-3000:]
+    finally:
+        first.kill()
+    assert second.returncode == 0, second.stderr[-3000:]
+    second_log = second.stdout + second.stderr
+    assert "running elsewhere" in second_log
+    first_jobs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
+    assert _trained(second_log) + _trained(first_jobs) == 2, "each point trained once"
+    assert counts(sweep_status(sweep))["completed"] == 2
