@@ -15,7 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import filter_overrides
 
 from bench.config import ConfigError
-from bench.preflight import check_point, compose_error, run_dir
+from bench.preflight import check_duplicates, check_point, compose_error, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class ValidatingSweeper(BasicSweeper):
                 raise ConfigError(f"point {i + 1} of {len(grid)} ({point_name(point, grid)}): {e}") from e
 
     def checked_grid(self, arguments: Sequence[str]) -> list[list[str]]:
+        check_duplicates(arguments)  # a key twice on the command line (a preset's params are overridden, not doubled)
         grid = self.grid(arguments)
         self.check(grid)
         log.info("checked the %d points of the sweep", len(grid))
