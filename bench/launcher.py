@@ -192,7 +192,10 @@ class BatchItem:
         self.job_id = f"{job.job_id}[{k}]"
 
     def results(self) -> list:
-        return [self.job.results()[0][self.k]]
+        # the batch's results are unpickled once, not once per point (that was quadratic in the batch size)
+        if not hasattr(self.job, "_batch_results"):
+            self.job._batch_results = self.job.results()[0]
+        return [self.job._batch_results[self.k]]
 
     def done(self) -> bool:
         return self.job.done()
