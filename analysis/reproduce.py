@@ -820,6 +820,44 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
     return path
 
 
+FIG4_SEARCH = """# Figure 4 at CPU scale: the search for a setting that tests the claim
+
+Written by `python -m analysis.reproduce --fig4-search FOLDER...` from the sweeps of the search (FCN-4-256 in SP on
+mnist5k, Adam against GI-Adam without warmup, b2 = 0.999, 3 seeds a cell), each run as
+
+    python launch.py -m +experiment=cpu/fig4_transformer_adam hydra/launcher=local schedule.warmup_steps=1 \\
+        optimizer=adam,gi_adam loss=mse,xent seed=0,1,2 optimizer.lr=... [batch_size=... steps=...]
+
+A cell reads `k/n (final, best)`: k of n seeds trained (final test accuracy >= 1.5/num_classes), their mean final
+and best test accuracy (over the seeds that did not diverge); `div` counts diverged seeds. The preset
+conf/experiment/cpu/fig4_transformer_adam.yaml uses the setting where the gap between the two is widest.
+"""
+
+
+def search_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting and rate, one column per optimizer: 'k/n (final, best)'."""
+    keys = [k for k in ("loss", "batch_size", "steps", "optimizer.b2", WARMUP, LR) if k in runs]
+    cells = seed_cells(runs, [*keys, OPT])
+    text = cells.apply(
+        lambda r: (
+            f"{round(r['trained'] * r['seeds'])}/{int(r['seeds'])} ({fmt(r['final_acc'], 2)}, "
+            f"{fmt(r['best_acc'], 2)})" + (f" div {int(r['diverged'])}" if r["diverged"] else "")
+        ),
+        axis=1,
+    )
+    return cells.assign(cell=text).pivot_table(index=keys, columns=OPT, values="cell", aggfunc="first").reset_index()
+
+
+def write_search(folders: list[Path], rep: Path) -> Path:
+    rep.mkdir(parents=True, exist_ok=True)
+    blocks = [FIG4_SEARCH]
+    for folder in folders:
+        blocks.append(f"## {folder.name}\n\n" + table(search_cells(load_runs(folder)), 4) + "\n")
+    path = rep / "fig4_search.md"
+    path.write_text("\n".join(blocks))
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m analysis.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "outputs" / "reproduce"), help="where the sweeps go")
@@ -828,7 +866,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="*", choices=list(FIGURES), help="run only these presets")
     parser.add_argument("--resume", action="store_true", help="keep the finished runs of earlier calls")
     parser.add_argument("--report-only", action="store_true", help="do not run; report on the sweeps on disk")
+    parser.add_argument("--fig4-search", nargs="+", metavar="FOLDER", help="write reports/fig4_search.md only")
     args = parser.parse_args(argv)
+    if args.fig4_search:
+        print(f"[reproduce] {write_search([Path(f).resolve() for f in args.fig4_search], Path(args.reports))}")
+        return
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     out, rep = Path(args.out).resolve(), Path(args.reports).resolve()
