@@ -1,6 +1,7 @@
 """Trajectories of the warmup mechanisms (SPEC section 7, the paper's Figures 1, 2 and 6): the training loss, the
 sharpness lambda^H (or Adam's lambda^{P^-1 H}) and the stability threshold (2/eta_t, ...) against the step, one curve
-per run (e.g. one per T_wrm), from the per-step rows `measure.every` adds to metrics.csv."""
+per run (e.g. one per T_wrm), from the per-step rows `measure.every` adds to metrics.csv. A measurement whose
+eigen-solver did not converge (`sharpness_converged` False) is drawn as a hollow marker on its curve."""
 
 from __future__ import annotations
 
@@ -29,7 +30,15 @@ def trajectories(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     for col in ("sharpness", "pre_sharpness", "threshold"):
         if col not in m:
             m[col] = np.nan
+    for col in ("sharpness", "pre_sharpness"):  # runs from before the solver's flag count as converged
+        flag = m[f"{col}_converged"] if f"{col}_converged" in m else pd.Series(np.nan, index=m.index)
+        m[f"{col}_converged"] = ~flag.map(is_false)
     return m
+
+
+def is_false(value) -> bool:
+    """A `*_converged` cell that says False (bool, or as a CSV / parquet round trip spells it); empty is not."""
+    return value is False or value is np.False_ or str(value).strip().lower() in ("false", "0", "0.0")
 
 
 def summarize(traj: pd.DataFrame, by: str = WARMUP, facet: str | None = None) -> pd.DataFrame:
@@ -55,6 +64,7 @@ def summarize(traj: pd.DataFrame, by: str = WARMUP, facet: str | None = None) ->
                 f"{sharp}_last": None if last is None else last[sharp],
                 "threshold_last": None if last is None else last["threshold"],
                 "ratio_last": None if last is None else last[sharp] / last["threshold"],
+                "unconverged": int((~meas[f"{sharp}_converged"]).sum()),  # drawn hollow in the plot
             }
         )
     return pd.DataFrame(rows).sort_values([c for c in (facet, by) if c])
@@ -80,6 +90,9 @@ def plot_trajectories(traj: pd.DataFrame, by: str = WARMUP, facet: str | None = 
                 if run.empty:
                     continue
                 ax.plot(run["step"], run[panel], color=c, lw=1.3, label=f"{by.split('.')[-1]}={v}")
+                if panel != "loss":  # the solver hit max_iter twice: a hollow marker, not to be trusted
+                    bad = run[~run[f"{panel}_converged"]]
+                    ax.scatter(bad["step"], bad[panel], s=22, facecolors="none", edgecolors=[c], lw=1, zorder=3)
                 if panel == ("pre_sharpness" if pre else "sharpness"):
                     ax.plot(run["step"], run["threshold"], color=c, lw=1, ls="--")
             ax.set_xscale(xscale)
@@ -93,6 +106,7 @@ def plot_trajectories(traj: pd.DataFrame, by: str = WARMUP, facet: str | None = 
     adam, sgd = r"$(2 + 2 b_1)/(\eta_t (1 - b_1))$ (Adam)", r"$2/\eta_t$ (SGD; $(2 + 2\beta)/\eta_t$ with momentum)"
     label = "threshold " + (adam if pre else sgd)
     sharp_ax.plot([], [], color="grey", ls="--", label=label)
+    sharp_ax.scatter([], [], s=22, facecolors="none", edgecolors="grey", label="hollow: solver not converged")
     sharp_ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -347,7 +347,8 @@ class Config:
     loss: str = "mse"  # xent | mse
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads for this run; 0 leaves torch's default
-    diverge_factor: float = 1e5  # diverged: the loss exceeds this multiple of the initial loss, or is NaN/inf
+    # diverged: the loss is NaN/inf or exceeds this multiple of the initial loss; inf = NaN/inf only (the authors)
+    diverge_factor: float = 1e5
     stop_on_divergence: bool = True  # false: record the divergence step but train on to the end
     checkpoint_every: int = 0  # save checkpoint.pt every this many steps (0 = only at the pre-timeout signal)
     force: bool = False  # rerun even if the run folder holds a finished result.json
@@ -360,7 +361,7 @@ class Config:
         require_choice("loss", self.loss, ("xent", "mse"))
         require_choice("device", self.device, ("auto", "cpu", "cuda"))
         require(self.threads >= 0, "threads", self.threads, "must be >= 0")
-        require(self.diverge_factor > 1, "diverge_factor", self.diverge_factor, "must be > 1")
+        require(self.diverge_factor > 1, "diverge_factor", self.diverge_factor, "must be > 1 (inf: NaN/inf only)")
         require(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, "must be >= 0")
         check_model_dataset(self.model, self.dataset)
 

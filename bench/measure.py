@@ -3,7 +3,9 @@
 `Measurer.step` is called by the step loop after backward and before the optimizer step, so the sharpness is that
 of the parameters the step starts from, on the step's minibatch (SPEC section 2), and Adam's preconditioner can
 include the current gradient. It reads the model and optimizer without changing them, and draws its random start
-vectors from its own RNG stream: a measured run trains exactly like an unmeasured one.
+vectors from its own RNG stream: a measured run trains exactly like an unmeasured one. Each measurement's row
+carries its Hessian-vector products (`sharpness_hvp`) and whether the solver converged (`sharpness_converged`; an
+unconverged solve was already restarted once from a fresh random vector, bench.sharpness.top_eigenvalue).
 """
 
 from __future__ import annotations
@@ -63,9 +65,9 @@ class Measurer:
         if self.due(s) and math.isfinite(batch_loss):
             e = sharpness(t.model, t.loss_fn, x, y, v0=self.vector, **opts)
             self.vector = e.vector
-            row.update(sharpness=e.value, sharpness_hvp=e.n_hvp)
+            row.update(sharpness=e.value, sharpness_hvp=e.n_hvp, sharpness_converged=e.converged)
             if self.adam:
                 p = pre_sharpness(t.model, t.loss_fn, x, y, t.optimizer, v0=self.pre_vector, **opts)
                 self.pre_vector = p.vector
-                row.update(pre_sharpness=p.value, pre_sharpness_hvp=p.n_hvp)
+                row.update(pre_sharpness=p.value, pre_sharpness_hvp=p.n_hvp, pre_sharpness_converged=p.converged)
         t.log_row(s, **row)

@@ -1,8 +1,11 @@
 """Myrtle CNNs (5, 7, 10 layers) as the authors coded them: 3x3 convolutions with ReLU, 2x2 average pooling after
 the convolutions listed in POOL_AFTER, a global mean over space, then a dense readout (SPEC section 5).
 
-Myrtle-d has d - 1 convolutions of `width` channels and the readout. muP uses the muP convolution of
-bench.models.param (multiplier sqrt(C_out / (H_in W_in C_in))) and the muP readout.
+Myrtle-d has d - 1 convolutions of `width` channels and the readout. muP is the authors' `Myrtle_mup`
+(why-warmup, vision/*/utils/model_utils.py): SP convolutions (variance 2 / fan_in, no multiplier) and the muP
+readout (variance 1 / fan_in, times 1 / sqrt(fan_in)). Their muConv multiplier sqrt(C_out / (H_in W_in C_in)) on
+every convolution of this network without normalization shrinks the signal by that factor per layer (output rms
+about 7e-7 at init on 32x32 images); the WRN, whose LayerNorms undo it, keeps muConv.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class Myrtle(nn.Sequential):
         c_in, *hw = input_shape
         layers: list[nn.Module] = []
         for i in range(depth - 1):
-            conv = Conv(c_in, width, 3, tuple(hw), param=param, scale=2.0)
+            conv = Conv(c_in, width, 3, tuple(hw), param="sp", scale=2.0)  # SP in both parameterizations
             layers += [conv, nn.ReLU()]
             c_in = width
             if i in POOL_AFTER[depth]:
