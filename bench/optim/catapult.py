@@ -24,6 +24,7 @@ import torch
 
 from bench.optim.schedule import Schedule
 from bench.seeding import generator
+from bench.sharpness import hvp_operator, sharpness
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +143,12 @@ def _search(trial: TrialStep, loss0: float, lr_trgt: float, lr: float, delta: fl
     return Search(upper, lower, loss0, trial.forward_passes, "bracketed")
 
 
-def records(search: Search, lr_trgt: float, warmup_steps: int) -> dict:
-    """What result.json keeps of a search: eta_c, the forward passes, and T_reach / T_save of SPEC section 3."""
+def records(search: Search, lr_trgt: float, warmup_steps: int, rayleigh: float | None = None) -> dict:
+    """What result.json keeps of a search: eta_c, the forward passes, and T_reach / T_save of SPEC section 3; with
+    `rayleigh` = R(g0), also R(g0) and eta_rayleigh = 2 / R(g0), where a gradient step's loss starts to rise."""
     t_wrm = max(warmup_steps, 1)
     frac = min(search.lr_c / lr_trgt, 1.0)
-    return {
+    out = {
         "eta_c": search.lr_c,
         "eta_c_lower": search.lr_lower,
         "catapult_outcome": search.outcome,
@@ -154,6 +156,23 @@ def records(search: Search, lr_trgt: float, warmup_steps: int) -> dict:
         "T_reach": t_wrm * (1 - frac),
         "T_save": t_wrm * frac - search.forward_passes / 2,
     }
+    if rayleigh is not None:
+        out["rayleigh_g0"] = rayleigh
+        out["eta_rayleigh"] = 2 / rayleigh if rayleigh > 0 else math.inf
+    return out
+
+
+def rayleigh_g0(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor) -> float:
+    """R(g0) = g0' H g0 / |g0|^2 at the model's parameters on (x, y): one Hessian-vector product.
+
+    Why eta_c is not 2 / lambda0: one SGD step of rate eta changes the loss by -eta |g0|^2 + eta^2 g0'H g0 / 2 (to
+    second order), which turns positive at eta = 2 / R(g0), and R(g0) <= lambda^H, well below it when g0 is not
+    aligned with the top eigenvector (cross-entropy at initialization); the loss-catapult search finds that rate."""
+    op, _ = hvp_operator(model, loss_fn, x, y)
+    params = [p for _, p in model.named_parameters() if p.requires_grad]  # hvp_operator's order
+    grads = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
+    g0 = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)]).detach()
+    return torch.dot(g0, op(g0)).item() / torch.dot(g0, g0).item()
 
 
 class PersistentCatapult:
@@ -199,7 +218,8 @@ class PersistentCatapult:
 
 def build_catapult(cfg, schedule: Schedule, model, optimizer, loss_fn, data, extras: dict):
     """The catapult schedule for a run: eta_c from one search at theta0 on a batch drawn from its own RNG stream
-    (the training data order is left as it is); its records go into `extras` (result.json). Other schedules are
+    (the training data order is left as it is); its records go into `extras` (result.json), with R(g0) and
+    2 / R(g0) on the search batch and lambda0 (the run's, or the search batch's sharpness). Other schedules are
     returned as they are."""
     sc = cfg.schedule
     if sc.name not in CATAPULTS:
@@ -211,7 +231,9 @@ def build_catapult(cfg, schedule: Schedule, model, optimizer, loss_fn, data, ext
     delta = sc.delta or (0.1 if cfg.optimizer.name == "sgd" else 0.01)
     lr0 = sc.search_lr or schedule.lr / max(sc.warmup_steps, 1)
     search = catapult_search(optimizer, lambda: loss_fn(model(xb), yb), schedule.lr, lr0, delta, sc.max_forward_passes)
-    extras.update(records(search, schedule.lr, sc.warmup_steps))
+    extras.update(records(search, schedule.lr, sc.warmup_steps, rayleigh_g0(model, loss_fn, xb, yb)))
+    if "lambda0" not in extras:  # the run's lambda0 (lr_unit=inverse_sharpness) or the search batch's sharpness
+        extras["lambda0"] = sharpness(model, loss_fn, xb, yb, generator=generator(cfg.seed, "catapult_lambda0")).value
     log.info(
         "catapult search: eta_c = %.4g (%s, %d forward passes), eta_trgt = %.4g",
         search.lr_c,
