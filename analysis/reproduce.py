@@ -64,7 +64,7 @@ FIGURES = {
     "fig7_persistent_catapult": "Figure 7",
 }
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
-REPRODUCED, PARTLY, NOT, NOT_RUN = "reproduced", "partly", "not reproduced", "not run"
+REPRODUCED, PARTLY, NOT, NOT_RUN, ERROR = "reproduced", "partly", "not reproduced", "not run", "error"
 
 
 # --- running the sweeps ----------------------------------------------------------------------------------------
@@ -173,10 +173,13 @@ def judge(claim: Claim, sweeps: dict[str, pd.DataFrame], rep: Path) -> Judged:
     missing = [p for p in claim.presets if sweeps.get(p) is None or sweeps[p].empty]
     if missing:
         return Judged(claim, NOT_RUN, "no runs of " + ", ".join(missing), [], [])
-    ev = claim.evidence(sweeps, rep)
-    unknown = set(ev.values) - {c.name for c in claim.checks}
-    if unknown:  # a value without a check is a bug of the registry, not a result
-        raise KeyError(f"{claim.key}: values without a check: {sorted(unknown)}")
+    try:
+        ev = claim.evidence(sweeps, rep)
+    except Exception as e:  # one claim's broken evidence is shown as such; the other claims are still judged
+        return Judged(claim, ERROR, f"evidence failed: {type(e).__name__}: {e}", [], [])
+    names = {c.name for c in claim.checks}
+    if set(ev.values) != names:  # a value without a check, or a check without a value: a bug of the registry
+        raise KeyError(f"{claim.key}: values {sorted(set(ev.values) ^ names)} do not match the checks")
     results = [(c, ev.values.get(c.name, math.nan), c.passes(ev.values.get(c.name, math.nan))) for c in claim.checks]
     return Judged(claim, verdict(*[ok for *_, ok in results]), ev.measured, results, ev.details)
 
@@ -503,6 +506,8 @@ def ev_gi_adam_no_warmup(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence
             "Per cell, over seeds (trained: final test accuracy >= 1.5/num_classes; final beside best accuracy):\n\n"
             + table(cells.sort_values([WARMUP, LR, OPT])),
             *[f"![fig4 {o}](fig4_{o}.png)" for o in sorted(runs[OPT].unique())],
+            "How this setting was chosen (the settings tried, the fraction of seeds that trained in each): "
+            "[fig4_search.md](fig4_search.md).",
         ],
     )
 
@@ -596,7 +601,7 @@ def ev_persistent(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
             "eta_max persistent / eta_max linear, least over seeds": extreme(ratio),
             "mean best-accuracy difference persistent - linear where both train": diff,
         },
-        "eta_max x lambda0 per seed: "
+        f"eta_max x lambda0 (seeds {' / '.join(map(str, em.columns))}): "
         + "; ".join(f"{s}: {' / '.join(fmt(v) for v in row)}" for s, row in em.iterrows())
         + f"; persistent T_reach: median {fmt(reach.median())} steps (linear: {runs[WARMUP].iloc[0]})",
         ["Best test accuracy (trained runs, seeds averaged):\n\n" + table(acc.reset_index()), f"![fig7]({img})"],
@@ -784,7 +789,8 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
         "what each verdict used in place of the paper's setting.",
         "",
         "Verdicts: **reproduced** when every check of the claim passes, **partly** when some do, **not reproduced** "
-        "when none does, **not run** when a preset has no runs. A run *trained* when it completed with final (not "
+        "when none does, **not run** when a preset has no runs (**error**: the evidence function failed, its "
+        "error is shown). A run *trained* when it completed with final (not "
         "best) test accuracy >= 1.5/num_classes, the authors' rule; eta_max is the largest eta_trgt at which every "
         "seed trained.",
         "",
@@ -885,7 +891,10 @@ def main(argv: list[str] | None = None) -> None:
         walls, total = last["sweeps"], last["total_s"]
     path = write_report(out, rep, walls, total)
     print(f"[reproduce] report: {path}")
-    print(path.read_text().split("## Claims")[1].split("\n\n")[1])
+    text = path.read_text()
+    print(text.split("## Claims")[1].split("\n\n")[1])
+    if f"| **{ERROR}** |" in text:
+        sys.exit("error: the evidence of a claim failed (its row in the report says why)")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,17 @@ def test_a_value_without_a_check_is_an_error(tmp_path):
         judge(bad, load_sweeps(tmp_path, rp.FIGURES), tmp_path)
 
 
+def test_a_failing_evidence_function_is_shown_not_hidden(tmp_path):
+    write_sweep(tmp_path / "fig3_wrn_sp_mse", {1: 2, 16: 8})
+
+    def broken(sweeps, rep):
+        raise ValueError("no column eta_c")
+
+    claim = rp.Claim("x", "F", "t", ("fig3_wrn_sp_mse",), "s", broken, (Check("a", ">", 0),))
+    j = judge(claim, load_sweeps(tmp_path, rp.FIGURES), tmp_path)
+    assert j.verdict == rp.ERROR and j.measured == "evidence failed: ValueError: no column eta_c"
+
+
 def write_fig4(root, trained: dict[tuple[str, float], int], seeds: int = 3) -> None:
     """trained[(optimizer, lr)] = how many of the seeds train at T_wrm = 1; the others train, then collapse (best
     accuracy 0.9, final 0.1), as Adam does near its boundary."""
