@@ -795,11 +795,11 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
         "seed trained.",
         "",
     ]
-    timing = out / "timing.json"
+    timing, ran = out / "timing.json", len(walls)
     walls = {**(json.loads(timing.read_text()) if timing.exists() else {}), **walls}
     if total is not None:
         lines.append(
-            f"Wall time of the last `make reproduce` call that ran sweeps: **{total / 60:.1f} min** for {len(walls)} "
+            f"Wall time of the last `make reproduce` call that ran sweeps: **{total / 60:.1f} min** for {ran} "
             f"sweeps, one after another, each through the local launcher, one thread a run, on {os.cpu_count()} CPU "
             "cores shared with other work."
         )
