@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+import yaml  # noqa: E402
 
 from analysis.aggregate import load_runs  # noqa: E402
 from analysis.phase import eta_max, plot_phase, trainable  # noqa: E402
@@ -168,11 +169,12 @@ def verdict(*passed: bool) -> str:
     return REPRODUCED if n == len(passed) else (PARTLY if n else NOT)
 
 
-def judge(claim: Claim, sweeps: dict[str, pd.DataFrame], rep: Path) -> Judged:
-    """The claim's evidence from its presets' runs and its checks; `not run` when a preset has no runs."""
+def judge(claim: Claim, sweeps: dict[str, pd.DataFrame], rep: Path, progress: dict[str, str] | None = None) -> Judged:
+    """The claim's evidence from its presets' runs and its checks; `not run` when a preset has no (complete) runs."""
     missing = [p for p in claim.presets if sweeps.get(p) is None or sweeps[p].empty]
     if missing:
-        return Judged(claim, NOT_RUN, "no runs of " + ", ".join(missing), [], [])
+        runs = ", ".join(f"{p} ({(progress or {}).get(p, '0')} runs finished)" for p in missing)
+        return Judged(claim, NOT_RUN, "not (completely) run: " + runs, [], [])
     try:
         ev = claim.evidence(sweeps, rep)
     except Exception as e:  # one claim's broken evidence is shown as such; the other claims are still judged
@@ -756,8 +758,25 @@ CLAIMS = (
 # --- the report ----------------------------------------------------------------------------------------------------
 
 
-def load_sweeps(out: Path, names) -> dict[str, pd.DataFrame]:
-    return {n: (load_runs(out / n) if (out / n).exists() else pd.DataFrame()) for n in names}
+def planned(sweep: Path) -> int | None:
+    """The points of a multirun: the product of its sweeper's value lists (multirun.yaml); None if unknown."""
+    path = sweep / "multirun.yaml"
+    if not path.exists():
+        return None
+    params = (yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("sweeper", {}).get("params") or {}
+    return math.prod(len(str(v).split(",")) for v in params.values())
+
+
+def load_sweeps(out: Path, names) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Each sweep's runs, and its progress 'finished/planned'. A sweep with fewer finished runs than its grid has
+    points is left out (an empty table: its claims are `not run`): a partial grid can move a boundary."""
+    sweeps, progress = {}, {}
+    for n in names:
+        runs = load_runs(out / n) if (out / n).exists() else pd.DataFrame()
+        total = planned(out / n)
+        progress[n] = f"{len(runs)}/{total if total is not None else '?'}"
+        sweeps[n] = runs if total is None or len(runs) >= total else pd.DataFrame()
+    return sweeps, progress
 
 
 def check_cell(results: list[tuple[Check, float, bool]]) -> str:
@@ -765,19 +784,19 @@ def check_cell(results: list[tuple[Check, float, bool]]) -> str:
     return "<br>".join(f"`{c.rule}`: **{fmt(v)}** {'pass' if ok else 'FAIL'}" for c, v, ok in results) or "-"
 
 
-def code_versions(sweeps: dict[str, pd.DataFrame]) -> str:
-    """The commits the runs of each sweep were trained on (result.json's git_sha)."""
+def code_versions(sweeps: dict[str, pd.DataFrame], progress: dict[str, str]) -> str:
+    """Per sweep: runs finished / planned, and the commits they were trained on (result.json's git_sha)."""
     parts = []
     for name, runs in sweeps.items():
         shas = sorted(set(runs["git_sha"].dropna().astype(str).str[:8])) if "git_sha" in runs else []
-        parts.append(f"{name}: {', '.join(shas) or 'no runs'}")
+        parts.append(f"{name}: {progress[name]} runs" + (f", commit {', '.join(shas)}" if shas else ""))
     return "; ".join(parts)
 
 
 def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | None) -> Path:
     rep.mkdir(parents=True, exist_ok=True)
-    sweeps = load_sweeps(out, FIGURES)
-    judged = [judge(c, sweeps, rep) for c in CLAIMS]
+    sweeps, progress = load_sweeps(out, FIGURES)
+    judged = [judge(c, sweeps, rep, progress) for c in CLAIMS]
     shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
     lines = [
         "# Reproduction of Kalra & Barkeshli (2024) at CPU scale",
@@ -806,7 +825,11 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
     if walls:
         per = ", ".join(f"{n} {w / 60:.1f}" for n, w in walls.items())
         lines.append(f"Wall time per sweep (minutes, the latest run of each): {per}.")
-    lines += ["", f"Code each sweep ran on (commit): {code_versions(sweeps)}.", ""]
+    lines += [
+        "",
+        f"Runs finished / planned per sweep, and the code they ran on: {code_versions(sweeps, progress)}.",
+        "",
+    ]
     lines += [
         "## Claims (SPEC section 7)",
         "",

@@ -41,7 +41,8 @@ def write_sweep(root, boundary: dict[int, float], lrs=(1, 2, 4, 8, 16), seed: in
 
 
 def judged(tmp_path, key):
-    return judge(CLAIMS[key], load_sweeps(tmp_path, rp.FIGURES), tmp_path)
+    sweeps, progress = load_sweeps(tmp_path, rp.FIGURES)
+    return judge(CLAIMS[key], sweeps, tmp_path, progress)
 
 
 def value(j, prefix: str) -> float:
@@ -81,14 +82,24 @@ def test_a_seed_without_growth_fails_the_claim(tmp_path):
 def test_missing_preset_is_not_run(tmp_path):
     write_sweep(tmp_path / "fig3_wrn_sp_mse", {1: 2, 16: 8})
     j = judged(tmp_path, "flat_accuracy")  # needs all three Figure 3 sweeps
-    assert j.verdict == NOT_RUN and "fig3_wrn_mup_xent" in j.measured and not j.results
+    assert j.verdict == NOT_RUN and "fig3_wrn_mup_xent (0/? runs finished)" in j.measured and not j.results
+
+
+def test_a_sweep_still_running_is_not_judged(tmp_path):
+    """Its multirun.yaml plans 3 x 2 points; 4 have finished: a partial grid can move a boundary, so not run."""
+    root = tmp_path / "fig3_wrn_sp_mse"
+    write_sweep(root, {1: 2, 16: 8}, lrs=(1, 2))
+    params = {"optimizer.lr": "1,2,4", "schedule.warmup_steps": "1,16"}
+    (root / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": {"params": params}}}))
+    j = judged(tmp_path, "sp_mse_growth")
+    assert j.verdict == NOT_RUN and "fig3_wrn_sp_mse (4/6 runs finished)" in j.measured
 
 
 def test_a_value_without_a_check_is_an_error(tmp_path):
     write_sweep(tmp_path / "fig3_wrn_sp_mse", {1: 2, 16: 8})
     bad = rp.Claim("x", "F", "t", ("fig3_wrn_sp_mse",), "s", lambda s, r: rp.Evidence({"typo": 1.0}, ""), ())
     with pytest.raises(KeyError, match="typo"):
-        judge(bad, load_sweeps(tmp_path, rp.FIGURES), tmp_path)
+        judge(bad, load_sweeps(tmp_path, rp.FIGURES)[0], tmp_path)
 
 
 def test_a_failing_evidence_function_is_shown_not_hidden(tmp_path):
@@ -98,7 +109,7 @@ def test_a_failing_evidence_function_is_shown_not_hidden(tmp_path):
         raise ValueError("no column eta_c")
 
     claim = rp.Claim("x", "F", "t", ("fig3_wrn_sp_mse",), "s", broken, (Check("a", ">", 0),))
-    j = judge(claim, load_sweeps(tmp_path, rp.FIGURES), tmp_path)
+    j = judge(claim, load_sweeps(tmp_path, rp.FIGURES)[0], tmp_path)
     assert j.verdict == rp.ERROR and j.measured == "evidence failed: ValueError: no column eta_c"
 
 
