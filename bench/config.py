@@ -214,6 +214,9 @@ class AdamConfig(OptimizerConfig):
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
+    # spend the first training batch before step 1 (the authors do, for every Adam variant: they compute g0 on it);
+    # gi_adam / ri_adam take g0 from it, or from a batch of their own stream when false
+    spend_first_batch: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -225,11 +228,13 @@ class AdamConfig(OptimizerConfig):
 @dataclass
 class GIAdamConfig(AdamConfig):
     name: str = "gi_adam"  # v0 = g0^2 from the first training batch (spent on it)
+    spend_first_batch: bool = True
 
 
 @dataclass
 class RIAdamConfig(AdamConfig):
     name: str = "ri_adam"  # v0 = r^2, r ~ N(0, I) rescaled to ||g0||
+    spend_first_batch: bool = True
 
 
 @dataclass

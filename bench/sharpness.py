@@ -245,23 +245,31 @@ def pre_sharpness(
     return top_eigenvalue(pre_op, flat.numel(), v0, tol, max_iter, flat.dtype, flat.device, generator)
 
 
-def initial_sharpness(
-    model: nn.Module,
-    loss_fn,
+def lambda0_batches(
     x: torch.Tensor,
     y: torch.Tensor,
     batch_size: int,
     n_batches: int,
     generator: torch.Generator,
-    tol: float = 1e-4,
-) -> float:
-    """lambda0: the mean of lambda^H over n_batches random training minibatches (SPEC section 1).
-
-    The minibatches come from their own RNG stream, so measuring lambda0 does not change the training data order.
-    """
+    augment: Callable | None = None,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The n_batches random training minibatches lambda0 is measured on: indices from `generator` (all drawn before
+    any is measured), then `augment` (the run's flips, crops, mixup from their own stream), as training sees them."""
     size = batch_size if 0 < batch_size < len(x) else len(x)
-    values = []
-    for _ in range(n_batches):
-        idx = torch.randperm(len(x), generator=generator)[:size].to(x.device)
-        values.append(sharpness(model, loss_fn, x[idx], y[idx], tol=tol, generator=generator).value)
-    return sum(values) / len(values)
+    idxs = [torch.randperm(len(x), generator=generator)[:size].to(x.device) for _ in range(n_batches)]
+    batches = [(x[idx], y[idx]) for idx in idxs]
+    return [augment(xb, yb) for xb, yb in batches] if augment is not None else batches
+
+
+def initial_sharpness(
+    model: nn.Module,
+    loss_fn,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    generator: torch.Generator,
+    tol: float = 1e-4,
+) -> tuple[float, bool]:
+    """lambda0: the mean of lambda^H over the batches (SPEC section 1; `lambda0_batches` draws them), and whether
+    every solve converged. The batches come from their own RNG streams, so measuring lambda0 does not change the
+    training data order or its augmentation."""
+    eigens = [sharpness(model, loss_fn, xb, yb, tol=tol, generator=generator) for xb, yb in batches]
+    return sum(e.value for e in eigens) / len(eigens), all(e.converged for e in eigens)

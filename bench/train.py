@@ -24,7 +24,7 @@ from bench.optim import build_optimizer, build_schedule, init_adam_state, set_lr
 from bench.optim.catapult import PersistentCatapult, build_catapult
 from bench.progress import progress_bar, run_line
 from bench.seeding import derive, generator
-from bench.sharpness import initial_sharpness
+from bench.sharpness import initial_sharpness, lambda0_batches
 from bench.store import RunStore, environment
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,13 @@ class Trainer:
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters(), self.lr)
         self.schedule = build_schedule(cfg.schedule, self.lr, cfg.steps, unit)
         self.sampler = EpochSampler(len(self.data.x_train), cfg.batch_size, generator(cfg.seed, "data"), self.device)
-        # GI-/RI-Adam: v0 from the first training batch, which is spent on it (SPEC section 4)
+        # Adam family: the first training batch is spent (optimizer.spend_first_batch); GI-/RI-Adam set v0 from g0,
+        # the gradient of that (augmented) batch (SPEC section 4)
+        g0_augment = build_augment(cfg.dataset, cfg.seed, self.device, stream="g0_augment")
         self.extras.update(
-            init_adam_state(cfg.optimizer, self.optimizer, self.model, self.loss_fn, self.data, self.sampler, cfg.seed)
+            init_adam_state(
+                cfg.optimizer, self.optimizer, self.model, self.loss_fn, self.data, self.sampler, cfg.seed, g0_augment
+            )
         )
         # schedule=catapult | persistent_catapult: eta_init from the loss catapult at theta0 (SPEC section 3)
         self.schedule = build_catapult(
@@ -90,16 +94,14 @@ class Trainer:
         and result["lr"] is always the absolute eta_trgt)."""
         if self.cfg.optimizer.lr_unit == "absolute":
             return 1.0
-        lambda0 = initial_sharpness(
-            self.model,
-            self.loss_fn,
-            self.data.x_train,
-            self.data.y_train,
-            self.cfg.batch_size,
-            self.cfg.optimizer.lambda0_batches,
-            generator(self.cfg.seed, "lambda0"),
+        cfg, stream = self.cfg, generator(self.cfg.seed, "lambda0")
+        # augmented as training batches are (the authors draw them from the training stream), from own streams
+        augment = build_augment(cfg.dataset, cfg.seed, self.device, stream="lambda0_augment")
+        batches = lambda0_batches(
+            self.data.x_train, self.data.y_train, cfg.batch_size, cfg.optimizer.lambda0_batches, stream, augment
         )
-        self.extras["lambda0"] = lambda0
+        lambda0, converged = initial_sharpness(self.model, self.loss_fn, batches, stream)
+        self.extras.update(lambda0=lambda0, lambda0_converged=converged)
         log.info(
             "lambda0 = %.4g: eta_trgt = %g / lambda0 = %.4g",
             lambda0,

@@ -6,7 +6,9 @@
 - mixup: each example mixed with the reversed batch, weight w ~ U(0, 1) per example, labels mixed with the same
   w (soft labels that still sum to one).
 Random numbers come from one generator on the batch's device, seeded once from the run's "augment" stream, so the
-same seed gives the same augmented batches; nothing is copied from the host per step.
+same seed gives the same augmented batches; nothing is copied from the host per step. The batches measured at
+initialization (lambda0, GI-Adam's g0) are augmented too, each by its own instance seeded from its own stream
+("lambda0_augment", "g0_augment"), so that measuring them never moves the training stream.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from bench.seeding import generator
 
 
 class Augment:
-    def __init__(self, cfg, seed: int, device: torch.device):
+    def __init__(self, cfg, seed: int, device: torch.device, stream: str = "augment"):
         self.flip = getattr(cfg, "flip", False)
         self.padding = getattr(cfg, "crop_padding", 0)
         self.mixup = getattr(cfg, "mixup", False)
-        seed_on_device = int(torch.randint(2**62, (1,), generator=generator(seed, "augment")))
+        seed_on_device = int(torch.randint(2**62, (1,), generator=generator(seed, stream)))
         self.generator = torch.Generator(device=device).manual_seed(seed_on_device)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,6 +66,6 @@ class Augment:
         self.generator.set_state(state["generator"])
 
 
-def build_augment(cfg, seed: int, device: torch.device) -> Augment:
-    """The dataset's augmentation (the identity when every flag is off)."""
-    return Augment(cfg, seed, device)
+def build_augment(cfg, seed: int, device: torch.device, stream: str = "augment") -> Augment:
+    """The dataset's augmentation (the identity when every flag is off), its random numbers from `stream`."""
+    return Augment(cfg, seed, device, stream)

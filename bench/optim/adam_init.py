@@ -1,6 +1,7 @@
 """GI-Adam and RI-Adam: torch.optim.Adam with a different initial second moment (SPEC section 4).
 
-GI-Adam: v0 = g0^2, g0 the gradient of the first training batch (spent on it, not used for an update).
+GI-Adam: v0 = g0^2, g0 the gradient of the first training batch (spent on it, not used for an update), augmented
+as training batches are.
 RI-Adam (control): v0 = r^2, r ~ N(0, I) rescaled so that ||r|| = ||g0|| (one norm over all parameters).
 Both keep m0 = 0, step 0 and Adam's bias correction: the state is torch.optim.Adam's own (`step`, `exp_avg`,
 `exp_avg_sq`), so the optimizer's step is unchanged and anything that reads Adam's state reads this one too.
@@ -40,14 +41,24 @@ def set_second_moment(optimizer: torch.optim.Adam, v0: list[torch.Tensor]) -> No
         }
 
 
-def init_adam_state(cfg, optimizer, model, loss_fn, data, sampler, seed: int) -> dict:
-    """For optimizer=gi_adam | ri_adam: spend the first training batch on g0 and set v0 from it; else nothing.
+def init_adam_state(cfg, optimizer, model, loss_fn, data, sampler, seed: int, augment=None) -> dict:
+    """Spend the first training batch if cfg.spend_first_batch (the authors, for every Adam variant: they compute
+    g0 on it and start training on the next batch); for gi_adam | ri_adam, set v0 from g0, the gradient of that batch
+    (or, when no batch is spent, of a batch from the own "g0" stream), passed through `augment` (the run's
+    augmentation from its own stream, so the training augmentation is the same whatever the optimizer).
     Returns the entries for result.json."""
+    spend = getattr(cfg, "spend_first_batch", False)
+    idx = sampler.next() if spend else None
     if cfg.name not in INITS:
         return {}
-    idx = sampler.next()
+    if idx is None:
+        n = len(data.x_train)
+        idx = torch.randperm(n, generator=seeding.generator(seed, "g0"))[: sampler.batch_size].to(sampler.device)
+    x, y = data.x_train[idx], data.y_train[idx]
+    if augment is not None:
+        x, y = augment(x, y)
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
+    loss = loss_fn(model(x), y)
     grads = torch.autograd.grad(loss, params)
     set_second_moment(optimizer, second_moment(list(grads), cfg.name, seeding.generator(seed, "ri_adam")))
     return {"g0_norm": torch.cat([g.reshape(-1) for g in grads]).norm().item()}
