@@ -793,7 +793,7 @@ def code_versions(sweeps: dict[str, pd.DataFrame], progress: dict[str, str]) -> 
     return "; ".join(parts)
 
 
-def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | None) -> Path:
+def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | None, note: str = "") -> Path:
     rep.mkdir(parents=True, exist_ok=True)
     sweeps, progress = load_sweeps(out, FIGURES)
     judged = [judge(c, sweeps, rep, progress) for c in CLAIMS]
@@ -830,6 +830,7 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
         f"Runs finished / planned per sweep, and the code they ran on: {code_versions(sweeps, progress)}.",
         "",
     ]
+    lines += [f"Note: {note}", ""] if note else []
     lines += [
         "## Claims (SPEC section 7)",
         "",
@@ -905,6 +906,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="keep the finished runs of earlier calls")
     parser.add_argument("--report-only", action="store_true", help="do not run; report on the sweeps on disk")
     parser.add_argument("--fig4-search", nargs="+", metavar="FOLDER", help="write reports/fig4_search.md only")
+    parser.add_argument("--note", default="", help="a line for the report's header (e.g. what was not rerun)")
     args = parser.parse_args(argv)
     if args.fig4_search:
         print(f"[reproduce] {write_search([Path(f).resolve() for f in args.fig4_search], Path(args.reports))}")
@@ -921,7 +923,7 @@ def main(argv: list[str] | None = None) -> None:
     elif (out / "last_run.json").exists():  # the last call that ran sweeps
         last = json.loads((out / "last_run.json").read_text())
         walls, total = last["sweeps"], last["total_s"]
-    path = write_report(out, rep, walls, total)
+    path = write_report(out, rep, walls, total, args.note)
     print(f"[reproduce] report: {path}")
     text = path.read_text()
     print(text.split("## Claims")[1].split("\n\n")[1])
