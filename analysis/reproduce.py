@@ -490,8 +490,10 @@ def ev_gi_adam_no_warmup(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence
     best = lead.idxmax() if len(lead) else math.nan
     at = cells[cells[LR] == best].set_index([OPT, WARMUP])
     shown = "; ".join(
-        f"{o} T_wrm={t}: {round(r['trained'] * r['seeds'])}/{int(r['seeds'])} seeds trained (final acc "
-        f"{fmt(r['final_acc'])}, best {fmt(r['best_acc'])})"
+        f"{o} T_wrm={t}: {round(r['trained'] * r['seeds'])}/{int(r['seeds'])} seeds trained ("
+        + (f"{int(r['diverged'])} diverged" if r["diverged"] == r["seeds"] else "")
+        + (f"final acc {fmt(r['final_acc'])}, best {fmt(r['best_acc'])}" if r["diverged"] < r["seeds"] else "")
+        + ")"
         for (o, t), r in at.iterrows()
     )
     for opt, g in runs.groupby(OPT):
