@@ -1,6 +1,6 @@
 """Checkpoints: a run's full state in its folder, so that a preempted, requeued or relaunched run resumes exactly.
 
-One explicit protocol: the Trainer names its stateful components (`Trainer.components()`: model, optimizer,
+One explicit protocol: the run names its stateful components (`Trainer.components()`: model, optimizer,
 sampler, augmentation, schedule, measurer, running means, progress, global RNG), each with `state_dict()` /
 `load_state_dict()`, and the checkpoint is
 
@@ -100,32 +100,32 @@ class GlobalRNG:
 # --- save and restore ------------------------------------------------------------------------------------------
 
 
-def state(trainer) -> dict:
-    """The checkpoint of a Trainer: its named components' state_dicts."""
+def state(components: dict, identity: str, step: int) -> dict:
+    """The checkpoint of a run: its named components' state_dicts."""
     return {
         "format": FORMAT,
-        "run_identity": trainer.run_identity,
-        "step": trainer.step,
-        "components": {name: obj.state_dict() for name, obj in trainer.components().items()},
+        "run_identity": identity,
+        "step": step,
+        "components": {name: obj.state_dict() for name, obj in components.items()},
     }
 
 
-def restore(trainer, ckpt: dict) -> None:
+def restore(components: dict, ckpt: dict, identity: str, path: Path) -> int:
+    """Load each component's state; returns the checkpoint's step."""
     from bench.identity import IdentityMismatch  # here: bench.config imports the launcher, which imports this
 
-    components = trainer.components()
     saved = ckpt["components"]
     if set(saved) != set(components):
         missing, extra = sorted(set(components) - set(saved)), sorted(set(saved) - set(components))
         raise CheckpointError(f"its components do not match this run's (missing {missing}, unknown {extra})")
-    if trainer.run_identity and ckpt["run_identity"] != trainer.run_identity:
+    if identity and ckpt["run_identity"] != identity:
         raise IdentityMismatch(
-            f"{trainer.store.dir / CHECKPOINT} is of run {ckpt['run_identity']}, not of this config "
-            f"({trainer.run_identity}): delete it, use a new folder, or force=true to start over"
+            f"{path} is of run {ckpt['run_identity']}, not of this config "
+            f"({identity}): delete it, use a new folder, or force=true to start over"
         )
     for name, obj in components.items():
         obj.load_state_dict(saved[name])
-    trainer.step = ckpt["step"]
+    return ckpt["step"]
 
 
 def encode(payload: dict) -> bytes:
@@ -169,19 +169,19 @@ def read(path: Path) -> dict:
     return decode(path.read_bytes(), path)
 
 
-def save(trainer, path: Path) -> None:
+def save(path: Path, components: dict, identity: str, step: int) -> None:
     """Atomically: a reader sees the old or the new checkpoint."""
-    data = encode(state(trainer))
+    data = encode(state(components, identity, step))
     atomic_write(path, lambda f: f.write(data), binary=True)
 
 
-def load(trainer, path: Path) -> None:
-    """Restore the trainer from checkpoint.pt. CheckpointDamaged: not loaded, nothing changed."""
+def load(path: Path, components: dict, identity: str) -> int:
+    """Restore the components from checkpoint.pt; returns its step. CheckpointDamaged: not loaded, nothing changed."""
     from bench.config import ConfigError
 
     ckpt = decode(path.read_bytes(), path)
     try:
-        restore(trainer, ckpt)
+        return restore(components, ckpt, identity, path)
     except (CheckpointError, ConfigError):  # already one line: another run's checkpoint, components missing
         raise
     except Exception as e:  # a key or shape that does not fit this run's components
@@ -193,34 +193,45 @@ def load(trainer, path: Path) -> None:
 
 
 class Checkpointer:
-    """Resume at the start of Trainer.train(); after each step, save every `checkpoint_every` steps, and on the
-    pre-timeout signal or SIGTERM save, then hand the signal on."""
+    """Resume at the start of training; after each step, save every `every` steps (not at the last, `total_steps`),
+    and on the pre-timeout signal or SIGTERM save, then hand the signal on.
 
-    def __init__(self, trainer):
-        self.trainer = trainer
-        self.path = trainer.store.dir / CHECKPOINT
-        self.every = trainer.cfg.checkpoint_every
+    Explicit inputs: the run folder, `components` (a callable returning the named stateful components; called at
+    each save and load, so a component replaced after construction is still the one saved), the run identity, and
+    `records` (result.json's run-level records: a discarded checkpoint is noted there)."""
 
-    def resume(self) -> None:
+    def __init__(self, run_dir: Path, components, identity: str, every: int, total_steps: int, records: dict):
+        self.dir = Path(run_dir)
+        self.path = self.dir / CHECKPOINT
+        self.components, self.identity = components, identity
+        self.every, self.total_steps = every, total_steps
+        self.records = records
+
+    def resume(self) -> int:
+        """The step to continue from (0: no usable checkpoint, a fresh start)."""
         if not self.path.exists():
-            (self.trainer.store.dir / METRICS).unlink(missing_ok=True)  # a past attempt's rows: this one restarts
-            return
+            (self.dir / METRICS).unlink(missing_ok=True)  # a past attempt's rows: this one restarts
+            return 0
         try:
-            load(self.trainer, self.path)
+            step = load(self.path, self.components(), self.identity)
         except CheckpointDamaged as e:
             reason = f"{CHECKPOINT} {e}"
-            log.warning("%s: %s; not loaded, the run starts again from step 0", self.trainer.store.dir, reason)
-            self.trainer.extras["checkpoint_discarded"] = reason  # result.json says so
+            log.warning("%s: %s; not loaded, the run starts again from step 0", self.dir, reason)
+            self.records["checkpoint_discarded"] = reason  # result.json says so
             self.path.unlink(missing_ok=True)
-            (self.trainer.store.dir / METRICS).unlink(missing_ok=True)
-            return
-        log.info("resumed from %s at step %d", self.path, self.trainer.step)
+            (self.dir / METRICS).unlink(missing_ok=True)
+            return 0
+        log.info("resumed from %s at step %d", self.path, step)
+        return step
+
+    def save(self, step: int) -> None:
+        save(self.path, self.components(), self.identity, step)
 
     def after_step(self, step: int) -> None:
-        periodic = self.every and step % self.every == 0 and step < self.trainer.cfg.steps
+        periodic = self.every and step % self.every == 0 and step < self.total_steps
         signalled = [s for s in SIGNALS if s.received]
         if periodic or signalled:
-            save(self.trainer, self.path)
+            self.save(step)
         for sig in signalled:
             log.warning("checkpointed at step %d on %s; handing the signal on", step, sig.name)
             sig.forward()

@@ -466,6 +466,16 @@ GROUPS: dict[str, dict[str, type]] = {
 }
 
 
+def register_option(group: str, name: str, node: type) -> None:
+    """A config option defined outside this module (e.g. a warmup method's schema, from its own module): added to
+    GROUPS and to Hydra's ConfigStore as base_<name>, so its YAML's `defaults: [base_<name>]` finds it."""
+    known = GROUPS.setdefault(group, {})
+    if known.get(name, node) is not node:
+        raise ValueError(f"{group}={name}: two schemas ({known[name].__name__}, {node.__name__})")
+    known[name] = node
+    ConfigStore.instance().store(group=group, name=f"base_{name}", node=node)
+
+
 def register() -> None:
     """Put the schemas in Hydra's ConfigStore, and the resolvers presets use, e.g. `${add:${schedule.warmup_steps},64}`
     (idempotent)."""
@@ -479,6 +489,9 @@ def register() -> None:
     for group, options in GROUPS.items():
         for name, node in options.items():
             cs.store(group=group, name=f"base_{name}", node=node)
+    from bench.optim.warmup import discover
+
+    discover()  # the warmup methods' modules: those with keys of their own register their schema (register_option)
 
 
 def validate(cfg: DictConfig) -> Config:

@@ -123,7 +123,7 @@ def _start(index: int, cfg: DictConfig, typed: Config, run_dir: Path, data) -> t
     member = Member(index, cfg, None, logger, time.time())  # type: ignore[arg-type]
     try:
         member.trainer = Trainer(typed, store, logger, run_identity(cfg), data=data)
-        checkpoint.Checkpointer(member.trainer).resume()
+        member.trainer.checkpointer().resume()
     except Exception as e:
         _fail(member, e, typed.seed, store)
         raise
@@ -209,7 +209,7 @@ def after_step(member: Member, s: int, loss: float) -> None:
         return _finish(member)
     every = t.cfg.checkpoint_every
     if every and s % every == 0:
-        checkpoint.save(t, t.store.dir / checkpoint.CHECKPOINT)
+        t.checkpointer().save(t.step)
 
 
 def train_packed(members: list[Member]) -> None:
@@ -225,7 +225,7 @@ def train_packed(members: list[Member]) -> None:
         if signalled:  # the pre-timeout signal or SIGTERM: checkpoint every member, then hand it on
             for m in active:
                 if not m.done:
-                    checkpoint.save(m.trainer, m.trainer.store.dir / checkpoint.CHECKPOINT)
+                    m.trainer.checkpointer().save(m.trainer.step)
             for sig in signalled:
                 log.warning("packed run checkpointed on %s; handing the signal on", sig.name)
                 sig.forward()

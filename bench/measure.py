@@ -29,20 +29,35 @@ def threshold(optimizer_cfg, lr: float) -> float:
     return (2 + 2 * getattr(optimizer_cfg, "momentum", 0.0)) / lr
 
 
+def preconditioned(optimizer_cfg) -> bool:
+    """Whether the optimizer has Adam's diagonal preconditioner P (its config has b1, b2, eps): adam, gi_adam,
+    ri_adam and radam. RAdam is measured as Adam (lambda^{P^-1 H}, Adam's threshold) at every step, although its
+    first steps (rho_t <= 5) are unrectified momentum-SGD steps without P."""
+    return all(hasattr(optimizer_cfg, key) for key in ("b1", "b2", "eps"))
+
+
+def fixed_batch(cfg, data, device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """measure.batch=fixed: one batch of batch_size from the own "measure_batch" stream (None otherwise)."""
+    if not (cfg.measure.every and cfg.measure.batch == "fixed"):
+        return None
+    n = len(data.x_train)
+    idx = torch.randperm(n, generator=generator(cfg.seed, "measure_batch"))[: cfg.batch_size or n].to(device)
+    return data.x_train[idx], data.y_train[idx]
+
+
 class Measurer:
-    def __init__(self, trainer):
-        self.trainer = trainer
-        self.cfg = trainer.cfg.measure
-        self.generator = generator(trainer.cfg.seed, "measure")
+    """Explicit inputs: the measure config, the model, loss and optimizer it reads (never changes), `threshold(s)`
+    (the stability threshold at step s's rate), whether the optimizer is preconditioned (then lambda^{P^-1 H} too),
+    `log_row(step, **values)` where its values go, the run's seed (its own RNG streams) and the fixed batch."""
+
+    def __init__(self, cfg, model, loss_fn, optimizer, threshold, preconditioned: bool, log_row, seed: int, fixed=None):
+        self.cfg = cfg
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.threshold, self.adam, self.log_row = threshold, preconditioned, log_row
+        self.generator = generator(seed, "measure")
         self.vector: torch.Tensor | None = None  # the last eigenvectors: warm starts for the next measurement
         self.pre_vector: torch.Tensor | None = None
-        self.adam = "betas" in trainer.optimizer.param_groups[0] and "eps" in trainer.optimizer.param_groups[0]
-        self.fixed = None
-        if self.cfg.every and self.cfg.batch == "fixed":
-            data, size = trainer.data, trainer.cfg.batch_size
-            n = len(data.x_train)
-            idx = torch.randperm(n, generator=generator(trainer.cfg.seed, "measure_batch"))[: size or n]
-            self.fixed = data.x_train[idx.to(trainer.device)], data.y_train[idx.to(trainer.device)]
+        self.fixed = fixed
 
     def state_dict(self) -> dict:
         """Its RNG and the warm starts of the next measurement (the fixed batch is drawn again from its seed)."""
@@ -54,7 +69,7 @@ class Measurer:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-        device = self.trainer.device
+        device = next(self.model.parameters()).device
         self.vector = None if state["vector"] is None else state["vector"].to(device)
         self.pre_vector = None if state["pre_vector"] is None else state["pre_vector"].to(device)
 
@@ -70,18 +85,17 @@ class Measurer:
         """Log the step's loss and, when due, measure: call after backward, before the optimizer step."""
         if not self.active(s):
             return
-        t = self.trainer
         batch_loss = loss.item()
-        row = {"batch_loss": batch_loss, "threshold": threshold(t.cfg.optimizer, t.schedule(s))}
+        row = {"batch_loss": batch_loss, "threshold": self.threshold(s)}
         if self.fixed is not None:
             x, y = self.fixed
         opts = dict(tol=self.cfg.tol, max_iter=self.cfg.max_iter, float64=self.cfg.float64, generator=self.generator)
         if self.due(s) and math.isfinite(batch_loss):
-            e = sharpness(t.model, t.loss_fn, x, y, v0=self.vector, **opts)
+            e = sharpness(self.model, self.loss_fn, x, y, v0=self.vector, **opts)
             self.vector = e.vector
             row.update(sharpness=e.value, sharpness_hvp=e.n_hvp, sharpness_converged=e.converged)
             if self.adam:
-                p = pre_sharpness(t.model, t.loss_fn, x, y, t.optimizer, v0=self.pre_vector, **opts)
+                p = pre_sharpness(self.model, self.loss_fn, x, y, self.optimizer, v0=self.pre_vector, **opts)
                 self.pre_vector = p.vector
                 row.update(pre_sharpness=p.value, pre_sharpness_hvp=p.n_hvp, pre_sharpness_converged=p.converged)
-        t.log_row(s, **row)
+        self.log_row(s, **row)

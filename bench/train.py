@@ -19,14 +19,15 @@ from bench.failure import describe_failure
 from bench.identity import check_run_folder, run_identity
 from bench.logger import NoLogger, build_logger
 from bench.losses import LOSSES, correct, xent
-from bench.measure import Measurer
+from bench.measure import Measurer, fixed_batch, preconditioned, threshold
 from bench.models import build_model, num_params
 from bench.numerics import build_numerics
-from bench.optim import build_optimizer, build_schedule, init_adam_state, set_lr
-from bench.optim.catapult import PersistentCatapult, build_catapult
+from bench.optim import build_optimizer, set_lr
+from bench.optim.adam_init import prepare_optimizer
+from bench.optim.lambda0 import prepare_lambda0
+from bench.optim.warmup import Theta0, build_warmup
 from bench.progress import progress_bar, run_line
 from bench.seeding import derive, generator
-from bench.sharpness import initial_sharpness, lambda0_batches
 from bench.store import RunStore, StorageError, environment
 
 log = logging.getLogger(__name__)
@@ -72,29 +73,41 @@ class Trainer:
         self.num_params = num_params(self.model)
         self.loss_fn = LOSSES[cfg.loss]
         self.extras: dict = self._numerics.record()  # run-level values that go into result.json (lambda0, ...)
-        unit = self.lr_unit()
+        # the prepare steps at theta0, each with its records: lambda0 (the rate unit), the optimizer's initial state
+        # (spent first batch, GI-/RI-Adam's v0), the warmup method's (e.g. the catapult search, SPEC section 3)
+        unit, lambda0 = prepare_lambda0(cfg, self.model, self.loss_fn, self.data, self.device)
+        self.extras.update(lambda0)
         self.lr = cfg.optimizer.lr * unit  # eta_trgt in absolute units
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters(), self.lr)
-        self.schedule = build_schedule(cfg.schedule, self.lr, cfg.steps, unit)
+        self.schedule = build_warmup(cfg, self.lr, unit)  # the `schedule` option's warmup method, by name
         self.sampler = EpochSampler(len(self.data.x_train), cfg.batch_size, generator(cfg.seed, "data"), self.device)
-        # Adam family: the first training batch is spent (optimizer.spend_first_batch); GI-/RI-Adam set v0 from g0,
-        # the gradient of that (augmented) batch (SPEC section 4)
+        theta0 = Theta0(self.model, self.optimizer, self.loss_fn, self.data, self.extras)
         g0_augment = build_augment(cfg.dataset, cfg.seed, self.device, stream="g0_augment")
-        self.extras.update(
-            init_adam_state(
-                cfg.optimizer, self.optimizer, self.model, self.loss_fn, self.data, self.sampler, cfg.seed, g0_augment
-            )
-        )
-        # schedule=catapult | persistent_catapult: eta_init from the loss catapult at theta0 (SPEC section 3)
-        self.schedule = build_catapult(
-            cfg, self.schedule, self.model, self.optimizer, self.loss_fn, self.data, self.extras
-        )
+        self.extras.update(prepare_optimizer(cfg, theta0, self.sampler, g0_augment))
+        self.extras.update(self.schedule.prepare(theta0))
         self.augment = build_augment(cfg.dataset, cfg.seed, self.device)
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
-        self.measurer = Measurer(self)  # sharpness during training (measure.every)
+        self.measurer = Measurer(  # sharpness during training (measure.every)
+            cfg.measure,
+            self.model,
+            self.loss_fn,
+            self.optimizer,
+            threshold=lambda s: threshold(cfg.optimizer, self.schedule(s)),
+            preconditioned=preconditioned(cfg.optimizer),
+            log_row=self.log_row,
+            seed=cfg.seed,
+            fixed=fixed_batch(cfg, self.data, self.device),
+        )
         self.step = 0  # steps done
         self.initial_loss: float | None = None
         self.means = RunningMeans(self.device)  # of the training minibatches since the last evaluation
+
+    def checkpointer(self) -> checkpoint.Checkpointer:
+        """checkpoint.pt in the run folder, of this run's components and identity."""
+        cfg = self.cfg
+        return checkpoint.Checkpointer(
+            self.store.dir, self.components, self.run_identity, cfg.checkpoint_every, cfg.steps, self.extras
+        )
 
     def components(self) -> dict:
         """The run's state, by name: what checkpoint.pt holds (each has state_dict / load_state_dict)."""
@@ -109,27 +122,6 @@ class Trainer:
             "progress": Progress(self),  # step, metrics rows, initial loss, extras (result.json's records)
             "rng": checkpoint.GlobalRNG(),
         }
-
-    def lr_unit(self) -> float:
-        """1 for absolute rates; 1/lambda0 for rates in units of the initial sharpness (lambda0 goes to result.json,
-        and result["lr"] is always the absolute eta_trgt)."""
-        if self.cfg.optimizer.lr_unit == "absolute":
-            return 1.0
-        cfg, stream = self.cfg, generator(self.cfg.seed, "lambda0")
-        # augmented as training batches are (the authors draw them from the training stream), from own streams
-        augment = build_augment(cfg.dataset, cfg.seed, self.device, stream="lambda0_augment")
-        batches = lambda0_batches(
-            self.data.x_train, self.data.y_train, cfg.batch_size, cfg.optimizer.lambda0_batches, stream, augment
-        )
-        lambda0, converged = initial_sharpness(self.model, self.loss_fn, batches, stream)
-        self.extras.update(lambda0=lambda0, lambda0_converged=converged)
-        log.info(
-            "lambda0 = %.4g: eta_trgt = %g / lambda0 = %.4g",
-            lambda0,
-            self.cfg.optimizer.lr,
-            self.cfg.optimizer.lr / lambda0,
-        )
-        return 1.0 / lambda0
 
     # --- one step ------------------------------------------------------------------------------------------
 
@@ -153,8 +145,7 @@ class Trainer:
 
     def after_backward(self, s: int, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, loss: torch.Tensor) -> float:
         """The rest of step s once the gradients are in .grad: observe, measure, update, running sums."""
-        if isinstance(self.schedule, PersistentCatapult):  # a new low loss re-estimates eta_c (SPEC section 3)
-            self.schedule.observe(s, loss.item(), lambda: self.loss_fn(self.model(x), y))
+        self.schedule.after_backward(s, loss, lambda: self.loss_fn(self.model(x), y))  # e.g. persistent catapult
         self.measurer.step(s, x, y, loss)
         self.optimizer.step()
         loss_val = loss.item()
@@ -208,7 +199,7 @@ class Trainer:
 
     def train(self) -> dict:
         start = time.time()
-        ckpt = checkpoint.Checkpointer(self)
+        ckpt = self.checkpointer()
         ckpt.resume()  # a checkpoint in the run folder: continue from its step
         bar = progress_bar(self.cfg.steps, initial=self.step)
         for s in range(self.step + 1, self.cfg.steps + 1):

@@ -5,11 +5,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-import torch
 
 import bench
 from bench.config import ConfigError, validate
-from bench.measure import Measurer, threshold
+from bench.measure import preconditioned, threshold
 from bench.sharpness import pre_sharpness, sharpness
 from bench.store import RunStore
 from bench.train import Trainer
@@ -21,6 +20,19 @@ def test_thresholds():
     assert threshold(SimpleNamespace(momentum=0.9), 0.5) == pytest.approx(3.8 / 0.5)  # (2 + 2 beta) / eta
     assert threshold(SimpleNamespace(b1=0.9, momentum=0.0), 0.01) == pytest.approx(38 / 0.01)  # Adam, b1 = 0.9
     assert math.isnan(threshold(SimpleNamespace(), 0.0))
+
+
+def test_preconditioner_from_the_optimizer_config():
+    """Every Adam option (RAdam included) is measured with Adam's preconditioner; SGD is not."""
+    from bench.config import GROUPS
+
+    optimizers = GROUPS["optimizer"]
+    assert {name for name, node in optimizers.items() if preconditioned(node())} == {
+        "adam",
+        "gi_adam",
+        "ri_adam",
+        "radam",
+    }
 
 
 def test_measuring_does_not_change_training(tmp_path, tiny):
@@ -53,10 +65,10 @@ def test_first_measurement_is_the_sharpness_at_init_on_the_first_batch(tmp_path,
 
 def test_fixed_batch_and_adam_pre_sharpness(tmp_path, tiny):
     """With Adam the rows gain pre_sharpness, measured on the fixed batch with the state before the step."""
-    cfg = validate(compose_cfg(*tiny, "measure.every=3", "measure.batch=fixed", "measure.float64=true"))
+    args = ("optimizer=adam", "optimizer.lr=0.1", "measure.every=3", "measure.batch=fixed", "measure.float64=true")
+    cfg = validate(compose_cfg(*tiny, *args))
     trainer = Trainer(cfg, RunStore(tmp_path))
-    trainer.optimizer = torch.optim.Adam(trainer.model.parameters(), lr=1e-3)
-    trainer.measurer = Measurer(trainer)
+    assert trainer.measurer.adam  # the preconditioner comes from the optimizer's config
     x, y = trainer.measurer.fixed
     assert len(x) == cfg.batch_size
     for s in range(1, 4):

@@ -62,3 +62,10 @@ def init_adam_state(cfg, optimizer, model, loss_fn, data, sampler, seed: int, au
     grads = torch.autograd.grad(loss, params)
     set_second_moment(optimizer, second_moment(list(grads), cfg.name, seeding.generator(seed, "ri_adam")))
     return {"g0_norm": torch.cat([g.reshape(-1) for g in grads]).norm().item()}
+
+
+def prepare_optimizer(cfg, ctx, sampler, augment=None) -> dict:
+    """The optimizer-initialization interface the trainer calls at theta0, after building the optimizer and before
+    the warmup method's `prepare`: spends the first batch where configured and sets GI-/RI-Adam's v0 (the option
+    names in INITS); returns the records for result.json. `ctx` is bench.optim.warmup.Theta0."""
+    return init_adam_state(cfg.optimizer, ctx.optimizer, ctx.model, ctx.loss_fn, ctx.data, sampler, cfg.seed, augment)

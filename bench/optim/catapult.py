@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.optim.schedule import Schedule
+from bench.optim.schedule import Schedule, build_schedule
+from bench.optim.warmup import Theta0, WarmupMethod, register
 from bench.seeding import generator
 from bench.sharpness import hvp_operator, sharpness
 
@@ -224,32 +225,85 @@ class PersistentCatapult:
         log.info("step %d: loss %.4g below the reference, eta_c -> %.4g", s, loss, self.level)
 
 
-def build_catapult(cfg, schedule: Schedule, model, optimizer, loss_fn, data, extras: dict):
-    """The catapult schedule for a run: eta_c from one search at theta0 on a batch drawn from its own RNG stream
-    (the training data order is left as it is); its records go into `extras` (result.json), with R(g0) and
-    2 / R(g0) on the search batch and lambda0 (the run's, or the search batch's sharpness). Other schedules are
-    returned as they are."""
+def search_at_theta0(cfg, lr_trgt: float, model, optimizer, loss_fn, data, known: dict) -> tuple[Search, float, dict]:
+    """eta_c from one search at theta0 on a batch drawn from its own RNG stream (the training data order is left as
+    it is). Returns the search, its tolerance delta, and its records for result.json: R(g0) and 2 / R(g0) on the
+    search batch and, unless `known` (the run's records so far) hold it, lambda0 as the search batch's sharpness."""
     sc = cfg.schedule
-    if sc.name not in CATAPULTS:
-        return schedule
     x, y = data.x_train, data.y_train
     size = cfg.batch_size if 0 < cfg.batch_size < len(x) else len(x)
     idx = torch.randperm(len(x), generator=generator(cfg.seed, "catapult"))[:size].to(x.device)
     xb, yb = x[idx], y[idx]
     delta = sc.delta or (0.1 if cfg.optimizer.name == "sgd" else 0.01)
-    lr0 = sc.search_lr or schedule.lr / max(sc.warmup_steps, 1)
-    search = catapult_search(optimizer, lambda: loss_fn(model(xb), yb), schedule.lr, lr0, delta, sc.max_forward_passes)
-    extras.update(records(search, schedule.lr, sc.warmup_steps, rayleigh_g0(model, loss_fn, xb, yb)))
-    if "lambda0" not in extras:  # the run's lambda0 (lr_unit=inverse_sharpness) or the search batch's sharpness
-        extras["lambda0"] = sharpness(model, loss_fn, xb, yb, generator=generator(cfg.seed, "catapult_lambda0")).value
+    lr0 = sc.search_lr or lr_trgt / max(sc.warmup_steps, 1)
+    search = catapult_search(optimizer, lambda: loss_fn(model(xb), yb), lr_trgt, lr0, delta, sc.max_forward_passes)
+    out = records(search, lr_trgt, sc.warmup_steps, rayleigh_g0(model, loss_fn, xb, yb))
+    if "lambda0" not in known:  # the run's lambda0 (lr_unit=inverse_sharpness) or the search batch's sharpness
+        out["lambda0"] = sharpness(model, loss_fn, xb, yb, generator=generator(cfg.seed, "catapult_lambda0")).value
     log.info(
         "catapult search: eta_c = %.4g (%s, %d forward passes), eta_trgt = %.4g",
         search.lr_c,
         search.outcome,
         search.forward_passes,
-        schedule.lr,
+        lr_trgt,
     )
-    if sc.name == "persistent_catapult":
-        base = dataclasses.replace(schedule, lr_init=schedule.lr, full_ramp=False)
-        return PersistentCatapult(base, optimizer, search, delta, sc.max_forward_passes, extras)
-    return dataclasses.replace(schedule, lr_init=min(search.lr_c, schedule.lr), full_ramp=True)
+    return search, delta, out
+
+
+@register("catapult")
+class Catapult(WarmupMethod):
+    """schedule=catapult: eta_init = eta_c from the search at theta0, then eta_c + eta_trgt (s / T_wrm)^k, capped."""
+
+    def __init__(self, cfg, lr: float, unit: float = 1.0):
+        super().__init__(cfg, lr, unit)
+        self.schedule = build_schedule(cfg.schedule, lr, cfg.steps, unit)
+
+    def prepare(self, ctx: Theta0) -> dict:
+        search, _, out = search_at_theta0(
+            self.cfg, self.lr_trgt, ctx.model, ctx.optimizer, ctx.loss_fn, ctx.data, ctx.records
+        )
+        self.schedule = dataclasses.replace(self.schedule, lr_init=min(search.lr_c, self.lr_trgt), full_ramp=True)
+        return out
+
+    def lr(self, s: int) -> float:
+        return self.schedule(s)
+
+    def state_dict(self) -> dict:
+        return self.schedule.state_dict()  # eta_c is in lr_init
+
+    def load_state_dict(self, state: dict) -> None:
+        self.schedule.load_state_dict(state)
+
+
+@register("persistent_catapult")
+class PersistentCatapultWarmup(WarmupMethod):
+    """schedule=persistent_catapult: `PersistentCatapult` from the search at theta0; after backward, a training loss
+    below the reference re-estimates eta_c. Its counters (catapult_searches, ...) are records of the run: they live
+    in the run's records (`Theta0.records`, checkpointed with the trainer's progress)."""
+
+    def __init__(self, cfg, lr: float, unit: float = 1.0):
+        super().__init__(cfg, lr, unit)
+        self.base = build_schedule(cfg.schedule, lr, cfg.steps, unit)
+        self.catapult: PersistentCatapult | None = None
+
+    def prepare(self, ctx: Theta0) -> dict:
+        search, delta, out = search_at_theta0(
+            self.cfg, self.lr_trgt, ctx.model, ctx.optimizer, ctx.loss_fn, ctx.data, ctx.records
+        )
+        base = dataclasses.replace(self.base, lr_init=self.base.lr, full_ramp=False)
+        budget = self.cfg.schedule.max_forward_passes
+        self.catapult = PersistentCatapult(base, ctx.optimizer, search, delta, budget, out)
+        self.catapult.extras = ctx.records  # the counters go on in the run's records, where `out` is merged
+        return out
+
+    def lr(self, s: int) -> float:
+        return self.catapult(s)
+
+    def after_backward(self, s: int, loss, loss_of) -> None:
+        self.catapult.observe(s, loss.item(), loss_of)
+
+    def state_dict(self) -> dict:
+        return self.catapult.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.catapult.load_state_dict(state)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from bench.optim.warmup import WarmupMethod, register
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -62,3 +64,22 @@ def build_schedule(cfg, lr: float, total_steps: int, unit: float = 1.0) -> Sched
         k=cfg.k,
         p=cfg.p,
     )
+
+
+@register("linear")
+@register("cosine")
+class ClosedForm(WarmupMethod):
+    """schedule=linear | cosine: the closed form above; nothing to prepare, no hook; its state is its fields."""
+
+    def __init__(self, cfg, lr: float, unit: float = 1.0):
+        super().__init__(cfg, lr, unit)
+        self.schedule = build_schedule(cfg.schedule, lr, cfg.steps, unit)
+
+    def lr(self, s: int) -> float:
+        return self.schedule(s)
+
+    def state_dict(self) -> dict:
+        return self.schedule.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.schedule.load_state_dict(state)

@@ -1,0 +1,100 @@
+"""The warmup-method interface and its registry: how the trainer sets the learning rate without knowing the method.
+
+A warmup method is the option of the `schedule` config group. Its class is registered under the option's name with
+`@register("name")` (and, for an option with keys of its own, `schema=` its config dataclass, which then goes into
+bench.config.GROUPS and Hydra's ConfigStore from the method's own module). `build_warmup` imports every module of
+bench/optim, so a new method is one new module there plus one YAML in conf/schedule: nothing else is edited.
+
+The interface (`WarmupMethod`):
+- `__init__(cfg, lr, unit)`: cfg the run's typed Config, lr = eta_trgt (absolute), unit = 1 or 1/lambda0;
+- `prepare(ctx)` once at theta0, after the optimizer's own initialization (GI-/RI-Adam): returns its records for
+  result.json (e.g. eta_c);
+- `lr(s)`: the rate of step s (counted from 1); calling the method is the same;
+- `after_backward(s, loss, loss_of)`: optional hook, the step's gradients are in .grad and the update is not made
+  yet; `loss` is L(theta_t) on the step's batch (a tensor), `loss_of()` recomputes it (the persistent catapult
+  re-searches eta_c with it);
+- `state_dict()` / `load_state_dict()`: the checkpoint component "schedule".
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+METHODS: dict[str, type[WarmupMethod]] = {}  # schedule.name -> its class
+
+
+@dataclass
+class Theta0:
+    """What a method's `prepare` sees at initialization: the run's parts and its records so far (result.json's,
+    e.g. lambda0; a method that keeps counters during training, the persistent catapult, updates them here)."""
+
+    model: Any
+    optimizer: Any
+    loss_fn: Any
+    data: Any
+    records: dict = field(default_factory=dict)
+
+
+class WarmupMethod:
+    """Base class: no records, no hook, no state beyond what a subclass adds."""
+
+    def __init__(self, cfg, lr: float, unit: float = 1.0):
+        self.cfg, self.lr_trgt, self.unit = cfg, lr, unit
+
+    def prepare(self, ctx: Theta0) -> dict:
+        return {}
+
+    def lr(self, s: int) -> float:
+        raise NotImplementedError
+
+    def __call__(self, s: int) -> float:
+        return self.lr(s)
+
+    def after_backward(self, s: int, loss, loss_of) -> None:
+        """Step s after backward, before the update: `loss` the step's loss tensor (a method that reads it with
+        .item() pays a device sync), `loss_of()` recomputes it at the current parameters."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def register(name: str, schema: type | None = None):
+    """Class decorator: the method of schedule=name; `schema` (its config dataclass) is registered with Hydra."""
+
+    def add(cls: type[WarmupMethod]) -> type[WarmupMethod]:
+        if name in METHODS and METHODS[name] is not cls:
+            raise ValueError(f"warmup method {name!r} registered twice ({METHODS[name].__name__}, {cls.__name__})")
+        METHODS[name] = cls
+        if schema is not None:
+            from bench.config import register_option
+
+            register_option("schedule", name, schema)
+        return cls
+
+    return add
+
+
+def discover() -> None:
+    """Import every module of bench/optim: each registers its methods (idempotent)."""
+    import bench.optim as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def build_warmup(cfg, lr: float, unit: float = 1.0) -> WarmupMethod:
+    """The method of cfg.schedule.name for eta_trgt = lr (absolute); `prepare` it at theta0 before training."""
+    discover()
+    name = cfg.schedule.name
+    if name not in METHODS:
+        raise ValueError(f"schedule.name={name}: no warmup method of that name (one of {', '.join(sorted(METHODS))})")
+    return METHODS[name](cfg, lr, unit)
