@@ -502,6 +502,9 @@ def validate(cfg: DictConfig) -> Config:
         raise
     except Exception as e:  # OmegaConf's own errors: wrong type, missing value, unknown key
         raise ConfigError(one_line(e)) from e
+    from bench.optim.warmup import check_config
+
+    check_config(typed)  # the warmup method's checks against the rest of the config (e.g. Adam's b2)
     return typed
 
 

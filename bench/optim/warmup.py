@@ -7,6 +7,7 @@ bench/optim, so a new method is one new module there plus one YAML in conf/sched
 
 The interface (`WarmupMethod`):
 - `__init__(cfg, lr, unit)`: cfg the run's typed Config, lr = eta_trgt (absolute), unit = 1 or 1/lambda0;
+- `check(cfg)` (class method): a problem with the rest of the config, refused by bench.config.validate;
 - `prepare(ctx)` once at theta0, after the optimizer's own initialization (GI-/RI-Adam): returns its records for
   result.json (e.g. eta_c);
 - `lr(s)`: the rate of step s (counted from 1); calling the method is the same;
@@ -46,6 +47,12 @@ class WarmupMethod:
 
     def __init__(self, cfg, lr: float, unit: float = 1.0):
         self.cfg, self.lr_trgt, self.unit = cfg, lr, unit
+
+    @classmethod
+    def check(cls, cfg) -> str | None:
+        """A problem of this method with the rest of the run's config, in one line (None: fine); bench.config.validate
+        calls it, so that it is refused before any compute."""
+        return None
 
     def prepare(self, ctx: Theta0) -> dict:
         return {}
@@ -89,6 +96,18 @@ def discover() -> None:
 
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def check_config(cfg) -> None:
+    """ConfigError (one line) when no method has the name cfg.schedule.name or the method refuses the config."""
+    from bench.config import ConfigError
+
+    discover()
+    name = cfg.schedule.name
+    if name not in METHODS:
+        raise ConfigError(f"schedule.name={name}: no warmup method of that name (one of {', '.join(sorted(METHODS))})")
+    if problem := METHODS[name].check(cfg):
+        raise ConfigError(problem)
 
 
 def build_warmup(cfg, lr: float, unit: float = 1.0) -> WarmupMethod:
