@@ -33,12 +33,17 @@ class UntunedConfig(ScheduleConfig):
 
 @register("untuned", schema=UntunedConfig)
 class Untuned(WarmupMethod):
+    @classmethod
+    def check(cls, cfg) -> str | None:
+        if not hasattr(cfg.optimizer, "b2"):
+            return f"schedule=untuned: needs an Adam optimizer (its b2), not optimizer={cfg.optimizer.name}"
+        return None
+
     def __init__(self, cfg, lr: float, unit: float = 1.0):
         super().__init__(cfg, lr, unit)
-        b2 = getattr(cfg.optimizer, "b2", None)
-        if b2 is None:
-            raise ConfigError(f"schedule=untuned: needs an Adam optimizer (its b2), not optimizer={cfg.optimizer.name}")
-        self.b2, self.form = b2, cfg.schedule.form
+        if problem := self.check(cfg):
+            raise ConfigError(problem)
+        self.b2, self.form = cfg.optimizer.b2, cfg.schedule.form
 
     @property
     def warmup_steps(self) -> float:
