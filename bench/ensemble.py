@@ -13,7 +13,8 @@ writes its result.json; the others go on.
 
 Never packed (refused in one line, before anything is computed): points whose model, dataset, batch size, loss,
 device or numerics differ; `measure.every` > 0 (sharpness measurements are per-member work that packing cannot
-batch); schedule=catapult or persistent_catapult (a forward-pass search per member); compile=true (not yet).
+batch); a warmup method that says so (`not_packed`: the catapults, a forward-pass search per member); compile=true
+(not yet).
 
 The launcher's grouping (hydra.launcher.ensemble=K) calls `pack_key` to group a sweep's points and `run_packed`
 with each group's configs and run folders.
@@ -36,6 +37,7 @@ from bench.config import Config, ConfigError, validate
 from bench.failure import describe_failure
 from bench.identity import check_run_folder, run_identity
 from bench.logger import NoLogger, build_logger
+from bench.optim.warmup import METHODS
 from bench.progress import run_line
 from bench.store import RunStore, environment
 from bench.train import Trainer
@@ -51,8 +53,8 @@ def not_packable(cfg: Config) -> str | None:
     """Why this point is never packed (one line), or None."""
     if cfg.measure.every:
         return f"measure.every={cfg.measure.every}: runs that measure the sharpness are never packed"
-    if cfg.schedule.name in ("catapult", "persistent_catapult"):
-        return f"schedule={cfg.schedule.name}: catapult schedules are never packed"
+    if why := METHODS[cfg.schedule.name].not_packed:  # e.g. a search at theta0 per member (the catapults)
+        return f"schedule={cfg.schedule.name}: {why}"
     if cfg.compile:
         return "compile=true: packed runs are not compiled; run the point alone"
     return None

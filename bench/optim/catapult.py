@@ -254,6 +254,8 @@ def search_at_theta0(cfg, lr_trgt: float, model, optimizer, loss_fn, data, known
 class Catapult(WarmupMethod):
     """schedule=catapult: eta_init = eta_c from the search at theta0, then eta_c + eta_trgt (s / T_wrm)^k, capped."""
 
+    not_packed = "catapult schedules are never packed"  # a forward-pass search per member
+
     def __init__(self, cfg, lr: float, unit: float = 1.0):
         super().__init__(cfg, lr, unit)
         self.schedule = build_schedule(cfg.schedule, lr, cfg.steps, unit)
@@ -280,6 +282,8 @@ class PersistentCatapultWarmup(WarmupMethod):
     """schedule=persistent_catapult: `PersistentCatapult` from the search at theta0; after backward, a training loss
     below the reference re-estimates eta_c. Its counters (catapult_searches, ...) are records of the run: they live
     in the run's records (`Theta0.records`, checkpointed with the trainer's progress)."""
+
+    not_packed = "catapult schedules are never packed"
 
     def __init__(self, cfg, lr: float, unit: float = 1.0):
         super().__init__(cfg, lr, unit)

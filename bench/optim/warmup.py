@@ -45,6 +45,9 @@ class Theta0:
 class WarmupMethod:
     """Base class: no records, no hook, no state beyond what a subclass adds."""
 
+    # why points of this method are never packed (bench/ensemble.py), or None: packable
+    not_packed: str | None = None
+
     def __init__(self, cfg, lr: float, unit: float = 1.0):
         self.cfg, self.lr_trgt, self.unit = cfg, lr, unit
 
