@@ -1,4 +1,5 @@
-"""Optimizers (from the `optimizer` config group) and learning-rate schedules."""
+"""Optimizers (from the `optimizer` config group) and the warmup methods (the `schedule` group): each module of this
+package registers its methods with bench.optim.warmup, which the trainer builds them through by name."""
 
 from __future__ import annotations
 
