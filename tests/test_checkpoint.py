@@ -240,3 +240,24 @@ def test_sigterm_checkpoints_then_stops(tmp_path, monkeypatch):
     resumed = run(cfg, tmp_path / "run")
     assert (tmp_path / "run" / "metrics.csv").read_bytes() == (tmp_path / "alone" / "metrics.csv").read_bytes()
     assert comparable(resumed) == comparable(alone)
+
+
+def test_checkpointer_takes_explicit_components_without_a_trainer(tmp_path):
+    """The checkpointer needs only a folder, the named components, the identity and the records."""
+    from bench.identity import IdentityMismatch
+
+    model, records = torch.nn.Linear(3, 2), {}
+    ckpt = checkpoint.Checkpointer(tmp_path, lambda: {"model": model}, "abc", every=2, total_steps=10, records=records)
+    assert ckpt.resume() == 0  # nothing to resume
+    ckpt.after_step(1)
+    assert not (tmp_path / "checkpoint.pt").exists()  # not a multiple of `every`
+    ckpt.after_step(2)
+    saved = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert ckpt.resume() == 2
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), saved))
+    other = checkpoint.Checkpointer(tmp_path, lambda: {"model": model}, "xyz", every=2, total_steps=10, records=records)
+    with pytest.raises(IdentityMismatch, match="of run abc"):
+        other.resume()  # a checkpoint of another run identity is refused
