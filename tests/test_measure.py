@@ -8,7 +8,8 @@ import pytest
 
 import bench
 from bench.config import ConfigError, validate
-from bench.measure import preconditioned, threshold
+from bench.losses import LOSSES
+from bench.measure import Measurer, preconditioned, threshold
 from bench.sharpness import pre_sharpness, sharpness
 from bench.store import RunStore
 from bench.train import Trainer
@@ -89,3 +90,23 @@ def test_fixed_batch_and_adam_pre_sharpness(tmp_path, tiny):
 def test_bad_measure_values(arg, key):
     with pytest.raises(ConfigError, match=key):
         validate(compose_cfg(arg))
+
+
+def test_measurer_takes_explicit_inputs_without_a_trainer():
+    """Model, loss, optimizer, the threshold at step s and where the row goes: no Trainer needed."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    loss_fn = LOSSES["xent"]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    rows = {}
+    cfg = SimpleNamespace(every=1, until=0, tol=1e-8, max_iter=500, float64=True)
+    m = Measurer(cfg, model, loss_fn, optimizer, lambda s: 2 / 0.1, False, lambda s, **r: rows.update(r), seed=0)
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    m.step(1, x, y, loss)
+    expected = sharpness(model, loss_fn, x, y, tol=1e-8, max_iter=500, float64=True).value
+    assert rows["sharpness"] == pytest.approx(expected, rel=1e-5)
+    assert rows["threshold"] == 20.0 and "pre_sharpness" not in rows
