@@ -91,3 +91,13 @@ def test_analysis_status_runs_without_torch_and_reports_schema_problems(tmp_path
     assert "4 points: 1 completed, 1 diverged, 0 failed, 1 running, 1 missing" in out.stdout
     assert "b: result.json does not match the schema: missing stop_step, seed; wrong type: lr='fast'" in out.stdout
     assert "a: result.json" not in out.stdout
+
+
+def test_analysis_imports_only_the_contract_from_bench_and_no_private_hydra():
+    for path in sorted((ROOT / "analysis").glob("*.py")):
+        for line in path.read_text().splitlines():
+            words = line.split()
+            if words[:1] in (["from"], ["import"]) and len(words) > 1:
+                module = words[1]
+                assert not module.startswith("bench") or module == "bench.runfolder", f"{path.name}: {line}"
+                assert not module.startswith("hydra._internal"), f"{path.name}: {line}"
