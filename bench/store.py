@@ -72,7 +72,8 @@ class RunStore:
         atomic_write_text(self.dir / name, text)
 
     def write_result(self, result: dict) -> None:
-        result = {"format": FORMAT, **result}  # the schema's version (bench/runfolder.py)
+        result["format"] = FORMAT  # the schema's version (bench/runfolder.py); in the caller's dict too, so that
+        # what a run returns equals what its folder holds (a finished run relaunched returns the file)
         atomic_write_text(self.dir / RESULT, json.dumps(_json_safe(result), indent=2, sort_keys=True) + "\n")
 
     def result(self) -> dict | None:
