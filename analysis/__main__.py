@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=phase)
     t = sub.add_parser("trajectories", help="loss, sharpness and 2/eta against the step, one curve per T_wrm")
     t.add_argument("sweep_dirs", nargs="+")
-    t.add_argument("--by", default="schedule.warmup_steps", help="one curve per value of this config key")
+    t.add_argument("--by", default=WARMUP, help="one curve per value of this config key")
     t.add_argument("--facet", default="model.param", help="one row of panels per value of this key (if it varies)")
     t.add_argument("--xscale", default="log", choices=("log", "linear"))
     t.add_argument("--out", help="folder for trajectories.png and .csv (default: the first sweep folder)")

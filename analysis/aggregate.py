@@ -1,6 +1,7 @@
 """Run folders -> one tidy pandas DataFrame: one row per run (flattened config + result), or per run and step.
 
-A run folder is any folder holding result.json (and, beside it, config.yaml and metrics.csv); see bench/store.py.
+A run folder is any folder holding result.json (and, beside it, config.yaml and metrics.csv); see bench/runfolder.py
+(the run-folder contract, the only thing analysis imports from bench).
 Any number of sweep folders (or folders of sweeps) can be read at once. What cannot be read is skipped and counted in
 ONE warning (a `SkippedItems`, which lists them), never an error. Skipped items:
   - a run folder whose result.json is missing (still running, or killed), truncated, or not a run's result, or has a
@@ -27,7 +28,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +37,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from bench.runfolder import CONFIG, METRICS, NONFINITE, NUMBERS, RESULT, STATUSES, atomic_write
+
 log = logging.getLogger(__name__)
 
-RESULT, CONFIG, METRICS = "result.json", "config.yaml", "metrics.csv"
+# the run-folder contract (file names, statuses, the result schema, the atomic writer): bench/runfolder.py
+LR, WARMUP, SEED = "optimizer.lr", "schedule.warmup_steps", "seed"  # the phase diagram's config keys
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -58,29 +61,7 @@ SKIP_DIRS = {"wandb", "__pycache__"}  # besides hidden folders
 KNOWN_SUFFIXES = {".png", ".pdf", ".svg", ".csv", ".parquet", ".log"}  # analysis outputs and logs beside runs
 KNOWN_NAMES = {"multirun.yaml"}
 CACHE_VERSION = "2"
-STATUSES = ("completed", "diverged", "failed")
-# result.json keys that are numbers, or null when not measured (bench/store.py writes +-inf as "inf" / "-inf")
-NUMBERS = (
-    "best_test_acc",
-    "best_test_loss",
-    "final_test_acc",
-    "final_test_loss",
-    "final_train_acc",
-    "final_train_loss",
-    "initial_loss",
-    "lr",
-    "lambda0",
-    "rayleigh_g0",
-    "eta_rayleigh",
-    "num_classes",
-    "num_params",
-    "stop_step",
-    "diverged_step",
-    "seed",
-    "wall_time_s",
-)
-AXES = ("optimizer.lr", "schedule.warmup_steps", "seed")  # config keys the phase diagram needs as numbers
-NONFINITE = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
+AXES = (LR, WARMUP, SEED)  # config keys the phase diagram needs as numbers
 
 
 class SkippedItems(UserWarning):
@@ -135,11 +116,6 @@ def scan(root: str | Path) -> Scan:
             found.unrelated += stray
             found.files += stray
     return found
-
-
-def run_dirs(*roots: str | Path) -> list[Path]:
-    """Every folder below the roots that holds a result.json, sorted."""
-    return sorted(d for root in roots for d in scan(root).candidates if (d / RESULT).exists())
 
 
 def _number(value, what: str):
@@ -209,13 +185,8 @@ def _write_cache(path: Path, table: pd.DataFrame, fingerprint: str, skipped: lis
         t = pa.Table.from_pandas(table, preserve_index=False)
         ours = json.dumps({"fingerprint": fingerprint, "skipped": skipped, "attrs": table.attrs})
         meta = {**(t.schema.metadata or {}), b"warmup_bench": ours}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            pq.write_table(t.replace_schema_metadata(meta), tmp)
-            os.replace(tmp, path)  # concurrent readers see the old or the new cache, never half of one
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        t = t.replace_schema_metadata(meta)
+        atomic_write(path, lambda f: pq.write_table(t, f), binary=True)  # readers see the old or the new cache
     except (OSError, ValueError, TypeError, pa.ArrowException) as e:
         log.debug("not cached: %s: %s", path, e)
 
@@ -249,10 +220,10 @@ def _build_runs(found: Scan) -> tuple[pd.DataFrame, list[str]]:
     return table, skipped
 
 
-def _build_steps(found: Scan) -> tuple[pd.DataFrame, list[str]]:
-    runs, skipped = _build_runs(found)
-    frames = []
-    for run_dir in runs.get("run_dir", []):
+def _read_steps(run_dirs) -> tuple[pd.DataFrame, list[str]]:
+    """The metrics.csv rows of the runs, with run_dir; the per-step reader of both load_steps and load_metrics."""
+    frames, skipped = [], []
+    for run_dir in run_dirs:
         path = Path(run_dir) / METRICS
         if not path.exists():  # a failed run that never evaluated: no steps, nothing wrong
             continue
@@ -265,6 +236,12 @@ def _build_steps(found: Scan) -> tuple[pd.DataFrame, list[str]]:
             continue
         frames.append(m.assign(run_dir=run_dir))
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), skipped
+
+
+def _build_steps(found: Scan) -> tuple[pd.DataFrame, list[str]]:
+    runs, skipped = _build_runs(found)
+    steps, unreadable = _read_steps(runs.get("run_dir", []))
+    return steps, skipped + unreadable
 
 
 def _warn(skipped: list[str]) -> None:
@@ -310,16 +287,10 @@ def load_steps(*roots: str | Path, keys: list[str] | None = None, cache: bool = 
 
 
 def load_metrics(runs: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
-    """The per-step table of the given runs (rows of load_runs), with the chosen config keys as columns."""
-    keys = keys or []
-    frames = []
-    for _, run in runs.iterrows():
-        path = Path(run["run_dir"]) / METRICS
-        if not path.exists():
-            continue
-        m = pd.read_csv(path)
-        m["run_dir"] = run["run_dir"]
-        for k in keys:
-            m[k] = run[k]
-        frames.append(m)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    """The per-step table of the given runs (rows of load_runs, e.g. a selection), with the chosen config keys as
+    columns; unreadable metrics.csv files are skipped with one warning, as in load_steps."""
+    steps, skipped = _read_steps(runs["run_dir"] if "run_dir" in runs else [])
+    _warn(skipped)
+    if keys and not steps.empty:
+        steps = steps.merge(runs[["run_dir", *keys]], on="run_dir", how="left")
+    return steps

@@ -28,14 +28,14 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-LR, WARMUP, LR_UNIT, SEED = "optimizer.lr", "schedule.warmup_steps", "optimizer.lr_unit", "seed"
-# config keys that do not change a run's results (conf/config.yaml's exclude_keys; objective: what the task returns
-# to a sweeper), where it ran and read its data (device, dataset.root, dataset.download), and load_reference's
-# bookkeeping (reference.kind: which of the authors' files a run came from)
-NOT_RESULT = (
-    *("experiment", "force", "threads", "checkpoint_every", "eval_batch_size", "logger", "objective"),
-    *("device", "dataset.root", "dataset.download", "reference"),
-)
+from analysis.aggregate import LR, SEED, WARMUP  # noqa: E402, F401  (re-exported: analysis.__main__ imports them here)
+from bench.runfolder import NON_RESULT_KEYS  # noqa: E402
+
+LR_UNIT = "optimizer.lr_unit"
+# config keys that do not change a run's results (the run identity's, bench/runfolder.py), where it ran and read its
+# data (device, dataset.root, dataset.download), and load_reference's bookkeeping (reference.kind: which of the
+# authors' files a run came from)
+NOT_RESULT = (*NON_RESULT_KEYS, "device", "dataset.root", "dataset.download", "reference")
 # top-level keys of conf/config.yaml: with the dotted keys, the config columns of a table load_runs did not build
 TOP_LEVEL = ("seed", "steps", "batch_size", "eval_every", "loss", "diverge_factor", "stop_on_divergence")
 MAX_PANELS = 12  # plot_phase refuses more configs than this in one figure

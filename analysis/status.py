@@ -6,47 +6,73 @@ Every grid point of the sweep (read from the multirun.yaml Hydra writes into the
                                   it runs, waits to be requeued, or died before it could say so
   missing                         no folder yet (never started)
 A run folder is matched to its grid point by the overrides Hydra saved in it (.hydra/overrides.yaml), compared as
-bench/runid.py compares them, so the folder-naming pattern does not matter. A result.json that cannot be read
-counts as failed (its error says why); an unreadable metrics.csv or multirun.yaml is noted, never a traceback. A
-single run's folder (no multirun.yaml, run files of its own) gets one line: its status.
+bench/runfolder.py's run_id compares them, so the folder-naming pattern does not matter. A result.json that cannot be
+read counts as failed (its error says why); an unreadable metrics.csv or multirun.yaml is noted, never a traceback. A
+single run's folder (no multirun.yaml, run files of its own) gets one line: its status. A result.json that does not
+match the contract's schema (bench/runfolder.py: a required key missing, a known key of the wrong type) is noted.
+Imports no torch and nothing of bench but its run-folder contract.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pandas as pd
 import yaml
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from bench.runid import identity, run_id
+from bench.runfolder import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    MULTIRUN,
+    OVERRIDES,
+    RESULT,
+    STATUSES,
+    TRACEBACK,
+    check_result,
+    run_id,
+)
+from bench.runfolder import overrides_identity as identity
 
-STATES = ("completed", "diverged", "failed", "running", "missing")
+STATES = (*STATUSES, "running", "missing")
 CODES = {"completed": "C", "diverged": "D", "failed": "F", "running": "R", "missing": "."}
-RUN_FILES = ("result.json", "checkpoint.pt", "metrics.csv", "config.yaml", ".hydra/overrides.yaml")
+RUN_FILES = (RESULT, CHECKPOINT, METRICS, CONFIG, OVERRIDES)
 COLUMNS = ("status", "run_dir", "step", "error", "last_line", "note")  # the rest: the swept keys
 
 
 def grid(sweep_dir: Path) -> tuple[list[list[str]], list[str]]:
     """The override list of every grid point of the sweep, and the keys excluded from run identity."""
-    path = sweep_dir / "multirun.yaml"
+    path = sweep_dir / MULTIRUN
     if not path.exists():
         return [], []
     try:
         hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
         params = [f"{k}={v}" for k, v in (hydra.get("sweeper", {}).get("params") or {}).items()]
         arguments = params + list(hydra.get("overrides", {}).get("task") or [])
-        parsed = OverridesParser.create().parse_overrides(arguments)
-        points = [list(p) for batch in BasicSweeper.split_arguments(parsed, None) for p in batch]
+        points = expand(arguments)
         job = hydra.get("job", {}).get("config", {}) or {}
         exclude = (job.get("override_dirname", {}) or {}).get("exclude_keys")
     except (OSError, ValueError, AttributeError, TypeError, yaml.YAMLError, HydraException) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"{path} is unreadable: {first}") from None
     return points, list(exclude or [])
+
+
+def expand(arguments: list[str]) -> list[list[str]]:
+    """The grid points of a sweep's overrides (the basic sweeper's cartesian product, in its order), through Hydra's
+    public override parser: a key given twice keeps its last value; a range or interval sweep is refused."""
+    choices: dict[str, list[str]] = {}
+    for o in OverridesParser.create().parse_overrides(arguments):
+        key = o.get_key_element()
+        if o.is_sweep_override() and not o.is_discrete_sweep():
+            raise ValueError(f"{key}: a {o.value_type.name} sweep is not a grid")
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        choices[key] = [f"{key}={v}" for v in values]
+    return [list(point) for point in itertools.product(*choices.values())]
 
 
 def axis_values(sweep_dirs, keys: list[str]) -> dict[str, list[float]]:
@@ -80,14 +106,14 @@ def run_folders(sweep_dir: Path) -> list[Path]:
 def folder_state(run_dir: Path) -> dict:
     """status, last logged step and, for a failure, its error line and the traceback's last line."""
     row: dict = {"run_dir": str(run_dir), "step": None, "error": None, "last_line": None, "note": None}
-    metrics = run_dir / "metrics.csv"
+    metrics = run_dir / METRICS
     if metrics.exists():
         try:
             steps = pd.read_csv(metrics)["step"]
             row["step"] = int(steps.iloc[-1]) if len(steps) else None
         except (OSError, ValueError, KeyError, TypeError, pd.errors.ParserError) as e:  # garbled, binary, no step
             row["note"] = f"metrics.csv unreadable ({type(e).__name__})"
-    path = run_dir / "result.json"
+    path = run_dir / RESULT
     if not path.exists():
         row["status"] = "running"
         return row
@@ -99,11 +125,16 @@ def folder_state(run_dir: Path) -> dict:
         row.update(status="failed", error=f"result.json unreadable ({str(e).splitlines()[0][:120]})")
         return row
     row["status"] = result["status"]
+    problems = check_result(result)  # against the contract's schema (bench/runfolder.py)
+    if problems:
+        row["note"] = "; ".join(
+            filter(None, [row["note"], "result.json does not match the schema: " + "; ".join(problems)])
+        )
     if isinstance(result.get("stop_step"), int) and not isinstance(result["stop_step"], bool):
         row["step"] = result["stop_step"]
     if result["status"] == "failed":
         row["error"] = str(result.get("error") or "no error recorded in result.json")
-        row["last_line"] = _last_line(run_dir / "traceback.txt")
+        row["last_line"] = _last_line(run_dir / TRACEBACK)
     return row
 
 
@@ -117,7 +148,7 @@ def _last_line(path: Path) -> str | None:
 
 def _overrides_of(run_dir: Path) -> list[str] | None:
     """The overrides Hydra saved in the run folder; None when missing or garbled (then matched by folder name)."""
-    path = run_dir / ".hydra" / "overrides.yaml"
+    path = run_dir / OVERRIDES
     try:
         overrides = yaml.safe_load(path.read_text()) or []
         if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
@@ -169,7 +200,7 @@ def counts(table: pd.DataFrame) -> dict[str, int]:
 
 def single_run(run_dir: Path) -> str | None:
     """One line for a single run's folder (run files of its own, no multirun.yaml); None for anything else."""
-    if (run_dir / "multirun.yaml").exists() or not any((run_dir / name).exists() for name in RUN_FILES):
+    if (run_dir / MULTIRUN).exists() or not any((run_dir / name).exists() for name in RUN_FILES):
         return None
     row = folder_state(run_dir)
     line = f"{run_dir}: a single run's folder, not a sweep (no multirun.yaml): {row['status']}"

@@ -12,9 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.aggregate import load_metrics  # noqa: E402
-
-WARMUP = "schedule.warmup_steps"
+from analysis.aggregate import WARMUP, load_metrics  # noqa: E402
 
 
 def trajectories(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -32,13 +32,11 @@ from typing import Any
 
 import torch
 
+from bench.runfolder import CHECKPOINT, FINISHED, TRACEBACK  # noqa: F401  (the run-folder contract)
 from bench.store import METRICS, RESULT, RunStore, atomic_write
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
-TRACEBACK = "traceback.txt"
-FINISHED = ("completed", "diverged")  # a failed run is not finished: launching it again retries it
 FORMAT = 2
 MAGIC = b"warmup-bench-checkpoint"
 _HEADER_MAX = 200  # bytes: the header line is far shorter

@@ -148,7 +148,7 @@ def _finish(member: Member) -> None:
 
 
 def _fail(member: Member, e: Exception, seed: int, store: RunStore) -> None:
-    (store.dir / checkpoint.TRACEBACK).write_text(traceback.format_exc())
+    store.write_text(checkpoint.TRACEBACK, traceback.format_exc())
     result = {"status": "failed", **describe_failure(e), "seed": seed, "wall_time_s": time.time() - member.started}
     result["run_identity"] = run_identity(member.cfg)
     result.update(environment())

@@ -1,6 +1,7 @@
 """A run's identity: what its results depend on, so that a folder is resumed or skipped only by the same config.
 
-`run_identity(cfg)` is a hash of the resolved config less the keys that do not change results (`NON_RESULT_KEYS`,
+`run_identity(cfg)` (bench/runfolder.py, torch-free, shared with analysis) is a hash of the resolved config less
+the keys that do not change results (`NON_RESULT_KEYS`,
 the same list as conf/config.yaml's hydra.job.config.override_dirname.exclude_keys, which names the sweep folders;
 a test keeps the two equal). Numbers are compared as values (1 and 1.0 are the same rate). The identity of a folder
 is computed from its config.yaml, so folders written before identities existed are checked too; result.json and
@@ -13,55 +14,20 @@ mix configs silently. force=true replaces that run instead.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from bench.config import ConfigError
+from bench.runfolder import NON_RESULT_KEYS, RUN_FILES, result_keys, run_identity  # noqa: F401  (the contract)
+from bench.runfolder import canonical as _canonical  # noqa: F401
 
-# keys that do not change a run's results (one list: conf/config.yaml's exclude_keys repeats it, tests check)
-NON_RESULT_KEYS = ("experiment", "force", "threads", "checkpoint_every", "eval_batch_size", "logger", "objective")
-RUN_FILES = ("config.yaml", "result.json", "checkpoint.pt")  # a folder holding any of them holds a run
 SHOWN = 4  # differing keys named in the message; the rest are counted
 
 
 class IdentityMismatch(ConfigError):
     """The run folder holds a run of another config."""
-
-
-def _canonical(value: Any) -> Any:
-    """Numbers as floats (1 and 1.0 are the same learning rate); containers recursively."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return str(value)
-
-
-def result_keys(cfg: DictConfig | dict) -> dict:
-    """The resolved config as plain values, without the hydra node and the keys that do not change results."""
-    keys = [k for k in cfg if k != "hydra" and k not in NON_RESULT_KEYS]
-    if not OmegaConf.is_config(cfg):
-        return _canonical({k: cfg[k] for k in keys})
-
-    def resolved(k):  # node by node, so that the hydra node (with its runtime-only values) is never resolved
-        node = cfg._get_node(k)
-        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else cfg[k]
-
-    return _canonical({k: resolved(k) for k in keys})
-
-
-def run_identity(cfg: DictConfig | dict) -> str:
-    """The hash of the config's result keys (16 hex digits)."""
-    text = json.dumps(result_keys(cfg), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def folder_config(run_dir: Path) -> dict | None:

@@ -1,4 +1,4 @@
-"""Hydra launchers for sweeps on SLURM and on one machine: hydra-submitit-launcher's, with three changes.
+"""Hydra launchers for sweeps on SLURM and on one machine: hydra-submitit-launcher's, with four changes.
 
 - The launcher waits for every job, and a job that died without a result (os._exit, scancel, node failure, out of
   memory kill) gets a failed result.json and a traceback.txt with the end of its log in its run folder, so the
@@ -32,8 +32,8 @@ from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
 from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
-from bench.checkpoint import FINISHED
 from bench.failure import describe_failure
+from bench.runfolder import FINISHED, TRACEBACK
 from bench.sbatch import refusals
 from bench.store import RESULT, RunStore
 
@@ -135,7 +135,7 @@ class _Launcher(BaseSubmititLauncher):
         if failure["error_type"] == "exception":
             failure["error_type"] = "job_died"
         tail = "\n".join((_job_log(job) or "").splitlines()[-40:])
-        (store.dir / "traceback.txt").write_text(f"{failure['error']}\n\nend of the job's log:\n{tail}\n")
+        store.write_text(TRACEBACK, f"{failure['error']}\n\nend of the job's log:\n{tail}\n")
         store.write_result({"status": "failed", **failure, "job_id": str(job.job_id), "job_state": state})
 
 

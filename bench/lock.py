@@ -17,9 +17,10 @@ import threading
 import time
 from pathlib import Path
 
+from bench.runfolder import LOCK  # noqa: E402, F401  (the run-folder contract)
+
 log = logging.getLogger(__name__)
 
-LOCK = "run.lock"
 HEARTBEAT_S = 30.0
 STALE_MIN = 10.0  # minutes without a heartbeat after which another host's lock is taken over
 RUNNING_ELSEWHERE = "running elsewhere"

@@ -4,87 +4,32 @@ Files follow the user's umask (0644 under umask 022, like Hydra's own files), so
 A write the machine refuses (disk full, quota, read-only or not writable folder) raises StorageError: one line
 that names the file and says why, with no chained traceback.
 
-Layout of a run folder (analysis reads only these files):
-  config.yaml    the resolved config of the run
-  metrics.csv    one row per logged step (step, lr, train_loss, train_acc, test_loss, test_acc, ...)
-  result.json    written last: its presence means the run has ended (completed | diverged | failed)
+The layout of a run folder and the meaning of every result.json key: bench/runfolder.py (the contract analysis reads).
 """
 
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
-CONFIG = "config.yaml"
-METRICS = "metrics.csv"
-RESULT = "result.json"
-
-
-_FULL = (errno.ENOSPC, errno.EDQUOT)
-_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-class StorageError(OSError):
-    """The machine refused a write: kind is disk_full or read_only (result.json's error_type)."""
-
-    def __init__(self, path: Path, err: OSError):
-        full = err.errno in _FULL
-        self.kind = "disk_full" if full else "read_only"
-        why = "the disk is full (or the quota is spent)" if full else "the folder is read-only or not writable"
-        super().__init__(err.errno, f"cannot write {path}: {why} ({errno.errorcode.get(err.errno, err.errno)})")
-
-    def __str__(self) -> str:
-        return self.strerror
-
-
-def storage_error(path: Path, err: OSError) -> OSError:
-    """StorageError for the machine's refusals (disk full, read-only); any other OSError as it is."""
-    return StorageError(path, err) if err.errno in _FULL + _NOT_WRITABLE else err
-
-
-def umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Callable[[IO], object], binary: bool = False) -> None:
-    """write(f) into a temporary file in the same folder, then rename: readers see the old or the new file, never
-    half of one (a run's files, checkpoints). The file gets the mode open() would give it (0666 less the umask);
-    mkstemp's own is 0600."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise storage_error(path, e) from None
-    try:
-        os.fchmod(fd, 0o666 & ~umask())
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise storage_error(path, e) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text))
+# the contract (file names, the one atomic writer, storage errors) lives in bench/runfolder.py
+from bench.runfolder import (  # noqa: E402, F401  (re-exported: bench's modules import them from here)
+    CONFIG,
+    FORMAT,
+    METRICS,
+    RESULT,
+    StorageError,
+    atomic_write,
+    atomic_write_text,
+    storage_error,
+    umask,
+)
 
 
 def _json_safe(value):
@@ -127,6 +72,8 @@ class RunStore:
         atomic_write_text(self.dir / name, text)
 
     def write_result(self, result: dict) -> None:
+        result["format"] = FORMAT  # the schema's version (bench/runfolder.py); in the caller's dict too, so that
+        # what a run returns equals what its folder holds (a finished run relaunched returns the file)
         atomic_write_text(self.dir / RESULT, json.dumps(_json_safe(result), indent=2, sort_keys=True) + "\n")
 
     def result(self) -> dict | None:

@@ -16,6 +16,7 @@ from hydra.types import HydraContext, RunMode
 from omegaconf import OmegaConf
 
 from bench.preflight import run_dir
+from bench.runfolder import run_identity
 from tests.conftest import CONF, launch
 
 # the demo grid's boundary on main: eta_max per T_wrm
@@ -41,7 +42,8 @@ class Oracle:
             self.trained += 1
             ok = cfg.optimizer.lr <= self.boundary(cfg.schedule.warmup_steps, cfg.seed)
             result = {"status": "completed" if ok else "diverged", "final_test_acc": 0.9 if ok else float("nan")}
-            (folder / "result.json").write_text(json.dumps({**result, "num_classes": 10}))
+            result.update(num_classes=10, run_identity=run_identity(cfg))  # a run of this config (bench.identity)
+            (folder / "result.json").write_text(json.dumps(result))
             out.append(JobReturn(overrides=list(point), status=JobStatus.COMPLETED, _return_value=1.0))
         return out
 

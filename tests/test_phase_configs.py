@@ -45,7 +45,9 @@ def write_run(folder: Path, optimizer="sgd", lr=0.5, warmup=1, seed=0, acc=0.9, 
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
     (folder / "metrics.csv").write_text(f"step,lr,test_acc\n12,{lr},{acc if acc is not None else ''}\n")
     result = {
+        "format": 1,
         "status": status,
+        "stop_step": 12,
         "best_test_acc": acc,
         "final_test_acc": acc if status == "completed" else None,
         "num_classes": 10,
@@ -366,7 +368,8 @@ def test_status_failure_without_traceback(tmp_path, capsys):
     write_run(tmp_path / "a", acc=None, status="failed")
     write_run(tmp_path / "b")
     text = status_line(tmp_path, capsys)
-    assert text.endswith("failures:\n  a: no error recorded in result.json") and "nan" not in text
+    assert "failures:\n  a: no error recorded in result.json\n" in text and "nan" not in text
+    assert text.endswith("notes:\n  a: result.json does not match the schema: missing error")  # the contract's check
 
 
 def test_sparse_grid_rows_and_columns_no_run_reached(sparse_sweep, capsys):

@@ -2,7 +2,7 @@
 a failed result.json when the disk allows it, and a sweep's other points go on.
 
 Tests run as root, for whom permission bits do not stop writes: the machine's refusals are injected as the OSError
-the kernel gives (ENOSPC, EROFS) at the one place run files are written (bench.store.atomic_write's temp file)."""
+the kernel gives (ENOSPC, EROFS) at the one place run files are written (bench.runfolder.atomic_write's temp file)."""
 
 import errno
 import json
@@ -15,7 +15,7 @@ import tempfile
 import pytest
 
 import bench
-from bench import store
+from bench import runfolder, store
 from bench.store import StorageError
 from tests.conftest import ROOT, compose_cfg
 
@@ -49,7 +49,7 @@ def refuse_writes(monkeypatch, err: int, names: tuple[str, ...]):
             raise OSError(err, os.strerror(err))
         return mkstemp(*args, prefix=prefix, **kwargs)
 
-    monkeypatch.setattr(store.tempfile, "mkstemp", refusing)
+    monkeypatch.setattr(runfolder.tempfile, "mkstemp", refusing)
 
 
 def test_disk_full_is_one_line_and_a_failed_result(tmp_path, monkeypatch):
@@ -77,13 +77,13 @@ def test_read_only_folder_is_one_line(tmp_path, monkeypatch):
 # a sweep of two points in which the disk is "full" for the first point only (its folder name has lr=0.1)
 SWEEP_WITH_FULL_DISK = """
 import errno, os, runpy, sys, tempfile
-import bench.store as store
+import bench.runfolder as runfolder
 mkstemp = tempfile.mkstemp
 def refusing(*args, dir=None, **kwargs):
     if "lr=0.1" in str(dir) and "metrics.csv" in kwargs.get("prefix", ""):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     return mkstemp(*args, dir=dir, **kwargs)
-store.tempfile.mkstemp = refusing
+runfolder.tempfile.mkstemp = refusing
 sys.argv = ["launch.py", *sys.argv[1:]]
 runpy.run_path("launch.py", run_name="__main__")
 """

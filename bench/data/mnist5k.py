@@ -7,11 +7,12 @@ milliseconds) under $WARMUP_BENCH_CACHE (default ~/.cache/warmup-bench), so that
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from bench.runfolder import atomic_write
 
 SPLIT_SEED = 20240613  # the train/test split is fixed, whatever the run's seed
 
@@ -36,10 +37,7 @@ def raw_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     x, y = mnist_data()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, x=x, y=y)
-        os.replace(tmp, path)  # atomic: parallel runs never read half a file
+        atomic_write(path, lambda f: np.savez(f, x=x, y=y), binary=True)  # parallel runs never read half a file
     except OSError:  # a read-only home: no cache, still correct
         pass
     return x, y

@@ -9,12 +9,12 @@ Inputs are (N, context) token ids, targets the next token at each position (N, c
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from bench.data.vision import DataMissing
+from bench.runfolder import atomic_write_text
 
 WIKITEXT_FILES = ("wiki.train.raw", "wiki.test.raw")
 
@@ -63,9 +63,7 @@ def cached_tokenizer(lines: list[str], vocab_size: int, folder: str):
     if path.exists():
         return Tokenizer.from_file(str(path))
     tok = train_tokenizer(lines, vocab_size)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tok.save(str(tmp))
-    os.replace(tmp, path)
+    atomic_write_text(path, tok.to_str())
     return tok
 
 

@@ -8,10 +8,7 @@ import torch
 from bench.optim.adam_init import init_adam_state
 from bench.optim.schedule import Schedule, build_schedule
 
-__all__ = ["ADAMS", "Schedule", "build_optimizer", "build_schedule", "init_adam_state", "set_lr"]
-
-ADAMS = ("adam", "gi_adam", "ri_adam", "radam")  # the options with torch.optim.Adam's state (exp_avg, exp_avg_sq)
-
+__all__ = ["Schedule", "build_optimizer", "build_schedule", "init_adam_state", "set_lr"]
 
 def build_optimizer(cfg, params, lr: float) -> torch.optim.Optimizer:
     """The torch optimizer for `cfg.name` at eta_trgt = lr (absolute); the schedule sets its lr every step.
