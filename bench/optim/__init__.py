@@ -10,6 +10,7 @@ from bench.optim.schedule import Schedule, build_schedule
 
 __all__ = ["Schedule", "build_optimizer", "build_schedule", "init_adam_state", "set_lr"]
 
+
 def build_optimizer(cfg, params, lr: float) -> torch.optim.Optimizer:
     """The torch optimizer for `cfg.name` at eta_trgt = lr (absolute); the schedule sets its lr every step.
 
