@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import filter_overrides
+from hydra.plugins.sweeper import Sweeper
 
 from bench.config import ConfigError
 from bench.preflight import check_duplicates, check_point, compose_error, run_dir
@@ -28,6 +29,18 @@ def point_name(point: Sequence[str], grid: Sequence[Sequence[str]]) -> str:
 
 class ValidatingSweeper(BasicSweeper):
     run_dirs: dict[tuple[str, ...], object]  # point -> its run folder, from the check
+
+    def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None) -> None:
+        # BasicSweeper.__init__ calls super(BasicSweeper, self): after a plugin rescan (a Hydra singleton reset)
+        # Hydra re-executes its core plugins, that name is then another class and the call fails. Its fields:
+        Sweeper.__init__(self)
+        self.overrides = None
+        self.batch_index = 0
+        self.max_batch_size = max_batch_size
+        self.params = params or {}
+        self.hydra_context = None
+        self.config = None
+        self.launcher = None
 
     def grid(self, arguments: Sequence[str]) -> list[list[str]]:
         """Every point of the sweep, in launch order, as BasicSweeper expands it."""

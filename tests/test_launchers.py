@@ -20,6 +20,7 @@ from hydra.core.singleton import Singleton
 
 from analysis.status import counts, sweep_status
 from bench.lock import LOCK, RunLock
+from bench.preflight import check_command
 from tests.conftest import CONF, ROOT, launch
 
 TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]
@@ -49,6 +50,7 @@ def test_launcher_and_sweeper_configs_survive_a_singleton_reset():
         assert cfg.hydra.launcher._target_ == "hydra_plugins.warmup_bench.LocalLauncher"
         assert cfg.hydra.launcher.max_parallel == 2
         assert cfg.hydra.sweeper._target_ == "hydra_plugins.warmup_bench.ValidatingSweeper"
+        assert check_command(["-m", "optimizer.lr=0.1,0.2"]) == 2  # the sweeper instantiates after the rescan
     finally:
         Singleton.set_state(state)
 
