@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install  ## the demo sweep (FCN on mnist5k, SGD, MSE, eta_trgt x T_wrm), then its phase diagram (GRID=...: a subset)
-	$(PY) launch.py -m +sweep=demo $(GRID)
+	$(PY) launch.py -m sweep=demo $(GRID)
 	$(PY) -m analysis phase outputs/sweeps/demo
 
 test: install  ## the test suite (TESTS=tests/test_x.py: one file)
@@ -42,17 +42,17 @@ heatmaps: install  ## phase diagram of a sweep folder: make heatmaps SWEEP=outpu
 
 .PHONY: mechanisms trajectories
 mechanisms: install  ## warmup mechanisms (Figure 1 at CPU scale): loss, sharpness, 2/eta vs step per T_wrm
-	$(PY) launch.py -m +sweep=mechanisms
+	$(PY) launch.py -m sweep=mechanisms
 	$(PY) -m analysis trajectories outputs/sweeps/mechanisms
 
 trajectories: install  ## loss/sharpness/threshold plot of a sweep: make trajectories SWEEP=outputs/sweeps/NAME
 	$(PY) -m analysis trajectories $(SWEEP)
 
 sweep: install  ## a sweep preset on a launcher: make sweep SWEEP=demo LAUNCHER=slurm|local|basic (again: resumes)
-	$(PY) launch.py -m +sweep=$(notdir $(SWEEP)) hydra/launcher=$(LAUNCHER) hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP)) $(GRID)
+	$(PY) launch.py -m sweep=$(notdir $(SWEEP)) hydra/launcher=$(LAUNCHER) hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP)) $(GRID)
 
 boundary: install  ## eta_max per T_wrm by bisection, a fraction of the runs: make boundary SWEEP=demo (boundary.csv)
-	$(PY) launch.py -m +sweep=$(notdir $(SWEEP)) hydra/sweeper=boundary hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP))
+	$(PY) launch.py -m sweep=$(notdir $(SWEEP)) hydra/sweeper=boundary hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP))
 	cat outputs/sweeps/$(notdir $(SWEEP))/boundary.csv
 
 status: install  ## completed / diverged / failed / running / missing points: make status SWEEP=demo

@@ -11,7 +11,7 @@ not run when a preset has no runs. reports/reproduction.md prints each check's r
     python -m analysis.reproduce --only fig4_transformer_adam --resume
 
 The sweeps run through the project's own launcher, one preset after another, each as
-`launch.py -m +experiment=cpu/NAME hydra/launcher=local hydra.launcher.max_parallel=JOBS threads=1` in a
+`launch.py -m experiment=cpu/NAME hydra/launcher=local hydra.launcher.max_parallel=JOBS threads=1` in a
 subprocess; like the rest of `analysis`, this module reads run folders only and imports no training code.
 """
 
@@ -77,7 +77,7 @@ def sweep_command(name: str, sweep: Path, jobs: int) -> list[str]:
         sys.executable,
         str(ROOT / "launch.py"),
         "-m",
-        f"+experiment=cpu/{name}",
+        f"experiment=cpu/{name}",
         "hydra/launcher=local",
         f"hydra.launcher.max_parallel={jobs}",
         "threads=1",
@@ -857,7 +857,7 @@ FIG4_SEARCH = """# Figure 4 at CPU scale: the search for a setting that tests th
 Written by `python -m analysis.reproduce --fig4-search FOLDER...` from the sweeps of the search (FCN-4-256 in SP on
 mnist5k, Adam against GI-Adam without warmup, b2 = 0.999, 3 seeds a cell), each run as
 
-    python launch.py -m +experiment=cpu/fig4_transformer_adam hydra/launcher=local schedule.warmup_steps=1 \\
+    python launch.py -m experiment=cpu/fig4_transformer_adam hydra/launcher=local schedule.warmup_steps=1 \\
         optimizer=adam,gi_adam loss=mse,xent seed=0,1,2 optimizer.lr=... [batch_size=... steps=...]
 
 A cell reads `k/n (final, best)`: k of n seeds trained (final test accuracy >= 1.5/num_classes), their mean final

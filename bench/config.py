@@ -1,10 +1,12 @@
 """Structured configs: the types and the checks of every key a run reads.
 
 Each config group (model, dataset, optimizer, schedule, logger) has one dataclass per option, registered in Hydra's
-ConfigStore as `<group>/base_<name>`; the YAML files under conf/ extend them. OmegaConf refuses a wrong type or an
-unknown key when the config is composed; `validate()` checks values (ranges, choices) through each dataclass's
-`__post_init__`, which `OmegaConf.to_object` calls. Every failure is a `ConfigError` whose message is one line
-naming the key.
+ConfigStore as `<group>/base_<name>`; the YAML files under conf/ extend them. Every default is written once, here: an
+option's YAML only names its schema (and says what the option is), config.yaml picks the options, and a preset
+(conf/experiment/, conf/sweep/) sets only what differs from what it builds on (tests/test_config_defaults.py).
+OmegaConf refuses a wrong type or an unknown key when the config is composed; `validate()` checks values (ranges,
+choices) through each dataclass's `__post_init__`, which `OmegaConf.to_object` calls. Every failure is a
+`ConfigError` whose message is one line naming the key.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def require_choice(key: str, value: Any, choices: tuple) -> None:
 @dataclass
 class ModelConfig:
     name: str = MISSING
-    param: str = "sp"  # sp | mup (SPEC section 5)
+    param: str = "sp"  # sp | mup (SPEC section 5; the Transformer's muP also scales attention logits by 1/d_head)
 
     def __post_init__(self) -> None:
         require_choice("model.param", self.param, ("sp", "mup"))
@@ -52,7 +54,7 @@ class FCNConfig(ModelConfig):
     name: str = "fcn"
     depth: int = 4  # d dense layers: d - 1 hidden of width n, then the readout
     width: int = 512
-    activation: str = "relu"
+    activation: str = "relu"  # relu | tanh | gelu | linear
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -64,7 +66,9 @@ class FCNConfig(ModelConfig):
 @dataclass
 class CNNConfig(ModelConfig):
     name: str = "cnn"
-    depth: int = 5  # Myrtle-5, -7 or -10: depth - 1 conv layers (3x3, ReLU, average pools), then the readout
+    depth: int = (
+        5  # 5 | 7 | 10: Myrtle-5, -7 or -10: depth - 1 conv layers (3x3, ReLU, average pools), then the readout
+    )
     width: int = 64  # channels of every convolution (the authors: 64)
 
     def __post_init__(self) -> None:
@@ -92,7 +96,7 @@ class TransformerConfig(ModelConfig):
     width: int = 128  # model dimension
     heads: int = 4
     context: int = 64  # longest sequence (positions); dataset.context must not exceed it
-    ln: str = "pre"  # pre | post | pre_no_final
+    ln: str = "pre"  # pre (Pre-LN) | post (Post-LN) | pre_no_final (Pre-LN without the final LN)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,7 +113,7 @@ class TransformerConfig(ModelConfig):
 @dataclass
 class DatasetConfig:
     name: str = MISSING
-    num_examples: int = 0  # training examples to keep (a fixed subset); 0 keeps them all
+    num_examples: int = 0  # training examples to keep, a fixed random subset; 0 keeps them all (Figures 1, 2: 5000)
 
     def __post_init__(self) -> None:
         require(self.num_examples >= 0, "dataset.num_examples", self.num_examples, "must be >= 0 (0 = all)")
@@ -141,8 +145,8 @@ class Mnist5kConfig(ImageDatasetConfig):
 class TorchvisionConfig(ImageDatasetConfig):
     """An image dataset that torchvision reads (and downloads, with download=true) under root."""
 
-    root: str = "data"
-    download: bool = False
+    root: str = "data"  # torchvision's root folder (a relative path is relative to where you launch)
+    download: bool = False  # true: torchvision downloads the files into root if they are missing
 
 
 @dataclass
@@ -171,9 +175,9 @@ class TextConfig(DatasetConfig):
 
     name: str = "text"
     source: str = "pydoc"  # pydoc: Python's own documentation text (offline); wikitext2: wiki.*.raw under root
-    root: str = "data/wikitext-2-raw"
+    root: str = "data/wikitext-2-raw"  # where wiki.*.raw live, and where the tokenizer is cached
     vocab_size: int = 4096
-    context: int = 64
+    context: int = 64  # tokens per window (<= model.context)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -192,7 +196,7 @@ class OptimizerConfig:
     # absolute: lr as written; inverse_sharpness: lr (and schedule.lr_init) in units of 1/lambda0, lambda0 the
     # mean sharpness over lambda0_batches training minibatches at initialization (SPEC section 1)
     lr_unit: str = "absolute"
-    lambda0_batches: int = 10
+    lambda0_batches: int = 10  # minibatches averaged for lambda0 (the paper: 10)
 
     def __post_init__(self) -> None:
         require_finite(self.lr, "optimizer.lr")
@@ -218,9 +222,10 @@ class AdamConfig(OptimizerConfig):
     """Adam with bias correction on both moments (SPEC section 4); gi_adam, ri_adam and radam share the keys."""
 
     name: str = "adam"
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
+    lr: float = 1e-3
+    b1: float = 0.9  # first-moment decay
+    b2: float = 0.999  # second-moment decay
+    eps: float = 1e-8  # added to sqrt(v_hat)
     # spend the first training batch before step 1 (the authors do, for every Adam variant: they compute g0 on it);
     # gi_adam / ri_adam take g0 from it, or from a batch of their own stream when false
     spend_first_batch: bool = False
@@ -258,7 +263,7 @@ class ScheduleConfig:
     name: str = "linear"
     lr_init: float = 0.0  # eta_init, the rate the warmup starts from
     warmup_steps: int = 1  # T_wrm; 0 and 1 both mean no warmup
-    k: float = 1.0  # warmup exponent: eta_init + (eta_trgt - eta_init) (s / T_wrm)^k
+    k: float = 1.0  # warmup exponent (1 = linear): eta_init + (eta_trgt - eta_init) (s / T_wrm)^k
     p: float = 0.0  # after warmup: 0 = constant, 1 = cosine decay to eta_trgt / 10
 
     def __post_init__(self) -> None:
@@ -273,7 +278,7 @@ class ScheduleConfig:
 @dataclass
 class CosineConfig(ScheduleConfig):
     name: str = "cosine"
-    p: float = 1.0
+    p: float = 1.0  # decay exponent (1 = cosine)
 
 
 @dataclass
@@ -316,10 +321,10 @@ class WandbConfig(LoggerConfig):
     name: str = "wandb"
     project: str = "warmup-bench"
     entity: str = ""  # wandb team or user; "" = the account's default
-    group: str = ""  # e.g. the sweep's name, to group its runs in the wandb UI
+    group: str = ""  # e.g. the sweep's name, to group its runs in the wandb UI: logger.group=demo-sweep
     run_name: str = ""  # the wandb run's display name; "" = the run folder's name
     mode: str = "offline"  # online | offline (files in the run folder, `wandb sync` uploads later) | disabled
-    tags: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # e.g. logger.tags=[fig3,mup]
 
     def __post_init__(self) -> None:
         require_choice("logger.mode", self.mode, ("online", "offline", "disabled"))
@@ -330,10 +335,12 @@ class WandbConfig(LoggerConfig):
 
 @dataclass
 class MeasureConfig:
-    every: int = 0  # measure lambda^H (and lambda^{P^-1 H} for Adam) every this many steps; 0 = off
-    until: int = 0  # last step measured; 0 = to the end of the run
-    batch: str = "current"  # current: the step's minibatch | fixed: one training batch drawn once
-    tol: float = 1e-4  # relative tolerance on the eigenvalue (residual bound)
+    """Sharpness during training (bench/measure.py): metrics.csv gains sharpness, threshold, ...; loss every step."""
+
+    every: int = 0  # measure lambda^H (and lambda^{P^-1 H} for Adam) every this many steps; 0 = off (no extra cost)
+    until: int = 0  # last step measured, e.g. T_wrm + 100; 0 = to the end of the run
+    batch: str = "current"  # current: the step's minibatch (SPEC) | fixed: one training batch drawn once
+    tol: float = 1e-4  # relative tolerance on the eigenvalue (residual bound) of the Lanczos solver
     max_iter: int = 200  # Hessian-vector products per measurement at most
     float64: bool = False  # Hessian-vector products in float64 (the authors' choice for Adam)
 
@@ -356,24 +363,30 @@ class Config:
     schedule: Any = MISSING
     logger: Any = MISSING
     measure: MeasureConfig = field(default_factory=MeasureConfig)
+    # a preset's name (conf/experiment/, conf/sweep/): its sweep folder is outputs/sweeps/<name> (conf/config.yaml;
+    # "" = a timestamp). Not part of the run's identity (bench/runfolder.py NON_RESULT_KEYS)
+    name: str = ""
     seed: int = 0  # drives init, data order and augmentation (separate streams derived from it)
     steps: int = 1000  # T, total training steps
-    batch_size: int = 128  # 0 = full batch
+    batch_size: int = 128  # 0 = full batch (gradient descent)
     eval_every: int = 100  # steps between evaluations (and one at the end)
     eval_batch_size: int = 1024  # chunk size of the test-set pass; no effect on results
-    loss: str = "mse"  # xent | mse
+    loss: str = "mse"  # xent | mse (0.5 * mean over batch and classes of (f - y)^2)
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads for this run; 0 leaves torch's default
-    # diverged: the loss is NaN/inf or exceeds this multiple of the initial loss; inf = NaN/inf only (the authors)
+    # diverged: the loss is NaN/inf or exceeds this multiple of the initial loss; inf (.inf in YAML) = NaN/inf only,
+    # the authors' rule, which the full-scale paper presets use
     diverge_factor: float = 1e5
-    stop_on_divergence: bool = True  # false: record the divergence step but train on to the end
-    checkpoint_every: int = 0  # save checkpoint.pt every this many steps (0 = only at the pre-timeout signal)
+    stop_on_divergence: bool = True  # false: record the divergence step (status diverged) but train on to the end
+    # save checkpoint.pt every this many steps, to resume from (0 = only at the pre-timeout signal)
+    checkpoint_every: int = 500
     force: bool = False  # replace the run in the folder: finished, unfinished or of another config
     # numerics (bench/numerics.py): set explicitly, recorded in result.json, part of the run's identity
-    precision: str = "fp32"  # fp32 | tf32 | bf16 (the training step only; sharpness and evaluation stay FP32)
+    precision: str = "fp32"  # fp32 (TF32 off) | tf32 | bf16 (autocast; the training step only: sharpness, eval FP32)
     deterministic: bool = False  # deterministic algorithms + CUBLAS_WORKSPACE_CONFIG
     compile: bool = False  # torch.compile of the training forward (HVPs, Lanczos, catapult stay eager)
-    objective: str = "best_test_acc"  # the result.json value the task function returns to Hydra's sweeper
+    # the result.json value the task function returns to Hydra's sweeper (Optuna...); NaN unless the run completed
+    objective: str = "best_test_acc"
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", self.steps, "must be >= 1")
@@ -481,6 +494,8 @@ def register() -> None:
     (idempotent)."""
     OmegaConf.register_new_resolver("add", lambda *xs: sum(xs), replace=True)
     OmegaConf.register_new_resolver("ceil_div", lambda a, b: -(-a // b), replace=True)
+    # ${or_else:${name},${now:...}}: a preset's name, else (name "") the launch's timestamp (hydra.sweep.dir)
+    OmegaConf.register_new_resolver("or_else", lambda value, default: value or default, replace=True)
     from bench import runid
 
     runid.register_resolver()  # ${run_id:...} names the run folders of a sweep (hydra.sweep.subdir)

@@ -119,6 +119,9 @@ def explain(e: Exception) -> str:
     cause = e.__cause__
     if msg.startswith("Error merging override") and cause is not None:  # a wrong type
         return f"{msg.removeprefix('Error merging override').strip()}: {one_line(cause).split(': ', 1)[-1]}"
+    if msg.startswith("Multiple values for ") and "'override " in msg:  # +experiment=NAME: the group is in defaults
+        group, option = msg.split("'override ", 1)[1].rstrip("'.").split(": ", 1)
+        return f"+{group}={option}: {group} is in the defaults list already; choose it without '+': {group}={option}"
     if msg.startswith("Could not override"):  # a key the config does not have
         key = msg.split("'")[1]
         return f"{key}: no such key in the config (check the spelling; '+{key}=...' adds a new one)"

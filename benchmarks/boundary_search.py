@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, timed
 
-SWEEP = ["-m", "+sweep=demo", "threads=1"]
+SWEEP = ["-m", "sweep=demo", "threads=1"]
 
 
 def _launch(folder: Path, *extra: str) -> None:

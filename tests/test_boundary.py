@@ -49,8 +49,8 @@ class Oracle:
 
 
 def boundary_search(tmp_path, boundary, *overrides: str):
-    """The boundary sweeper of `python launch.py -m +sweep=demo hydra/sweeper=boundary OVERRIDES`, on an Oracle."""
-    args = ["+sweep=demo", "hydra/sweeper=boundary", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}", *overrides]
+    """The boundary sweeper of `python launch.py -m sweep=demo hydra/sweeper=boundary OVERRIDES`, on an Oracle."""
+    args = ["sweep=demo", "hydra/sweeper=boundary", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}", *overrides]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         cfg = loader.load_configuration("config", args, run_mode=RunMode.MULTIRUN)

@@ -36,7 +36,7 @@ def test_bad_input_is_one_line_before_training(tmp_path, arg, key):
         (["-m", "schedule.warmup_steps=1,x"], "schedule.warmup_steps=x"),
         (["nokey=1"], "nokey"),
         (["loss=hinge"], "loss=hinge"),
-        (["-m", "+sweep=demo", "steps=0"], "steps=0"),
+        (["-m", "sweep=demo", "steps=0"], "steps=0"),
     ],
 )
 def test_preflight_checks_every_grid_point(argv, key):
@@ -45,7 +45,7 @@ def test_preflight_checks_every_grid_point(argv, key):
 
 
 def test_preflight_accepts_good_sweeps():
-    preflight(["-m", "+sweep=demo"])
+    preflight(["-m", "sweep=demo"])
     preflight(["-m", "optimizer.lr=0.1,0.2", "schedule.warmup_steps=1,64", "seed=0,1"])
     preflight(["steps=20"])
 
@@ -70,7 +70,7 @@ def test_new_bad_input_is_one_line_from_the_command_line(tmp_path, arg):
         (["schedule.p=inf"], "schedule.p=inf: must be a finite number"),
         (["-m", "schedule.p=0,inf"], "schedule.p=inf: must be a finite number"),
         (["steps=100", "schedule.warmup_steps=101"], "schedule.warmup_steps=101: is more than steps=100"),
-        (["-m", "+sweep=demo", "steps=200"], "schedule.warmup_steps=256: is more than steps=200"),
+        (["-m", "sweep=demo", "steps=200"], "schedule.warmup_steps=256: is more than steps=200"),
         (["batch_size=4001"], "batch_size=4001: larger than the 4000 training examples of dataset=mnist5k"),
         (["dataset.num_examples=100", "batch_size=128"], "larger than the 100 training examples"),
         (["dataset.num_test=4500", "batch_size=501"], "larger than the 500 training examples"),
@@ -162,7 +162,7 @@ def test_preset_with_range_sweep_runs(tmp_path, tiny):
     )
     sweep = tmp_path / "sweep"
     proc = launch(
-        "-m", "+sweep=ranged", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *tiny, f"hydra.sweep.dir={sweep}"
+        "-m", "sweep=ranged", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *tiny, f"hydra.sweep.dir={sweep}"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
@@ -173,10 +173,10 @@ def test_preset_with_range_sweep_runs(tmp_path, tiny):
 def test_printing_a_config_needs_no_data(tmp_path):
     """--cfg / --info / --help print without the dataset; running the same config is refused in one line."""
     nodata = f"dataset.root={tmp_path}"
-    proc = launch("+experiment=fig3_wrn_sp_mse", nodata, "--cfg", "job")
+    proc = launch("experiment=fig3_wrn_sp_mse", nodata, "--cfg", "job")
     assert proc.returncode == 0 and "width_factor" in proc.stdout, proc.stderr
-    assert launch("+experiment=fig3_wrn_sp_mse", nodata, "--info", "config").returncode == 0
-    proc = launch("+experiment=fig3_wrn_sp_mse", nodata, f"hydra.run.dir={tmp_path}/run")
+    assert launch("experiment=fig3_wrn_sp_mse", nodata, "--info", "config").returncode == 0
+    proc = launch("experiment=fig3_wrn_sp_mse", nodata, f"hydra.run.dir={tmp_path}/run")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and len(lines) == 1 and "dataset=cifar10: not found" in lines[0], proc.stderr
     assert not (tmp_path / "run").exists()

@@ -24,7 +24,7 @@ PRESETS = FULL + CPU
 def compose_preset(name: str, *overrides: str, hydra: bool = False):
     """The preset as launch.py composes it (every option it names is in conf/: a missing one fails)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=[f"+experiment={name}", *overrides], return_hydra_config=hydra)
+        return compose("config", overrides=[f"experiment={name}", *overrides], return_hydra_config=hydra)
 
 
 def sweep_params(name: str) -> dict[str, list[str]]:
@@ -54,7 +54,7 @@ def test_grid_ends_validate(name):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for combo in combos:
             for end in (0, -1):
-                overrides = [f"+experiment={name}", *combo, *[f"{k}={v[end]}" for k, v in keys.items()]]
+                overrides = [f"experiment={name}", *combo, *[f"{k}={v[end]}" for k, v in keys.items()]]
                 validate(compose("config", overrides=overrides))
 
 
@@ -192,7 +192,7 @@ def test_preset_trains_two_steps_at_tiny_scale(name, tmp_path, monkeypatch):
 
 
 def test_cluster_command_composes_with_the_slurm_launcher():
-    """`python launch.py -m +experiment=fig3_wrn_sp_mse hydra/launcher=slurm` is all a cluster user types."""
+    """`python launch.py -m experiment=fig3_wrn_sp_mse hydra/launcher=slurm` is all a cluster user types."""
     cfg = compose_preset("fig3_wrn_sp_mse", "hydra/launcher=slurm", hydra=True)
     assert "slurm" in cfg.hydra.launcher._target_.lower()
     assert cfg.hydra.sweep.dir == "outputs/sweeps/fig3_wrn_sp_mse"

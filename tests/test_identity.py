@@ -108,7 +108,7 @@ def test_edited_sweep_preset_is_refused_before_any_point_runs(tmp_path):
     common = "model:\n  width: 32\n  depth: 2\nbatch_size: 64\neval_every: 4\ndevice: cpu\n"
     preset.write_text(f"# @package _global_\n{grid}{common}steps: 12\n")
     sweep = tmp_path / "sweep"
-    args = ["-m", "--config-dir", str(conf), "+sweep=mini", f"hydra.sweep.dir={sweep}"]
+    args = ["-m", "--config-dir", str(conf), "sweep=mini", f"hydra.sweep.dir={sweep}"]
     assert launch(*args).returncode == 0
     assert len(list(sweep.glob("*/result.json"))) == 2
     before = snapshot(sweep)

@@ -185,7 +185,7 @@ def test_report_prints_rules_numbers_and_stand_ins(tmp_path):
 
 def test_sweeps_go_through_the_projects_launcher(tmp_path):
     cmd = rp.sweep_command("fig3_wrn_sp_mse", tmp_path, 2)
-    assert cmd[1].endswith("launch.py") and "+experiment=cpu/fig3_wrn_sp_mse" in cmd
+    assert cmd[1].endswith("launch.py") and "experiment=cpu/fig3_wrn_sp_mse" in cmd
     assert "hydra/launcher=local" in cmd and "hydra.launcher.max_parallel=2" in cmd and "threads=1" in cmd
     assert not hasattr(rp, "ThreadPoolExecutor")
 

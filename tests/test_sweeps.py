@@ -12,17 +12,19 @@ from tests.conftest import launch
 
 
 def test_run_id_is_config_derived_stable_and_bounded():
-    a = run_id(["optimizer.lr=0.5", "schedule.warmup_steps=64", "+sweep=demo"])
+    a = run_id(["optimizer.lr=0.5", "schedule.warmup_steps=64", "sweep=demo"])
     assert (
         a.startswith("lr=0.5,warmup_steps=64,sweep=demo_") and len(a) == len("lr=0.5,warmup_steps=64,sweep=demo_") + 8
     )
     # order, spelling of the same number and keys that do not change results do not matter
     exclude = ["force", "threads", "logger"]
-    same = ["schedule.warmup_steps=64", "+sweep=demo", "optimizer.lr=0.50", "force=true", "threads=4"]
+    same = ["schedule.warmup_steps=64", "sweep=demo", "optimizer.lr=0.50", "force=true", "threads=4"]
     assert run_id(same, exclude) == a
     assert run_id(["optimizer.lr=1"]) == run_id(["optimizer.lr=1.0"])
+    # sweeps launched as `+sweep=demo` (before presets took no '+') keep their point folders
+    assert run_id(["optimizer.lr=0.5", "schedule.warmup_steps=64", "+sweep=demo"]) == a
     # any other change names another run
-    assert run_id(["optimizer.lr=0.25", "schedule.warmup_steps=64", "+sweep=demo"]) != a
+    assert run_id(["optimizer.lr=0.25", "schedule.warmup_steps=64", "sweep=demo"]) != a
     assert run_id(["optimizer.lr=0.5", "schedule.warmup_steps=64"]) != a
     # many overrides: the readable part is cut, the hash still tells them apart; no '/' in a folder name
     many = [f"model.key{i}=value{i}" for i in range(60)]
