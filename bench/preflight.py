@@ -130,7 +130,11 @@ def explain(e: Exception) -> str:
 
 def _options(group: str) -> list[str]:
     folder = CONF_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return (
+        sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
+        if folder.is_dir()
+        else []
+    )
 
 
 def compose_error(e: Exception) -> ConfigError:
