@@ -66,9 +66,8 @@ class FCNConfig(ModelConfig):
 @dataclass
 class CNNConfig(ModelConfig):
     name: str = "cnn"
-    depth: int = (
-        5  # 5 | 7 | 10: Myrtle-5, -7 or -10: depth - 1 conv layers (3x3, ReLU, average pools), then the readout
-    )
+    # 5 | 7 | 10: Myrtle-5, -7 or -10: depth - 1 conv layers (3x3, ReLU, average pools), then the readout
+    depth: int = 5
     width: int = 64  # channels of every convolution (the authors: 64)
 
     def __post_init__(self) -> None:
