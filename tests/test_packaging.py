@@ -94,9 +94,11 @@ def _purelib(python: Path | str) -> Path:
 
 
 def _shared_state(site: Path) -> dict[str, int]:
-    """What a stray install into the shared environment would change: its top-level entries and the project's."""
+    """What a stray install of the project into the shared environment would add or change (other packages may come
+    and go there meanwhile: other sessions share it)."""
     ours = [p for p in site.iterdir() if re.match(r"(__editable__\.?_?)?warmup[-_]bench", p.name)]
-    return {p.name: 0 for p in site.iterdir()} | {p.name: p.stat().st_mtime_ns for p in ours}
+    ours += [p for p in (site / "bench", site / "analysis", site / "hydra_plugins" / "warmup_bench") if p.exists()]
+    return {str(p.relative_to(site)): p.stat().st_mtime_ns for p in ours}
 
 
 @pytest.fixture(scope="module")
