@@ -18,13 +18,17 @@ SWEEP_DIR = $(if $(findstring /,$(SWEEP)),$(SWEEP),outputs/sweeps/$(SWEEP))
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## create .venv and pip install -e '.[dev]' (does nothing when up to date)
+install: $(STAMP)  ## create .venv and pip install -e '.[dev]' at the tested versions (constraints.txt); up to date: nothing
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+.PHONY: hooks
+hooks: install  ## enable the pre-commit hooks: ruff check --fix and ruff format on each commit (fetches the hook once)
+	$(VENV)/bin/pre-commit install --install-hooks
 
 demo: install  ## the demo sweep (FCN on mnist5k, SGD, MSE, eta_trgt x T_wrm), then its phase diagram (GRID=...: a subset)
 	$(PY) launch.py -m sweep=demo $(GRID)

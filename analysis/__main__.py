@@ -2,7 +2,8 @@
 next to the sweep (or in --out), eta_max printed; runs of different configs get their own panel and eta_max.
 python -m analysis trajectories SWEEP_DIR: loss, sharpness and 2/eta against the step.
 python -m analysis reference [--data DIR]: the authors' published runs, drawn and summarized the same way.
-python -m analysis status SWEEP_DIR: the grid's completed / diverged / failed / running / missing points."""
+python -m analysis status SWEEP_DIR: the grid's completed / diverged / failed / running / missing points.
+An installed package has the same program as the `warmup-bench-analysis` command."""
 
 from __future__ import annotations
 
@@ -145,7 +146,9 @@ def status(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
+    # the warmup-bench-analysis console script, or python -m analysis (whose argv[0] is this file)
+    prog = Path(sys.argv[0]).name
+    parser = argparse.ArgumentParser(prog="python -m analysis" if prog == "__main__.py" else prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("phase", help="phase diagram (heatmap + CSV) of one or more sweep folders")
     p.add_argument("sweep_dirs", nargs="+")

@@ -22,7 +22,17 @@ from bench.config import ConfigError, one_line, validate
 from bench.data import check_available
 from bench.identity import check_run_folder
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def _conf_dir() -> Path:
+    """The configs: bench/conf/ in an installed package (setup.py copies the top-level conf/ there when it builds a
+    wheel), else conf/ beside bench/ (a checkout, an editable install). The packaged copy comes first: beside an
+    installed bench, ../conf is site-packages/conf, which is not ours."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"
+    return packaged if (packaged / "config.yaml").is_file() else here.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 
 def task_config(cfg: DictConfig) -> DictConfig:

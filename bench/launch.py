@@ -1,0 +1,59 @@
+"""The command line: `warmup-bench [overrides]`, or `warmup-bench -m [sweep overrides]` (the console script of an
+installed package); `python launch.py ...` in a checkout is the same program (see README).
+
+Every run is checked before anything trains: a sweep's points by the validating sweeper, a single run by the
+Preflight callback (hydra_plugins/warmup_bench). A bad config is one line and a non-zero exit status.
+
+Hydra names the job after this module (`launch`: its log file is launch.log) and reads the configs from
+bench.preflight.CONF_DIR, which is conf/ in a checkout and its copy inside an installed package."""
+
+import math
+import os
+import sys
+
+import hydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+import bench
+from bench.checkpoint import Terminated
+from bench.config import ConfigError
+from bench.preflight import CONF_DIR
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> float:
+    """One run; returns its objective (a result.json value) for Hydra's sweepers, NaN if it did not complete."""
+    from bench.preflight import one_line_failure
+
+    try:
+        result = bench.run(cfg)
+    except Exception as e:
+        if (line := one_line_failure(e)) is None:
+            raise
+        sys.exit(f"error: {line}")  # a single run: bad input or the machine's failure, one line (a sweep goes on)
+    return float(result.get(cfg.objective, math.nan)) if result.get("status") == "completed" else math.nan
+
+
+def cli() -> None:
+    """The `warmup-bench` console script and `python launch.py`: main() with one-line errors and exit statuses."""
+    # Hydra hands errors on to us (instead of printing them in several lines): a config error is then one line
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except (ConfigError, HydraException, OmegaConfBaseException) as e:
+        from bench.preflight import compose_error
+
+        sys.exit(f"error: {compose_error(e)}")
+    except Terminated as e:  # SIGTERM: checkpointed first
+        print(f"stopped ({e})", file=sys.stderr)
+        sys.exit(e.code)
+    except KeyboardInterrupt as e:  # Ctrl-C (a run resumes from its last checkpoint), or the launcher stopped
+        sys.exit(
+            f"stopped: {e}" if str(e) else "interrupted (Ctrl-C): the same command resumes from the last checkpoint"
+        )
+
+
+if __name__ == "__main__":
+    cli()
