@@ -143,7 +143,7 @@ def test_installed_package_carries_conf_plugins_and_reference_tables(installed):
 
 @pytest.mark.slow
 def test_installed_commands_run_a_sweep_from_another_folder(installed, tmp_path):
-    """`warmup-bench -m +sweep=demo` (two tiny points) in an empty folder writes the sweep there, composed from the
+    """`warmup-bench -m sweep=demo` (two tiny points) in an empty folder writes the sweep there, composed from the
     installed package's conf/; `warmup-bench-analysis status` reads it."""
     venv, site, env = installed
     python = venv / "bin" / "python"
@@ -162,7 +162,7 @@ def test_installed_commands_run_a_sweep_from_another_folder(installed, tmp_path)
 
     grid = ["optimizer.lr=0.0625", "schedule.warmup_steps=1,4", "steps=8", "eval_every=4", "threads=1"]
     run = subprocess.run(
-        [venv / "bin" / "warmup-bench", "-m", "+sweep=demo", *grid],
+        [venv / "bin" / "warmup-bench", "-m", "sweep=demo", *grid],
         cwd=tmp_path,
         env=env,
         capture_output=True,
