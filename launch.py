@@ -3,7 +3,6 @@
 Every run is checked before anything trains: a sweep's points by the validating sweeper, a single run by the
 Preflight callback (hydra_plugins/warmup_bench). A bad config is one line and a non-zero exit status."""
 
-import math
 import os
 import sys
 
@@ -28,7 +27,7 @@ def main(cfg: DictConfig) -> float:
         if (line := one_line_failure(e)) is None:
             raise
         sys.exit(f"error: {line}")  # a single run: bad input or the machine's failure, one line (a sweep goes on)
-    return float(result.get(cfg.objective, math.nan)) if result.get("status") == "completed" else math.nan
+    return bench.objective(cfg, result)
 
 
 if __name__ == "__main__":

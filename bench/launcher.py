@@ -9,6 +9,8 @@
   (its own job id, time limit, checkpoint and requeue, as on SLURM), at most `max_parallel` at a time; stopping the
   launcher (Ctrl-C, SIGTERM) stops its jobs.
 - Each job sets torch's CPU threads to cpus_per_task, so runs sharing a node do not oversubscribe it.
+- ensemble=K > 1: compatible points are trained K at a time, one pack per job (bench/packs.py); each point keeps
+  its folder, lock, finished skip and JobReturn; measure.every and catapult points run alone.
 
 Preemption and timeouts: submitit sends SIGUSR2 before the time limit; the run checkpoints (bench/checkpoint.py) and
 the launcher's `checkpoint()` requeues the same job, which resumes from the checkpoint (max_num_timeout bounds the
@@ -33,23 +35,27 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 
 from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
 from bench.failure import describe_failure
+from bench.packs import PackJob, ensemble_size, group, point_key
 from bench.runfolder import FINISHED, TRACEBACK
 from bench.sbatch import refusals
 from bench.store import RESULT, RunStore
 
 log = logging.getLogger(__name__)
 
-_OWN_KEYS = ("max_parallel",)  # ours, not submitit's
+_OWN_KEYS = ("max_parallel", "ensemble")  # ours, not submitit's
 
 
 class _Launcher(BaseSubmititLauncher):
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:  # runs inside the job
+        self.set_threads()
+        return super().__call__(*args, **kwargs)
+
+    def set_threads(self) -> None:
         threads = self.params.get("cpus_per_task")
         if threads:
             import torch
 
             torch.set_num_threads(int(threads))
-        return super().__call__(*args, **kwargs)
 
     def _executor(self):
         import submitit
@@ -65,6 +71,7 @@ class _Launcher(BaseSubmititLauncher):
 
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
         assert self.config is not None
+        k = ensemble_size(self.params.get("ensemble", 1))  # before anything is submitted
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("submitit '%s' sweep of %d runs into %s", self._EXECUTOR, len(job_overrides), sweep_dir)
@@ -81,20 +88,35 @@ class _Launcher(BaseSubmititLauncher):
         skipped = len(job_overrides) - len(job_params)
         if skipped:
             log.info("%d of %d runs already finished (result.json): not submitted", skipped, len(job_overrides))
-        jobs = iter(self._submit(self._executor(), job_params) if job_params else [])
-        results = iter([self._result(job, params[0]) for job, params in zip(jobs, job_params)])
+        if not job_params:
+            return returns  # type: ignore[return-value]
+        if k == 1:
+            jobs = self._submit(self._executor(), self, job_params)
+            results = iter([self._result(job, [params]) for job, params in zip(jobs, job_params)])
+        else:  # packs of compatible points, one job each (bench/packs.py)
+            groups = group([point_key(self._sweep_config(params[0])) for params in job_params], k)
+            packs = [[job_params[i] for i in g] for g in groups]
+            log.info("ensemble=%d: %d runs in %d jobs", k, len(job_params), len(packs))
+            jobs = self._submit(self._executor(), PackJob(self), [(pack,) for pack in packs])
+            results = iter([r for job, pack in zip(jobs, packs) for r in self._result(job, pack)])
         return [r if r is not None else next(results) for r in returns]
 
-    def _submit(self, executor, job_params: list) -> list:
-        return executor.map_array(self, *zip(*job_params))  # one job array
+    def _submit(self, executor, fn, args: list[tuple]) -> list:
+        return executor.map_array(fn, *zip(*args))  # one job array
 
-    def _result(self, job, overrides: list[str]) -> JobReturn:
+    def _result(self, job, points: list[tuple]) -> list[JobReturn]:
+        """The JobReturns of a job's points (one, or a pack's), in order."""
         try:
-            return job.results()[0]
+            out = job.results()[0]
+            return out if isinstance(out, list) else [out]
         except Exception as e:  # the job ended without a result: killed, cancelled, timed out, node failure
-            log.error("job %s (%s) died: %s", job.job_id, " ".join(overrides), str(e).splitlines()[0])
-            self._record_death(job, overrides, e)
-            return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=e)
+            returns = []
+            for params in points:
+                overrides = params[0]
+                log.error("job %s (%s) died: %s", job.job_id, " ".join(overrides), str(e).splitlines()[0])
+                self._record_death(job, overrides, e)  # into each point's folder that holds no result.json
+                returns.append(JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=e))
+            return returns
 
     def _finished(self, overrides: list[str]) -> JobReturn | None:
         """A JobReturn for a point whose folder already holds a finished result.json of the same run identity
@@ -156,9 +178,9 @@ def _job_log(job) -> str | None:
 class SlurmJobs(_Launcher):
     _EXECUTOR = "slurm"
 
-    def _submit(self, executor, job_params: list) -> list:
+    def _submit(self, executor, fn, args: list[tuple]) -> list:
         with refusals(self.params):  # a request no node can hold: one line naming the key, not a traceback
-            return super()._submit(executor, job_params)
+            return super()._submit(executor, fn, args)
 
 
 class LocalJobs(_Launcher):
@@ -184,15 +206,15 @@ class LocalJobs(_Launcher):
         )
         return executor
 
-    def _submit(self, executor, job_params: list) -> list:
+    def _submit(self, executor, fn, args: list[tuple]) -> list:
         limit = max(1, int(self.params.get("max_parallel") or 1))
         jobs: list = []
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            for params in job_params:
+            for params in args:
                 while sum(not job.done() for job in jobs) >= limit:
                     time.sleep(self.POLL_S)
-                jobs.append(executor.submit(self, *params))
+                jobs.append(executor.submit(fn, *params))
             while not all(job.done() for job in jobs):
                 time.sleep(self.POLL_S)
         except KeyboardInterrupt:
