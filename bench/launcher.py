@@ -50,6 +50,10 @@ class _Launcher(BaseSubmititLauncher):
         self.set_threads()
         return super().__call__(*args, **kwargs)
 
+    def setup(self, **kwargs: Any) -> None:
+        ensemble_size(self.params.get("ensemble", 1))  # a bad K: one line before the sweep starts
+        super().setup(**kwargs)
+
     def set_threads(self) -> None:
         threads = self.params.get("cpus_per_task")
         if threads:
@@ -75,31 +79,30 @@ class _Launcher(BaseSubmititLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("submitit '%s' sweep of %d runs into %s", self._EXECUTOR, len(job_overrides), sweep_dir)
-        returns: list[JobReturn | None] = []
+        returns: list[JobReturn | None] = [self._finished(overrides) for overrides in job_overrides]
+        pending = [i for i, done in enumerate(returns) if done is None]  # no job for a finished point (unless force)
         job_params = []
-        for i, overrides in enumerate(job_overrides):
+        for i in pending:
             idx = initial_job_idx + i
-            if (done := self._finished(overrides)) is not None:
-                returns.append(done)  # no job for a finished point (force=true submits it)
-                continue
-            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
-            returns.append(None)
-        skipped = len(job_overrides) - len(job_params)
-        if skipped:
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(job_overrides[i])))
+            job_params.append(
+                (list(job_overrides[i]), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+            )
+        if skipped := len(job_overrides) - len(pending):
             log.info("%d of %d runs already finished (result.json): not submitted", skipped, len(job_overrides))
-        if not job_params:
+        if not pending:
             return returns  # type: ignore[return-value]
         if k == 1:
+            groups = [[j] for j in range(len(job_params))]
             jobs = self._submit(self._executor(), self, job_params)
-            results = iter([self._result(job, [params]) for job, params in zip(jobs, job_params)])
         else:  # packs of compatible points, one job each (bench/packs.py)
             groups = group([point_key(self._sweep_config(params[0])) for params in job_params], k)
-            packs = [[job_params[i] for i in g] for g in groups]
-            log.info("ensemble=%d: %d runs in %d jobs", k, len(job_params), len(packs))
-            jobs = self._submit(self._executor(), PackJob(self), [(pack,) for pack in packs])
-            results = iter([r for job, pack in zip(jobs, packs) for r in self._result(job, pack)])
-        return [r if r is not None else next(results) for r in returns]
+            log.info("ensemble=%d: %d runs in %d jobs", k, len(job_params), len(groups))
+            jobs = self._submit(self._executor(), PackJob(self), [([job_params[j] for j in g],) for g in groups])
+        for g, job in zip(groups, jobs, strict=True):
+            for j, ret in zip(g, self._result(job, [job_params[j] for j in g]), strict=True):
+                returns[pending[j]] = ret  # in sweep order, whatever the packs
+        return returns  # type: ignore[return-value]
 
     def _submit(self, executor, fn, args: list[tuple]) -> list:
         return executor.map_array(fn, *zip(*args))  # one job array
