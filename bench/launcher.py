@@ -135,7 +135,10 @@ class _Launcher(BaseSubmititLauncher):
             return None
         if cfg.get("force") or other or not isinstance(result, dict) or result.get("status") not in FINISHED:
             return None
-        return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=result)
+        from bench import objective
+
+        # the value the task function would return (the sweeper's objective), as a job would
+        return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=objective(cfg, result))
 
     def _sweep_config(self, overrides: list[str]):
         assert self.hydra_context is not None and self.config is not None
