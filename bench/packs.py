@@ -181,10 +181,15 @@ def _train(members: list[Point], locks: ExitStack) -> None:
     from bench.lock import RunLock, not_ours
 
     held = []
-    for m in members:
+    for i, m in enumerate(members):
         try:
             typed = validate(m.task)
             check_run_folder(m.dir, m.task)  # another config's folder: this point fails, its folder untouched
+            if any(m.dir.resolve() == other.dir.resolve() for other in members[:i]):
+                raise ConfigError(
+                    f"{m.dir} is also another point's folder in this pack: hydra.sweep.subdir must "
+                    "name each point (not ${hydra.job.id}, which a pack's points share)"
+                )
         except Exception as e:
             m.error = e
             continue

@@ -77,6 +77,15 @@ def test_a_locked_point_is_left_alone_and_another_configs_folder_is_refused(tmp_
     assert not any((p.dir / LOCK).exists() for p in (points[0], points[3])), "locks released"
 
 
+def test_two_points_of_a_pack_never_share_a_folder(tmp_path):
+    points = _points(tmp_path, (0.05, []), (0.1, []))
+    points[1].dir = points[0].dir  # e.g. hydra.sweep.subdir=${hydra.job.id}: one id for the whole pack
+    with ExitStack() as locks:
+        packs._train(points, locks)
+    assert points[0].result["status"] == "completed" and "packed_with" not in points[0].result
+    assert isinstance(points[1].error, ConfigError) and "also another point's folder" in str(points[1].error)
+
+
 def test_a_failed_point_fails_in_its_own_folder_only(tmp_path, monkeypatch):
     """Member 1 cannot be built: the pack stops; members 0 and 2 are retrained alone and complete, equal to the
     same points trained alone; only member 1's folder records a failure."""
