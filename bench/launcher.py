@@ -190,7 +190,7 @@ class SlurmJobs(_Launcher):
 
 
 class LocalJobs(_Launcher):
-    """This machine: one submitit job per point (a controller process that enforces timeout_min, sends the
+    """This machine: one submitit job per point or pack (a controller process that enforces timeout_min, sends the
     pre-timeout signal signal_delay_s before it and restarts the run after a checkpoint), at most max_parallel at a
     time. SIGINT / SIGTERM to the launcher cancel the running jobs and submit no more."""
 

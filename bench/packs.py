@@ -111,6 +111,7 @@ class Point:
 
 
 def train_pack(launcher, points: list[tuple]) -> list[JobReturn]:
+    """Inside the job: prepare each point as run_job would, train the pack, return one JobReturn per point."""
     import submitit
 
     Singleton.set_state(points[0][4])
