@@ -9,3 +9,10 @@ def run(cfg, run_dir=None):
     from bench.lock import locked_run
 
     return locked_run(cfg, run_dir)
+
+
+def objective(cfg, result: dict) -> float:
+    """What a run returns to Hydra's sweeper: result.json's `cfg.objective` value, NaN unless the run completed."""
+    import math
+
+    return float(result.get(cfg.objective, math.nan)) if result.get("status") == "completed" else math.nan

@@ -16,8 +16,8 @@ device or numerics differ; `measure.every` > 0 (sharpness measurements are per-m
 batch); a warmup method that says so (`not_packed`: the catapults, a forward-pass search per member); compile=true
 (not yet).
 
-The launcher's grouping (hydra.launcher.ensemble=K) calls `pack_key` to group a sweep's points and `run_packed`
-with each group's configs and run folders.
+The launchers' grouping (hydra.launcher.ensemble=K, bench/packs.py) calls `pack_key` to group a sweep's points and
+`run_packed` with each group's configs and run folders.
 """
 
 from __future__ import annotations
@@ -233,10 +233,12 @@ def train_packed(members: list[Member]) -> None:
                 sig.forward()
 
 
-def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path]) -> list[dict]:
+def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path], record_failures: bool = True) -> list[dict]:
     """Train these points as one pack; each writes its ordinary run folder (config.yaml, metrics.csv, result.json)
     into run_dirs[i]. Returns the K results in order (a point already finished in its folder: its result, skipped).
-    Raises ConfigError (one line, nothing computed) when the points cannot be packed together."""
+    Raises ConfigError (one line, nothing computed) when the points cannot be packed together. An exception while
+    the pack trains is re-raised; record_failures=True records it as every unfinished member's failure, False leaves
+    their folders (checkpoint, no result.json) to a retry that can tell whose failure it was (bench/packs.py)."""
     if len(cfgs) != len(run_dirs):
         raise ConfigError(f"ensemble: {len(cfgs)} configs but {len(run_dirs)} run folders")
     folders = [Path(d).resolve() for d in run_dirs]
@@ -269,8 +271,12 @@ def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path]) -> list[dict]
             train_packed(members)
     except Exception as e:
         for m in members:
-            if not m.done:
+            if m.done:
+                continue
+            if record_failures:
                 _fail(m, e, m.trainer.cfg.seed, m.trainer.store)
+            else:
+                m.logger.finish(None)
         raise
     for m in members:
         results[m.index] = m.result

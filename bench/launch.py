@@ -7,7 +7,6 @@ Preflight callback (hydra_plugins/warmup_bench). A bad config is one line and a 
 Hydra names the job after this module (`launch`: its log file is launch.log) and reads the configs from
 bench.preflight.CONF_DIR, which is conf/ in a checkout and its copy inside an installed package."""
 
-import math
 import os
 import sys
 
@@ -33,7 +32,7 @@ def main(cfg: DictConfig) -> float:
         if (line := one_line_failure(e)) is None:
             raise
         sys.exit(f"error: {line}")  # a single run: bad input or the machine's failure, one line (a sweep goes on)
-    return float(result.get(cfg.objective, math.nan)) if result.get("status") == "completed" else math.nan
+    return bench.objective(cfg, result)
 
 
 def cli() -> None:

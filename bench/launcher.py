@@ -9,6 +9,8 @@
   (its own job id, time limit, checkpoint and requeue, as on SLURM), at most `max_parallel` at a time; stopping the
   launcher (Ctrl-C, SIGTERM) stops its jobs.
 - Each job sets torch's CPU threads to cpus_per_task, so runs sharing a node do not oversubscribe it.
+- ensemble=K > 1: compatible points are trained K at a time, one pack per job (bench/packs.py); each point keeps
+  its folder, lock, finished skip and JobReturn; measure.every and catapult points run alone.
 
 Preemption and timeouts: submitit sends SIGUSR2 before the time limit; the run checkpoints (bench/checkpoint.py) and
 the launcher's `checkpoint()` requeues the same job, which resumes from the checkpoint (max_num_timeout bounds the
@@ -33,23 +35,31 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 
 from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
 from bench.failure import describe_failure
+from bench.packs import PackJob, ensemble_size, group, point_key
 from bench.runfolder import FINISHED, TRACEBACK
 from bench.sbatch import refusals
 from bench.store import RESULT, RunStore
 
 log = logging.getLogger(__name__)
 
-_OWN_KEYS = ("max_parallel",)  # ours, not submitit's
+_OWN_KEYS = ("max_parallel", "ensemble")  # ours, not submitit's
 
 
 class _Launcher(BaseSubmititLauncher):
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:  # runs inside the job
+        self.set_threads()
+        return super().__call__(*args, **kwargs)
+
+    def setup(self, **kwargs: Any) -> None:
+        ensemble_size(self.params.get("ensemble", 1))  # a bad K: one line before the sweep starts
+        super().setup(**kwargs)
+
+    def set_threads(self) -> None:
         threads = self.params.get("cpus_per_task")
         if threads:
             import torch
 
             torch.set_num_threads(int(threads))
-        return super().__call__(*args, **kwargs)
 
     def _executor(self):
         import submitit
@@ -65,36 +75,51 @@ class _Launcher(BaseSubmititLauncher):
 
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
         assert self.config is not None
+        k = ensemble_size(self.params.get("ensemble", 1))  # before anything is submitted
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("submitit '%s' sweep of %d runs into %s", self._EXECUTOR, len(job_overrides), sweep_dir)
-        returns: list[JobReturn | None] = []
+        returns: list[JobReturn | None] = [self._finished(overrides) for overrides in job_overrides]
+        pending = [i for i, done in enumerate(returns) if done is None]  # no job for a finished point (unless force)
         job_params = []
-        for i, overrides in enumerate(job_overrides):
+        for i in pending:
             idx = initial_job_idx + i
-            if (done := self._finished(overrides)) is not None:
-                returns.append(done)  # no job for a finished point (force=true submits it)
-                continue
-            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
-            returns.append(None)
-        skipped = len(job_overrides) - len(job_params)
-        if skipped:
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(job_overrides[i])))
+            job_params.append(
+                (list(job_overrides[i]), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+            )
+        if skipped := len(job_overrides) - len(pending):
             log.info("%d of %d runs already finished (result.json): not submitted", skipped, len(job_overrides))
-        jobs = iter(self._submit(self._executor(), job_params) if job_params else [])
-        results = iter([self._result(job, params[0]) for job, params in zip(jobs, job_params)])
-        return [r if r is not None else next(results) for r in returns]
+        if not pending:
+            return returns  # type: ignore[return-value]
+        if k == 1:
+            groups = [[j] for j in range(len(job_params))]
+            jobs = self._submit(self._executor(), self, job_params)
+        else:  # packs of compatible points, one job each (bench/packs.py)
+            groups = group([point_key(self._sweep_config(params[0])) for params in job_params], k)
+            log.info("ensemble=%d: %d runs in %d jobs", k, len(job_params), len(groups))
+            jobs = self._submit(self._executor(), PackJob(self), [([job_params[j] for j in g],) for g in groups])
+        for g, job in zip(groups, jobs, strict=True):
+            for j, ret in zip(g, self._result(job, [job_params[j] for j in g]), strict=True):
+                returns[pending[j]] = ret  # in sweep order, whatever the packs
+        return returns  # type: ignore[return-value]
 
-    def _submit(self, executor, job_params: list) -> list:
-        return executor.map_array(self, *zip(*job_params))  # one job array
+    def _submit(self, executor, fn, args: list[tuple]) -> list:
+        return executor.map_array(fn, *zip(*args))  # one job array
 
-    def _result(self, job, overrides: list[str]) -> JobReturn:
+    def _result(self, job, points: list[tuple]) -> list[JobReturn]:
+        """The JobReturns of a job's points (one, or a pack's), in order."""
         try:
-            return job.results()[0]
+            out = job.results()[0]
+            return out if isinstance(out, list) else [out]
         except Exception as e:  # the job ended without a result: killed, cancelled, timed out, node failure
-            log.error("job %s (%s) died: %s", job.job_id, " ".join(overrides), str(e).splitlines()[0])
-            self._record_death(job, overrides, e)
-            return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=e)
+            returns = []
+            for params in points:
+                overrides = params[0]
+                log.error("job %s (%s) died: %s", job.job_id, " ".join(overrides), str(e).splitlines()[0])
+                self._record_death(job, overrides, e)  # into each point's folder that holds no result.json
+                returns.append(JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=e))
+            return returns
 
     def _finished(self, overrides: list[str]) -> JobReturn | None:
         """A JobReturn for a point whose folder already holds a finished result.json of the same run identity
@@ -110,7 +135,10 @@ class _Launcher(BaseSubmititLauncher):
             return None
         if cfg.get("force") or other or not isinstance(result, dict) or result.get("status") not in FINISHED:
             return None
-        return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=result)
+        from bench import objective
+
+        # the value the task function would return (the sweeper's objective), as a job would
+        return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=objective(cfg, result))
 
     def _sweep_config(self, overrides: list[str]):
         assert self.hydra_context is not None and self.config is not None
@@ -156,13 +184,13 @@ def _job_log(job) -> str | None:
 class SlurmJobs(_Launcher):
     _EXECUTOR = "slurm"
 
-    def _submit(self, executor, job_params: list) -> list:
+    def _submit(self, executor, fn, args: list[tuple]) -> list:
         with refusals(self.params):  # a request no node can hold: one line naming the key, not a traceback
-            return super()._submit(executor, job_params)
+            return super()._submit(executor, fn, args)
 
 
 class LocalJobs(_Launcher):
-    """This machine: one submitit job per point (a controller process that enforces timeout_min, sends the
+    """This machine: one submitit job per point or pack (a controller process that enforces timeout_min, sends the
     pre-timeout signal signal_delay_s before it and restarts the run after a checkpoint), at most max_parallel at a
     time. SIGINT / SIGTERM to the launcher cancel the running jobs and submit no more."""
 
@@ -184,15 +212,15 @@ class LocalJobs(_Launcher):
         )
         return executor
 
-    def _submit(self, executor, job_params: list) -> list:
+    def _submit(self, executor, fn, args: list[tuple]) -> list:
         limit = max(1, int(self.params.get("max_parallel") or 1))
         jobs: list = []
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            for params in job_params:
+            for params in args:
                 while sum(not job.done() for job in jobs) >= limit:
                     time.sleep(self.POLL_S)
-                jobs.append(executor.submit(self, *params))
+                jobs.append(executor.submit(fn, *params))
             while not all(job.done() for job in jobs):
                 time.sleep(self.POLL_S)
         except KeyboardInterrupt:

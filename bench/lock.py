@@ -124,7 +124,6 @@ def describe(holder: dict, age: float | None = None) -> str:
 
 def locked_run(cfg, run_dir=None) -> dict:
     """bench.train.run under the run folder's lock; a run locked by another live process is skipped."""
-    from bench.checkpoint import FINISHED
     from bench.config import validate
     from bench.train import output_dir
     from bench.train import run as train
@@ -134,8 +133,16 @@ def locked_run(cfg, run_dir=None) -> dict:
     with RunLock(folder) as lock:
         if lock.held:
             return train(cfg, folder)
+    return not_ours(folder, lock, typed.force)
+
+
+def not_ours(folder: Path, lock: RunLock, force: bool) -> dict:
+    """The result of a run whose lock another process holds: its result if it finished meanwhile (unless force),
+    otherwise {"status": "running elsewhere"} (nothing is written into the folder)."""
+    from bench.checkpoint import FINISHED
+
     done = _result(folder)
-    if done.get("status") in FINISHED and not typed.force:
+    if done.get("status") in FINISHED and not force:
         return done  # it finished elsewhere meanwhile
     log.warning("%s: running elsewhere (%s); skipped", folder, describe(lock.holder))
     return {"status": RUNNING_ELSEWHERE, "holder": lock.holder, "run_dir": str(folder)}

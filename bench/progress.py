@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 
@@ -28,8 +29,11 @@ def point_name(run_dir: Path) -> str:
     from hydra.core.hydra_config import HydraConfig
 
     if HydraConfig.initialized():
-        overrides = HydraConfig.get().job.override_dirname
-        if overrides:
+        hydra = HydraConfig.get()
+        overrides = hydra.job.override_dirname
+        own = OmegaConf.select(hydra, "runtime.output_dir", default=None)  # a pack's member: not the first's name
+        ours = own is not None and Path(run_dir).resolve() == Path(str(own)).resolve()
+        if overrides and ours:
             return overrides
     return Path(run_dir).name
 

@@ -142,9 +142,10 @@ def test_launcher_skips_only_finished_points_of_the_same_identity(tmp_path, monk
     launcher = object.__new__(LocalJobs)
     first = point("optimizer.lr=0.5")
     folder = LocalJobs._run_dir(first)
-    bench.run(compose_cfg(*TINY, "optimizer.lr=0.5"), folder)
+    result = bench.run(compose_cfg(*TINY, "optimizer.lr=0.5"), folder)
     monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: first)
-    assert launcher._finished(["optimizer.lr=0.5"]).return_value["status"] == "completed"
+    assert result["status"] == "completed"
+    assert launcher._finished(["optimizer.lr=0.5"]).return_value == result["best_test_acc"], "its objective"
 
     edited = point("optimizer.lr=0.5", "seed=3")  # e.g. a preset edited: same folder, another config
     monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: edited)

@@ -50,6 +50,7 @@ class Preflight(Callback):
 @dataclass
 class SlurmConf(SlurmQueueConf):
     _target_: str = "hydra_plugins.warmup_bench.SlurmLauncher"
+    ensemble: int = 1  # > 1: up to this many compatible points trained as one pack per job (bench/packs.py)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class LocalConf(LocalQueueConf):
     max_parallel: int = 2  # runs at the same time on this machine
     signal_delay_s: int = 30  # the pre-timeout signal (SIGUSR2) this long before timeout_min: checkpoint, requeue
     max_num_timeout: int = 3  # requeues after a timeout
+    ensemble: int = 1  # > 1: up to this many compatible points trained as one pack per job (bench/packs.py)
 
 
 @dataclass
