@@ -83,6 +83,30 @@ def test_every_seed_must_train(tmp_path):
     assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
 
 
+def test_seed_by_seed_stops_a_cell_at_its_first_failing_seed(tmp_path):
+    """Seeds run one per round, and a seed that fails ends its cell: the cell is decided, the other seeds are not run;
+    the same eta_max as running the seeds together, with fewer runs."""
+    boundary = lambda w, s: DEMO[w] * (2 if s == 0 else 1)  # noqa: E731  (seed 1 fails first)
+    rows, oracle = boundary_search(tmp_path / "one", boundary, "seed=0,1")
+    together, oracle_together = boundary_search(
+        tmp_path / "all", boundary, "seed=0,1", "hydra.sweeper.seed_by_seed=false"
+    )
+    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
+    assert [r["eta_max"] for r in together] == [r["eta_max"] for r in rows]
+    cell = lambda p: tuple(o for o in p if not o.startswith("seed="))  # noqa: E731
+    for call in oracle.calls:
+        assert len({cell(p) for p in call}) == len(call), "one seed of a cell per round"
+    outcomes: dict[tuple, list[bool]] = {}  # cell -> its seeds' outcomes, in the order they ran
+    for p in (p for call in oracle.calls for p in call):
+        values = dict(o.split("=") for o in p)
+        ok = float(values["optimizer.lr"]) <= boundary(int(values["schedule.warmup_steps"]), int(values["seed"]))
+        outcomes.setdefault(cell(p), []).append(ok)
+    assert all(False not in ran[:-1] for ran in outcomes.values()), "nothing runs in a cell after a seed failed"
+    assert any(ran == [False] for ran in outcomes.values()), "a cell decided by one failing seed"
+    runs = lambda o: sum(len(c) for c in o.calls)  # noqa: E731
+    assert runs(oracle) < runs(oracle_together), (runs(oracle), runs(oracle_together))
+
+
 def test_monotonicity_contradicted_is_searched_on_its_own(tmp_path):
     """T_wrm 64 trains less far than T_wrm 16: its own measurements decide, and the row says so."""
     truth = {1: 0.125, 16: 2.0, 64: 0.5, 256: 8.0}
