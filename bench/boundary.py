@@ -53,7 +53,7 @@ class Row:
     own_only: bool = False  # monotonicity contradicted: the row's own measurements only
 
     def record(self, i: int, j: int, ok: bool) -> None:
-        """Seed j's result at eta index i: one seed that fails decides the cell, else the last seed that trains."""
+        """Seed j's result at eta index i: the cell fails with its first failing seed, trains when all its seeds do."""
         self.seeds[i, j] = ok
         self.runs += 1
         if not ok:
