@@ -4,7 +4,9 @@ Given the grid of a full sweep (an eta_trgt axis and any other swept keys), a ro
 other than eta_trgt and the seed. For each row the search finds the largest eta_trgt at which every seed trains
 (analysis.phase.trainable, the rule of the phase diagram) by bisection over the sorted eta axis, assuming that a
 row trains below its boundary and not above. It goes in rounds: each round is one launcher call holding the next
-point (all seeds) of every unfinished row, so that a SLURM array runs them together.
+runs of every unfinished row, so that a SLURM array runs them together. Seed by seed (seed_by_seed=true): a cell's
+seeds run one per round, the likeliest to fail first, and the first that fails decides the cell (the rule is "every
+seed trains"), so the others are never run; seed_by_seed=false runs them together (fewer rounds, more runs).
 
 Monotonicity in T_wrm (monotone=true): a longer warmup trains wherever a shorter one does and a shorter one fails
 wherever a longer one fails, so each row's bracket starts from what its neighbours in T_wrm (same other keys) have
@@ -45,9 +47,29 @@ class Row:
     etas: list[float]  # sorted eta axis
     points: dict[int, list[list[str]]]  # eta index -> the points of its seeds
     warmup: float | None = None
-    measured: dict[int, bool] = field(default_factory=dict)  # eta index -> every seed trains
+    seeds: dict[tuple[int, int], bool] = field(default_factory=dict)  # (eta index, seed index) -> that seed trains
+    measured: dict[int, bool] = field(default_factory=dict)  # eta index -> every seed trains (decided cells only)
     runs: int = 0
     own_only: bool = False  # monotonicity contradicted: the row's own measurements only
+
+    def record(self, i: int, j: int, ok: bool) -> None:
+        """Seed j's result at eta index i: the cell fails with its first failing seed, trains when all its seeds do."""
+        self.seeds[i, j] = ok
+        self.runs += 1
+        if not ok:
+            self.measured[i] = False
+        elif all(self.seeds.get((i, k)) for k in range(len(self.points[i]))):
+            self.measured[i] = True
+
+    def pending(self, i: int) -> list[int]:
+        """The seeds not yet run at eta index i, the likeliest to fail first: those that failed at the lowest eta of
+        this row (a seed that fails ends the cell, so the rest are not run)."""
+        lowest_fail: dict[int, int] = {}  # seed -> the lowest eta index at which it failed
+        for (k, j), ok in sorted(self.seeds.items()):
+            if not ok:
+                lowest_fail.setdefault(j, k)
+        todo = [j for j in range(len(self.points[i])) if (i, j) not in self.seeds]
+        return sorted(todo, key=lambda j: (lowest_fail.get(j, len(self.etas)), j))
 
     def facts(self, implied: dict[int, bool]) -> dict[int, bool]:
         return self.measured if self.own_only else {**implied, **self.measured}
@@ -60,6 +82,9 @@ class Row:
         return lo, hi
 
     def next_probe(self, implied: dict[int, bool]) -> int | None:
+        started = [i for i, _ in self.seeds if i not in self.measured]
+        if started:  # a cell some of whose seeds ran is finished first: no cell is left with a partial verdict
+            return started[0]
         lo, hi = self.bracket(implied)
         if hi - lo > 1:
             return (lo + hi) // 2
@@ -91,9 +116,11 @@ class BoundarySweeper(ValidatingSweeper):
         warmup: str = "schedule.warmup_steps",
         seed: str = "seed",
         monotone: bool = True,
+        seed_by_seed: bool = True,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.eta, self.warmup, self.seed, self.monotone = eta, warmup, seed, monotone
+        self.seed_by_seed = seed_by_seed
 
     def rows(self, grid: Sequence[Sequence[str]]) -> list[Row]:
         by_row: dict[tuple[str, ...], dict[float, list[list[str]]]] = {}
@@ -137,34 +164,35 @@ class BoundarySweeper(ValidatingSweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         failed, returns, job_idx, round_no = 0, [], 0, 0
-        while True:
-            probes = []
-            for row in rows:
-                implied = self.implied(row, rows)
-                if not row.own_only and row.contradicts(implied):
-                    log.warning("boundary: %s contradicts monotonicity in T_wrm: searched on its own", row.keys)
-                    row.own_only = True
-                probe = row.next_probe(implied)
-                if probe is not None:
-                    probes.append((row, probe))
-            if not probes:
-                break
+        while probes := [(row, *step) for row in rows if (step := self.next_runs(row, rows))]:
             round_no += 1
-            batch = [p for row, i in probes for p in row.points[i]]
+            batch = [row.points[i][j] for row, i, seeds in probes for j in seeds]
             log.info("boundary round %d: %d rows, %d runs", round_no, len(probes), len(batch))
             results = self.launcher.launch(batch, initial_job_idx=job_idx)
             job_idx += len(batch)
             returns.append(results)
             failed += sum(1 for r in results if r.status.name == "FAILED")
-            for row, i in probes:
-                row.measured[i] = trains([self.result(p) for p in row.points[i]])
-                row.runs += len(row.points[i])
+            for row, i, seeds in probes:
+                for j in seeds:
+                    row.record(i, j, trains([self.result(row.points[i][j])]))
         self.write(sweep_dir / BOUNDARY_CSV, rows)
         total = sum(r.runs for r in rows)
         log.info("boundary search: %d runs of the grid's %d, %d rounds -> %s", total, len(grid), round_no, sweep_dir)
         if failed:
             raise RuntimeError(f"boundary search: {failed} run(s) failed (counted as not trained); see their folders")
         return returns
+
+    def next_runs(self, row: Row, rows: list[Row]) -> tuple[int, list[int]] | None:
+        """The eta index and the seeds the row runs next; None when its search is over."""
+        implied = self.implied(row, rows)
+        if not row.own_only and row.contradicts(implied):
+            log.warning("boundary: %s contradicts monotonicity in T_wrm: searched on its own", row.keys)
+            row.own_only = True
+        i = row.next_probe(implied)
+        if i is None:
+            return None
+        seeds = row.pending(i)
+        return i, seeds[:1] if self.seed_by_seed else seeds
 
     def result(self, point: Sequence[str]) -> dict:
         """The point's result.json (what every launcher leaves in the run folder)."""

@@ -24,6 +24,7 @@ BENCHMARKS = [
     "divergence_savings",
     "packed_runs",
     "boundary_search",
+    "boundary_search_fig3",
     *CUDA_BENCHMARKS,
 ]
 

@@ -83,6 +83,30 @@ def test_every_seed_must_train(tmp_path):
     assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
 
 
+def test_seed_by_seed_stops_a_cell_at_its_first_failing_seed(tmp_path):
+    """Seeds run one per round, and a seed that fails ends its cell: the cell is decided, the other seeds are not run;
+    the same eta_max as running the seeds together, with fewer runs."""
+    boundary = lambda w, s: DEMO[w] * (2 if s == 0 else 1)  # noqa: E731  (seed 1 fails first)
+    rows, oracle = boundary_search(tmp_path / "one", boundary, "seed=0,1")
+    together, oracle_together = boundary_search(
+        tmp_path / "all", boundary, "seed=0,1", "hydra.sweeper.seed_by_seed=false"
+    )
+    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
+    assert [r["eta_max"] for r in together] == [r["eta_max"] for r in rows]
+    cell = lambda p: tuple(o for o in p if not o.startswith("seed="))  # noqa: E731
+    for call in oracle.calls:
+        assert len({cell(p) for p in call}) == len(call), "one seed of a cell per round"
+    outcomes: dict[tuple, list[bool]] = {}  # cell -> its seeds' outcomes, in the order they ran
+    for p in (p for call in oracle.calls for p in call):
+        values = dict(o.split("=") for o in p)
+        ok = float(values["optimizer.lr"]) <= boundary(int(values["schedule.warmup_steps"]), int(values["seed"]))
+        outcomes.setdefault(cell(p), []).append(ok)
+    assert all(False not in ran[:-1] for ran in outcomes.values()), "nothing runs in a cell after a seed failed"
+    assert any(ran == [False] for ran in outcomes.values()), "a cell decided by one failing seed"
+    runs = lambda o: sum(len(c) for c in o.calls)  # noqa: E731
+    assert runs(oracle) < runs(oracle_together), (runs(oracle), runs(oracle_together))
+
+
 def test_monotonicity_contradicted_is_searched_on_its_own(tmp_path):
     """T_wrm 64 trains less far than T_wrm 16: its own measurements decide, and the row says so."""
     truth = {1: 0.125, 16: 2.0, 64: 0.5, 256: 8.0}
@@ -99,18 +123,25 @@ def test_finished_runs_are_reused(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_boundary_search_matches_the_full_grid(tmp_path, tiny):
-    """A small real grid (tiny FCN): the boundary search's eta_max per T_wrm equals the full sweep's."""
+def test_real_fig3_like_boundary_search_matches_the_full_grid(tmp_path, tiny):
+    """The CPU Figure 3 muP + cross-entropy preset shrunk (tiny FCN, 24 steps, 5 rates in units of 1/lambda0, T_wrm
+    1 and 8, seeds 0 and 1; at T_wrm 1 the seeds disagree at 4/lambda0): the boundary search's eta_max per T_wrm, and
+    analysis.eta_max on its sparse folder, equal the full grid's, with fewer runs."""
     from analysis import eta_max, load_runs
 
-    grid = ["optimizer.lr=0.25,1,4,16,64", "schedule.warmup_steps=1,8"]
-    full = launch("-m", *grid, *tiny, f"hydra.sweep.dir={tmp_path / 'full'}")
+    shrunk = [o for o in tiny if not o.startswith(("steps=", "eval_every="))] + ["steps=24", "eval_every=8"]
+    grid = ["+experiment=cpu/fig3_wrn_mup_xent", *shrunk, "threads=1"]
+    grid += ["optimizer.lr=0.25,1,4,16,64", "schedule.warmup_steps=1,8", "seed=0,1"]
+    full = launch("-m", *grid, f"hydra.sweep.dir={tmp_path / 'full'}")
     assert full.returncode == 0, full.stderr[-3000:]
     expected = eta_max(load_runs(tmp_path / "full")).set_index("schedule.warmup_steps")["eta_max"].to_dict()
-    proc = launch("-m", *grid, *tiny, "hydra/sweeper=boundary", f"hydra.sweep.dir={tmp_path / 'bnd'}")
+    proc = launch("-m", *grid, "hydra/sweeper=boundary", f"hydra.sweep.dir={tmp_path / 'bnd'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "bnd" / "boundary.csv").open()))
     got = {int(r["schedule.warmup_steps"]): float(r["eta_max"]) if r["eta_max"] else float("nan") for r in rows}
-    assert got.keys() == expected.keys()
-    assert all(got[w] == expected[w] or (got[w] != got[w] and expected[w] != expected[w]) for w in got), (got, expected)
-    assert sum(int(r["runs"]) for r in rows) < 10
+    sparse = eta_max(load_runs(tmp_path / "bnd")).set_index("schedule.warmup_steps")["eta_max"].to_dict()
+    same = lambda a, b: a == b or (a != a and b != b)  # noqa: E731  (NaN: nothing trains, in both)
+    assert got.keys() == expected.keys() == sparse.keys()
+    assert all(same(got[w], expected[w]) and same(sparse[w], expected[w]) for w in got), (got, sparse, expected)
+    runs = sum(int(r["runs"]) for r in rows)
+    assert runs == len(list((tmp_path / "bnd").glob("*/result.json"))) < 20, runs

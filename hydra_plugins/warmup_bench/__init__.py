@@ -76,6 +76,8 @@ class BoundarySweeperConf(ValidatingSweeperConf):
     warmup: str = "schedule.warmup_steps"  # the axis along which the boundary is monotone (monotone=true)
     seed: str = "seed"  # a cell trains when every seed does
     monotone: bool = True  # start each row's bracket from its T_wrm neighbours' results (checked)
+    seed_by_seed: bool = True  # a cell's seeds one per round, stopping at the first that fails (fewer runs, more
+    # rounds); false: all its seeds in one round
 
 
 def register() -> None:
