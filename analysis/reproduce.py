@@ -1,4 +1,4 @@
-"""`make reproduce`: the CPU-scale versions of the paper's Figures 1-7, their figures, and reports/reproduction.md.
+"""`make reproduce`: the CPU-scale Figures 1-7 and GI-Adam vs untuned warmup, their figures, reports/reproduction.md.
 
 The report is a registry (CLAIMS): one entry per claim of the paper (SPEC section 7) with its figure, its text, the
 CPU presets it needs (conf/experiment/cpu/<name>.yaml), the stand-in those presets use for the paper's setting, an
@@ -669,6 +669,12 @@ def ev_untuned_vs_gi(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
     top_warm = extreme([em[m]["eta_max"] for m in warm], max)
     best = runs[runs["ok"]].groupby("method")["best_test_acc"].max()
     untuned = [m for m in warm if "untuned" in m]
+    # where Adam needs warmup (it fails without) and some warmup trains: GI-Adam's accuracy (0 where it does not
+    # train) against the best warmup's at the same rate
+    trained = runs.assign(acc=runs["best_test_acc"].where(runs["ok"], 0.0))
+    grid = trained.pivot_table(index=LR, columns="method", values="acc", aggfunc="mean")
+    needs = grid[(grid[adam] == 0) & (grid[warm].max(axis=1) > 0)] if {adam, gi} <= set(grid) else grid.iloc[:0]
+    lag = needs[gi] - needs[warm].max(axis=1) if len(needs) else pd.Series(dtype=float)
     return Evidence(
         {
             "eta_max(GI-Adam, no warmup) / eta_max(Adam, no warmup)": em[gi]["eta_max"] / em[adam]["eta_max"],
@@ -676,18 +682,26 @@ def ev_untuned_vs_gi(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
             "eta_max(untuned warmup) / eta_max(Adam, no warmup), least of the two forms": extreme(
                 [em[m]["eta_max"] / em[adam]["eta_max"] for m in untuned]
             ),
-            "best test accuracy, GI-Adam minus the best warmup": best.get(gi, math.nan)
+            "best test accuracy over the rates, GI-Adam minus the best warmup": best.get(gi, math.nan)
             - extreme([best.get(m, math.nan) for m in warm], max),
+            "best test accuracy, GI-Adam minus the best warmup at the same rate, least over the rates Adam needs "
+            "warmup for": extreme(lag),
         },
         "eta_max: "
         + ", ".join(f"{m} {fmt(em[m]['eta_max'])}" for m in methods)
         + "; best test accuracy over eta_trgt: "
         + ", ".join(f"{m} {fmt(best.get(m))}" for m in methods)
+        + "; GI-Adam minus the best warmup where Adam needs warmup: "
+        + ", ".join(f"eta_trgt={fmt(lr)}: {fmt(v)}" for lr, v in lag.items())
         + f" (b2 = {b2:g}: untuned warmup time 1/(1 - b2) = {fmt(1 / (1 - b2))} steps)",
         [
             "Best test accuracy per method and eta_trgt (one seed; `diverged`: stopped on a NaN/inf or 1e5 x the "
             "initial loss; `failed (a)`: completed with final test accuracy a < 1.5/num_classes):\n\n" + table(tab),
             f"![untuned_vs_linear_vs_gi]({img})",
+            "How to read it: eta_max uses the authors' rule (a run trained when its final test accuracy is at least "
+            "1.5/num_classes), which a run that trains badly still passes; the last check therefore compares "
+            "accuracies at the rates where Adam without warmup fails. GI-Adam's v0 = g0^2 fades as b2^t: its "
+            "implicit warmup lasts about 1/(1 - b2) steps, the untuned warmup's time scale.",
         ],
     )
 
@@ -848,7 +862,13 @@ CLAIMS = (
             Check("eta_max(GI-Adam, no warmup) / eta_max(Adam, no warmup)", ">", 1),
             Check("eta_max(GI-Adam, no warmup) / largest eta_max of the warmups", ">=", 1),
             Check("eta_max(untuned warmup) / eta_max(Adam, no warmup), least of the two forms", ">", 1),
-            Check("best test accuracy, GI-Adam minus the best warmup", ">=", -0.02),
+            Check("best test accuracy over the rates, GI-Adam minus the best warmup", ">=", -0.02),
+            Check(
+                "best test accuracy, GI-Adam minus the best warmup at the same rate, least over the rates Adam needs "
+                "warmup for",
+                ">=",
+                -0.02,
+            ),
         ),
     ),
 )
