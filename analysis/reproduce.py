@@ -1,4 +1,4 @@
-"""`make reproduce`: the CPU-scale versions of the paper's Figures 1-7, their figures, and reports/reproduction.md.
+"""`make reproduce`: the CPU-scale Figures 1-7 and GI-Adam vs untuned warmup, their figures, reports/reproduction.md.
 
 The report is a registry (CLAIMS): one entry per claim of the paper (SPEC section 7) with its figure, its text, the
 CPU presets it needs (conf/experiment/cpu/<name>.yaml), the stand-in those presets use for the paper's setting, an
@@ -63,6 +63,7 @@ FIGURES = {
     "fig5_catapult_warmup": "Figure 5",
     "fig6_gi_adam_mechanisms": "Figure 6",
     "fig7_persistent_catapult": "Figure 7",
+    "untuned_vs_linear_vs_gi": "Figure 4 and Ma & Yarats (2021)",
 }
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 REPRODUCED, PARTLY, NOT, NOT_RUN, ERROR = "reproduced", "partly", "not reproduced", "not run", "error"
@@ -612,6 +613,99 @@ def ev_persistent(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
     )
 
 
+def method_of(run: pd.Series) -> str:
+    """A run's warmup method in words (conf/experiment/cpu/method/): optimizer, schedule and T_wrm."""
+    if run[SCHED] == "untuned":
+        return f"Adam, untuned {run['schedule.form']}"
+    name = "GI-Adam" if run[OPT] == "gi_adam" else "Adam"
+    t = int(run[WARMUP])
+    return f"{name}, no warmup" if t <= 1 else f"{name}, linear T_wrm={t}"
+
+
+def method_order(name: str) -> tuple:
+    """Adam without warmup, the linear warmups by length, the untuned ones, GI-Adam last."""
+    t = int(name.split("=")[1]) if "T_wrm=" in name else 0
+    return ("GI-Adam" in name, "untuned" in name, t, name)
+
+
+def ev_untuned_vs_gi(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
+    runs = sweeps["untuned_vs_linear_vs_gi"]
+    runs = runs.assign(method=runs.apply(method_of, axis=1), ok=trainable(runs))
+    methods = sorted(runs["method"].unique(), key=method_order)
+    em = {m: eta_max(g.assign(**{WARMUP: 1})).iloc[0] for m, g in runs.groupby("method")}  # one boundary a method
+    top = runs[LR].max()
+    acc = runs.assign(acc=runs["best_test_acc"].where(runs["ok"])).pivot_table(
+        index="method", columns=LR, values="acc", aggfunc="mean", dropna=False
+    )
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for m in methods:
+        ax.plot(acc.columns, acc.loc[m], marker="o", label=f"{m} (eta_max {fmt(em[m]['eta_max'])})")
+    ax.set(xscale="log", xlabel="eta_trgt (absolute)", ylabel="best test accuracy (trained runs)")
+    b2 = float(runs["optimizer.b2"].iloc[0])
+    ax.set_title(f"Untuned warmup vs linear warmup vs GI-Adam, CPU scale (b2 = {b2:g})")
+    ax.legend(fontsize=8)
+    img = save(fig, rep / "untuned_vs_linear_vs_gi.png")
+
+    def cell(m: str, lr: float) -> str:
+        run = runs[(runs["method"] == m) & (runs[LR] == lr)]
+        if run.empty:
+            return "-"
+        if run["ok"].all():
+            return fmt(run["best_test_acc"].mean())
+        return "diverged" if (run["status"] == "diverged").all() else f"failed ({fmt(run['final_test_acc'].mean())})"
+
+    tab = pd.DataFrame(
+        [
+            {
+                "method": m,
+                "eta_max": f"{'>= ' * bool(em[m]['eta_max'] == top)}{fmt(em[m]['eta_max'])}",
+                **{f"eta_trgt={fmt(lr)}": cell(m, lr) for lr in sorted(runs[LR].unique())},
+            }
+            for m in methods
+        ]
+    )
+    gi, adam = "GI-Adam, no warmup", "Adam, no warmup"
+    warm = [m for m in methods if m not in (gi, adam)]
+    top_warm = extreme([em[m]["eta_max"] for m in warm], max)
+    best = runs[runs["ok"]].groupby("method")["best_test_acc"].max()
+    untuned = [m for m in warm if "untuned" in m]
+    # where Adam needs warmup (it fails without) and some warmup trains: GI-Adam's accuracy (0 where it does not
+    # train) against the best warmup's at the same rate
+    trained = runs.assign(acc=runs["best_test_acc"].where(runs["ok"], 0.0))
+    grid = trained.pivot_table(index=LR, columns="method", values="acc", aggfunc="mean")
+    needs = grid[(grid[adam] == 0) & (grid[warm].max(axis=1) > 0)] if {adam, gi} <= set(grid) else grid.iloc[:0]
+    lag = needs[gi] - needs[warm].max(axis=1) if len(needs) else pd.Series(dtype=float)
+    return Evidence(
+        {
+            "eta_max(GI-Adam, no warmup) / eta_max(Adam, no warmup)": em[gi]["eta_max"] / em[adam]["eta_max"],
+            "eta_max(GI-Adam, no warmup) / largest eta_max of the warmups": em[gi]["eta_max"] / top_warm,
+            "eta_max(untuned warmup) / eta_max(Adam, no warmup), least of the two forms": extreme(
+                [em[m]["eta_max"] / em[adam]["eta_max"] for m in untuned]
+            ),
+            "best test accuracy over the rates, GI-Adam minus the best warmup": best.get(gi, math.nan)
+            - extreme([best.get(m, math.nan) for m in warm], max),
+            "best test accuracy, GI-Adam minus the best warmup at the same rate, least over the rates Adam needs "
+            "warmup for": extreme(lag),
+        },
+        "eta_max: "
+        + ", ".join(f"{m} {fmt(em[m]['eta_max'])}" for m in methods)
+        + "; best test accuracy over eta_trgt: "
+        + ", ".join(f"{m} {fmt(best.get(m))}" for m in methods)
+        + "; GI-Adam minus the best warmup where Adam needs warmup: "
+        + ", ".join(f"eta_trgt={fmt(lr)}: {fmt(v)}" for lr, v in lag.items())
+        + f" (b2 = {b2:g}: untuned warmup time 1/(1 - b2) = {fmt(1 / (1 - b2))} steps)",
+        [
+            "Best test accuracy per method and eta_trgt (one seed; `diverged`: stopped on a NaN/inf or 1e5 x the "
+            "initial loss; `failed (a)`: completed with final test accuracy a < 1.5/num_classes):\n\n" + table(tab),
+            f"![untuned_vs_linear_vs_gi]({img})",
+            "How to read it: eta_max uses the authors' rule (a run trained when its final test accuracy is at least "
+            "1.5/num_classes), which a run that trains badly still passes; the last check therefore compares "
+            "accuracies at the rates where Adam without warmup fails. GI-Adam's v0 = g0^2 fades as b2^t: its "
+            "implicit warmup lasts about 1/(1 - b2) steps, the untuned warmup's time scale.",
+        ],
+    )
+
+
 # --- the registry: one entry per claim of the paper (SPEC section 7) -----------------------------------------------
 
 WRN_STANDIN = (
@@ -752,6 +846,29 @@ CLAIMS = (
         (
             Check("eta_max persistent / eta_max linear, least over seeds", ">=", 1),
             Check("mean best-accuracy difference persistent - linear where both train", ">=", -0.02),
+        ),
+    ),
+    Claim(
+        "gi_adam_like_warmup",
+        "Figure 4 and Ma & Yarats (2021)",
+        "GI-Adam without warmup trains at the rates where Adam needs warmup, as far and as well as warmup does "
+        "(linear warmup, and the untuned warmup of Ma & Yarats (2021): eta_trgt (1 - exp(-(1 - b2) t)) and linear "
+        "over 2/(1 - b2) steps)",
+        ("untuned_vs_linear_vs_gi",),
+        "FCN-4-256 (SP) on mnist5k with MSE, 200 steps of B = 128, b2 = 0.98 (paper: 0.999), eta_trgt in "
+        "{0.02, 0.04, 0.08, 0.16}, 1 seed; linear T_wrm in {10, 50}; for the paper's Transformer / WRN with Adam",
+        ev_untuned_vs_gi,
+        (
+            Check("eta_max(GI-Adam, no warmup) / eta_max(Adam, no warmup)", ">", 1),
+            Check("eta_max(GI-Adam, no warmup) / largest eta_max of the warmups", ">=", 1),
+            Check("eta_max(untuned warmup) / eta_max(Adam, no warmup), least of the two forms", ">", 1),
+            Check("best test accuracy over the rates, GI-Adam minus the best warmup", ">=", -0.02),
+            Check(
+                "best test accuracy, GI-Adam minus the best warmup at the same rate, least over the rates Adam needs "
+                "warmup for",
+                ">=",
+                -0.02,
+            ),
         ),
     ),
 )

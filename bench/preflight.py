@@ -135,6 +135,9 @@ def explain(e: Exception) -> str:
     if msg.startswith("Could not override"):  # a key the config does not have
         key = msg.split("'")[1]
         return f"{key}: no such key in the config (check the spelling; '+{key}=...' adds a new one)"
+    lines = str(e).strip().splitlines()
+    if msg.endswith(":") and len(lines) > 1:  # "In 'preset': ConfigKeyError raised while composing config:\nKey ..."
+        return f"{msg} {lines[1].strip()}"
     return msg
 
 

@@ -23,7 +23,7 @@ from bench.measure import Measurer, fixed_batch, preconditioned, threshold
 from bench.models import build_model, num_params
 from bench.numerics import build_numerics
 from bench.optim import build_optimizer, set_lr
-from bench.optim.adam_init import prepare_optimizer
+from bench.optim.initialization import build_init
 from bench.optim.lambda0 import prepare_lambda0
 from bench.optim.warmup import Theta0, build_warmup
 from bench.progress import progress_bar, run_line
@@ -83,7 +83,7 @@ class Trainer:
         self.sampler = EpochSampler(len(self.data.x_train), cfg.batch_size, generator(cfg.seed, "data"), self.device)
         theta0 = Theta0(self.model, self.optimizer, self.loss_fn, self.data, self.extras)
         g0_augment = build_augment(cfg.dataset, cfg.seed, self.device, stream="g0_augment")
-        self.extras.update(prepare_optimizer(cfg, theta0, self.sampler, g0_augment))
+        self.extras.update(build_init(cfg).prepare(theta0, self.sampler, g0_augment))  # by optimizer.name
         self.extras.update(self.schedule.prepare(theta0))
         self.augment = build_augment(cfg.dataset, cfg.seed, self.device)
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv

@@ -171,6 +171,54 @@ def test_one_search_repeated_is_one_seed(tmp_path):
     assert value(j, "eta_c / (2/lambda0)") != value(j, "eta_c / (2/lambda0)")  # NaN
 
 
+METHODS = {  # conf/experiment/cpu/method/: (optimizer, schedule, form, T_wrm)
+    "adam": ("adam", "linear", None, 1),
+    "linear10": ("adam", "linear", None, 10),
+    "untuned_exponential": ("adam", "untuned", "exponential", 1),
+    "untuned_linear": ("adam", "untuned", "linear", 1),
+    "gi_adam": ("gi_adam", "linear", None, 1),
+}
+
+
+def write_methods(root, top: dict[str, float], lrs=(1, 2, 4, 8)) -> None:
+    """One seed per method and rate: trains (best accuracy 0.9 - 0.01 lr) up to top[method], diverges above; GI-Adam
+    at lr 4 completes without training (final accuracy 0.1)."""
+    for method, (opt, sched, form, t) in METHODS.items():
+        for lr in lrs:
+            ok = lr <= top[method]
+            failed = method == "gi_adam" and lr == 4
+            acc = 0.1 if failed else (0.9 - 0.01 * lr if ok else 0)
+            keys = {"optimizer.name": opt, "schedule.name": sched, "optimizer.b2": 0.98}
+            keys |= {"schedule.form": form} if form else {}
+            write_run(root / f"{method},{lr}", lr, t, "completed" if ok else "diverged", acc, best=acc, **keys)
+
+
+def test_gi_adam_against_untuned_and_linear_warmup(tmp_path):
+    top = {"adam": 1, "linear10": 4, "untuned_exponential": 4, "untuned_linear": 2, "gi_adam": 8}
+    write_methods(tmp_path / "untuned_vs_linear_vs_gi", top)
+    j = judged(tmp_path, "gi_adam_like_warmup")
+    # GI-Adam fails at 4 (final accuracy 0.1 < 0.15) though it trains at 8: eta_max is the largest rate that trains
+    assert value(j, "eta_max(GI-Adam, no warmup) / eta_max(Adam") == 8
+    assert value(j, "eta_max(GI-Adam, no warmup) / largest") == 2
+    assert value(j, "eta_max(untuned warmup)") == 2  # the linear form's 2 over Adam's 1
+    assert value(j, "best test accuracy over the rates") == pytest.approx(0.0)  # 0.89 at lr 1
+    # where Adam fails without warmup (2, 4, 8) and a warmup trains (2, 4): at 4 GI-Adam does not train (0)
+    assert value(j, "best test accuracy, GI-Adam minus the best warmup at") == pytest.approx(0 - 0.86)
+    assert j.verdict == PARTLY and "eta_trgt=2: 0, eta_trgt=4: -0.86" in j.measured
+    assert "Adam, untuned exponential 4" in j.measured and "GI-Adam, no warmup 8" in j.measured
+    tab = j.details[0]
+    assert "| GI-Adam, no warmup | >= 8 | 0.89 | 0.88 | failed (0.1) | 0.82 |" in tab
+    assert "| Adam, no warmup | 1 | 0.89 | diverged | diverged | diverged |" in tab
+    assert (tmp_path / "untuned_vs_linear_vs_gi.png").stat().st_size > 1000
+
+
+def test_gi_adam_below_warmup_is_not_hidden(tmp_path):
+    top = {"adam": 1, "linear10": 8, "untuned_exponential": 8, "untuned_linear": 8, "gi_adam": 2}
+    write_methods(tmp_path / "untuned_vs_linear_vs_gi", top)
+    j = judged(tmp_path, "gi_adam_like_warmup")
+    assert value(j, "eta_max(GI-Adam, no warmup) / largest") == 0.25 and j.verdict == PARTLY
+
+
 def test_report_prints_rules_numbers_and_stand_ins(tmp_path):
     for s, top in ((0, 16), (1, 8)):
         write_sweep(tmp_path / "out" / "fig3_wrn_sp_mse", {1: 2, 16: 8, 64: top}, seed=s)

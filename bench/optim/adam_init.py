@@ -5,6 +5,8 @@ as training batches are.
 RI-Adam (control): v0 = r^2, r ~ N(0, I) rescaled so that ||r|| = ||g0|| (one norm over all parameters).
 Both keep m0 = 0, step 0 and Adam's bias correction: the state is torch.optim.Adam's own (`step`, `exp_avg`,
 `exp_avg_sq`), so the optimizer's step is unchanged and anything that reads Adam's state reads this one too.
+Both are optimizer initializations (bench.optim.initialization), registered under their option's name; their schemas
+are bench.config's GIAdamConfig and RIAdamConfig.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from bench import seeding
+from bench.optim.initialization import OptimizerInit, register
 
 INITS = ("gi_adam", "ri_adam")
 
@@ -41,31 +44,32 @@ def set_second_moment(optimizer: torch.optim.Adam, v0: list[torch.Tensor]) -> No
         }
 
 
-def init_adam_state(cfg, optimizer, model, loss_fn, data, sampler, seed: int, augment=None) -> dict:
-    """Spend the first training batch if cfg.spend_first_batch (the authors, for every Adam variant: they compute
-    g0 on it and start training on the next batch); for gi_adam | ri_adam, set v0 from g0, the gradient of that batch
-    (or, when no batch is spent, of a batch from the own "g0" stream), passed through `augment` (the run's
-    augmentation from its own stream, so the training augmentation is the same whatever the optimizer).
-    Returns the entries for result.json."""
-    spend = getattr(cfg, "spend_first_batch", False)
-    idx = sampler.next() if spend else None
-    if cfg.name not in INITS:
-        return {}
-    if idx is None:
-        n = len(data.x_train)
-        idx = torch.randperm(n, generator=seeding.generator(seed, "g0"))[: sampler.batch_size].to(sampler.device)
-    x, y = data.x_train[idx], data.y_train[idx]
-    if augment is not None:
-        x, y = augment(x, y)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    loss = loss_fn(model(x), y)
-    grads = torch.autograd.grad(loss, params)
-    set_second_moment(optimizer, second_moment(list(grads), cfg.name, seeding.generator(seed, "ri_adam")))
-    return {"g0_norm": torch.cat([g.reshape(-1) for g in grads]).norm().item()}
+@register("gi_adam")
+class GIAdam(OptimizerInit):
+    """GI-Adam: v0 = g0^2, g0 the gradient of the spent first batch (or, when no batch is spent, of a batch from the
+    run's own "g0" stream), passed through `augment` (the run's augmentation from its own stream, so that the
+    training augmentation is the same whatever the optimizer). Records g0's norm."""
+
+    mode = "gi_adam"  # second_moment's
+
+    def prepare(self, ctx, sampler, augment=None) -> dict:
+        idx = self.spend_first_batch(sampler)
+        if idx is None:
+            n = len(ctx.data.x_train)
+            idx = torch.randperm(n, generator=seeding.generator(self.cfg.seed, "g0"))[: sampler.batch_size]
+            idx = idx.to(sampler.device)
+        x, y = ctx.data.x_train[idx], ctx.data.y_train[idx]
+        if augment is not None:
+            x, y = augment(x, y)
+        params = [p for group in ctx.optimizer.param_groups for p in group["params"]]
+        grads = list(torch.autograd.grad(ctx.loss_fn(ctx.model(x), y), params))
+        v0 = second_moment(grads, self.mode, seeding.generator(self.cfg.seed, "ri_adam"))
+        set_second_moment(ctx.optimizer, v0)
+        return {"g0_norm": torch.cat([g.reshape(-1) for g in grads]).norm().item()}
 
 
-def prepare_optimizer(cfg, ctx, sampler, augment=None) -> dict:
-    """The optimizer-initialization interface the trainer calls at theta0, after building the optimizer and before
-    the warmup method's `prepare`: spends the first batch where configured and sets GI-/RI-Adam's v0 (the option
-    names in INITS); returns the records for result.json. `ctx` is bench.optim.warmup.Theta0."""
-    return init_adam_state(cfg.optimizer, ctx.optimizer, ctx.model, ctx.loss_fn, ctx.data, sampler, cfg.seed, augment)
+@register("ri_adam")
+class RIAdam(GIAdam):
+    """RI-Adam: v0 = r^2, r ~ N(0, I) from the run's "ri_adam" stream, rescaled to ||g0|| (same g0, same record)."""
+
+    mode = "ri_adam"
