@@ -130,7 +130,7 @@ def test_real_fig3_like_boundary_search_matches_the_full_grid(tmp_path, tiny):
     from analysis import eta_max, load_runs
 
     shrunk = [o for o in tiny if not o.startswith(("steps=", "eval_every="))] + ["steps=24", "eval_every=8"]
-    grid = ["+experiment=cpu/fig3_wrn_mup_xent", *shrunk, "threads=1"]
+    grid = ["experiment=cpu/fig3_wrn_mup_xent", *shrunk, "threads=1"]
     grid += ["optimizer.lr=0.25,1,4,16,64", "schedule.warmup_steps=1,8", "seed=0,1"]
     full = launch("-m", *grid, f"hydra.sweep.dir={tmp_path / 'full'}")
     assert full.returncode == 0, full.stderr[-3000:]

@@ -25,7 +25,13 @@ ALLOWED = {
 
 OPTION_GROUPS = ("model", "dataset", "optimizer", "schedule", "logger", "hydra/launcher")
 OPTIONS = sorted(p.relative_to(CONF).as_posix() for g in OPTION_GROUPS for p in (CONF / g).glob("*.yaml"))
-PRESETS = sorted(p.relative_to(CONF).as_posix() for d in ("experiment", "sweep") for p in (CONF / d).rglob("*.yaml"))
+# a preset's own option group (experiment/cpu/method/: the methods one preset sweeps) holds fragments, not presets
+PRESETS = sorted(
+    p.relative_to(CONF).as_posix()
+    for d in ("experiment", "sweep")
+    for p in (CONF / d).rglob("*.yaml")
+    if "method" not in p.relative_to(CONF).parts
+)
 PARAMS = "hydra.sweeper.params"  # its keys are dotted override names (optimizer.lr): one leaf each
 
 

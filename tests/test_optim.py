@@ -139,7 +139,7 @@ def test_radam_and_hyperparameters():
         (["schedule=persistent_catapult", "schedule.delta=-1"], "schedule.delta=-1.0"),
         (["schedule=cosine", "schedule.search_lr=0.1"], "schedule.search_lr"),
         (["-m", "optimizer=sgd,adam", "schedule=linear,warm"], "schedule=warm"),
-        (["+experiment=cpu/fig4_transformer_adam", "optimizer=sgd"], "Key 'spend_first_batch' not in 'SGDConfig'"),
+        (["experiment=cpu/fig4_transformer_adam", "optimizer=sgd"], "Key 'spend_first_batch' not in 'SGDConfig'"),
     ],
 )
 def test_bad_optimizer_or_schedule_is_one_line(argv, key):
