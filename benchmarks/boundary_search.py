@@ -63,4 +63,4 @@ def compare(sweep: list[str], label: str) -> dict:
 
 
 def run(repeats: int = 1) -> dict:
-    return compare(["+sweep=demo"], "demo grid, 36 runs")
+    return compare(["sweep=demo"], "demo grid, 36 runs")

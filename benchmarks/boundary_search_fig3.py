@@ -8,4 +8,4 @@ from benchmarks.boundary_search import compare
 
 
 def run(repeats: int = 1) -> dict:
-    return compare(["+experiment=cpu/fig3_wrn_mup_xent"], "CPU Figure 3 muP + xent, 54 runs")
+    return compare(["experiment=cpu/fig3_wrn_mup_xent"], "CPU Figure 3 muP + xent, 54 runs")
