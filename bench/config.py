@@ -368,6 +368,7 @@ class Config:
     diverge_factor: float = 1e5
     stop_on_divergence: bool = True  # false: record the divergence step but train on to the end
     checkpoint_every: int = 0  # save checkpoint.pt every this many steps (0 = only at the pre-timeout signal)
+    sync_every: int = 32  # read the training losses back to the host every this many steps; no effect on results
     force: bool = False  # replace the run in the folder: finished, unfinished or of another config
     # numerics (bench/numerics.py): set explicitly, recorded in result.json, part of the run's identity
     precision: str = "fp32"  # fp32 | tf32 | bf16 (the training step only; sharpness and evaluation stay FP32)
@@ -386,6 +387,7 @@ class Config:
         require(self.threads >= 0, "threads", self.threads, "must be >= 0")
         require(self.diverge_factor > 1, "diverge_factor", self.diverge_factor, "must be > 1 (inf: NaN/inf only)")
         require(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, "must be >= 0")
+        require(self.sync_every >= 1, "sync_every", self.sync_every, "must be >= 1 (1 = read every step's loss)")
         require_choice("objective", self.objective, OBJECTIVES)
         check_model_dataset(self.model, self.dataset)
         # the run would end before reaching eta_trgt, yet result.json records eta_trgt. Not checked for the catapult

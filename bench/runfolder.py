@@ -217,7 +217,16 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 # --- run identity --------------------------------------------------------------------------------------------------
 # keys that do not change a run's results (conf/config.yaml's hydra exclude_keys repeats it; a test keeps them equal)
-NON_RESULT_KEYS = ("experiment", "force", "threads", "checkpoint_every", "eval_batch_size", "logger", "objective")
+NON_RESULT_KEYS = (
+    "experiment",
+    "force",
+    "threads",
+    "checkpoint_every",
+    "eval_batch_size",
+    "sync_every",
+    "logger",
+    "objective",
+)
 
 
 def canonical(value: Any) -> Any:
