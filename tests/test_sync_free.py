@@ -132,14 +132,15 @@ def test_train_py_names_no_warmup_method():
     ],
 )  # fmt: skip
 def test_sync_every_changes_no_record(tmp_path, name, overrides):
-    """metrics.csv and result.json are those of the per-step loop (sync_every=1), for sync_every 7 and 32."""
+    """metrics.csv and result.json are those of the per-step loop (sync_every=1); a run that trains is read back
+    every 7 steps too (reads, evaluations and checkpoints interleaved), the others at the default 32."""
     per_step = run(compose_cfg(*overrides, "sync_every=1"), tmp_path / "1")
     if name.startswith("diverges") or name == "measured_then_diverges":
         assert per_step["status"] == "diverged" and 12 < per_step["diverged_step"] < 60
         assert per_step["diverged_step"] % 7 and per_step["diverged_step"] % 32, "a step between two reads"
     if name in ("diverges", "measured_then_diverges"):
         assert per_step["diverged_step"] == per_step["stop_step"] == DIVERGED_AT
-    for every in (7, 32):
+    for every in (7, 32) if name == "trains" else (32,):
         result = run(compose_cfg(*overrides, f"sync_every={every}"), tmp_path / str(every))
         same_run(tmp_path / "1", tmp_path / str(every))
         assert result["run_identity"] == per_step["run_identity"], "sync_every is not part of the run's identity"
@@ -207,3 +208,60 @@ def test_bad_sync_every(bad):
 
 def test_sync_every_is_not_part_of_the_identity():
     assert run_identity(compose_cfg(*TINY, "sync_every=1")) == run_identity(compose_cfg(*TINY, "sync_every=99"))
+
+
+# --- on CUDA: the device's own sync detector -------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: runs in make gpu-check")
+@pytest.mark.parametrize(
+    "overrides,synced",
+    [
+        # an epoch is 63 steps: the sampler's new permutation (step 64) is copied without a sync
+        (["steps=96", "eval_every=96", "sync_every=40", "dataset.flip=true", "dataset.crop_padding=2"], {40, 80, 96}),
+        (
+            ["steps=20", "eval_every=20", "sync_every=8", "batch_size=0"],
+            {8, 16, 20},
+        ),  # full batch: a new epoch each step
+    ],
+)
+def test_cuda_steps_synchronize_only_when_read(tmp_path, monkeypatch, overrides, synced):
+    """torch.cuda.set_sync_debug_mode warns at each synchronizing call: outside evaluations, only the reads."""
+    import warnings
+
+    cfg = compose_cfg(*TINY, "device=cuda", "optimizer.momentum=0.9", "checkpoint_every=0", *overrides)
+    trainer = Trainer(validate(cfg), RunStore(tmp_path))
+    steps: dict[int, int] = {}
+    current = {"step": 0, "evaluating": False}
+    step, log_eval = Trainer.train_step, Trainer.log_eval
+
+    def train_step(self, s):
+        current["step"] = s
+        return step(self, s)
+
+    def log_eval_unwatched(self, s):
+        current["evaluating"] = True
+        torch.cuda.set_sync_debug_mode(0)
+        try:
+            return log_eval(self, s)
+        finally:
+            torch.cuda.set_sync_debug_mode("warn")
+            current["evaluating"] = False
+
+    def record(message, category, filename, lineno, file=None, line=None):
+        if "synchroniz" in str(message) and not current["evaluating"]:
+            steps[current["step"]] = steps.get(current["step"], 0) + 1
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    monkeypatch.setattr(Trainer, "log_eval", log_eval_unwatched)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        monkeypatch.setattr(warnings, "showwarning", record)
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            result = trainer.train()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    assert result["status"] == "completed"
+    assert set(steps) == synced, f"synchronizing calls by step: {steps}"
