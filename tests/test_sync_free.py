@@ -100,6 +100,18 @@ def test_no_per_step_reads_with_adam_and_augmentation(tmp_path, monkeypatch):
     assert reads.by_step == {8: 1, 16: 1, 24: 1}
 
 
+def test_measured_steps_read_each_loss_then_the_loop_buffers(tmp_path, monkeypatch):
+    """measure.every logs each step's loss up to measure.until (a read per step, more at the measured steps); after
+    it the steps are read back every sync_every steps again."""
+    measure = ["measure.every=4", "measure.until=8", "measure.max_iter=10"]
+    cfg = compose_cfg(*TINY, *measure, "steps=24", "eval_every=24", "sync_every=8", "checkpoint_every=0")
+    trainer = Trainer(validate(cfg), RunStore(tmp_path))
+    reads = HostReads(monkeypatch)
+    trainer.train()
+    assert set(reads.by_step) == {*range(1, 9), 16, 24} and reads.by_step[16] == reads.by_step[24] == 1
+    assert sorted(s for s, row in trainer.rows.items() if "sharpness" in row) == [1, 5]
+
+
 def test_persistent_catapult_reads_every_step(tmp_path, monkeypatch):
     """The documented exception: the method reads each step's loss (`reads_loss`), so the loop checks every step."""
     cfg = compose_cfg(*TINY, "schedule=persistent_catapult", "schedule.warmup_steps=16", "optimizer.lr=8", "steps=6")
@@ -126,7 +138,7 @@ def test_train_py_names_no_warmup_method():
         ("diverges_trains_on", [*DIVERGES, "stop_on_divergence=false"]),
         ("diverges_nan_only", [*TINY, "steps=60", "eval_every=10", "schedule.warmup_steps=60", "optimizer.lr=200",
                                "diverge_factor=inf"]),
-        ("measured_then_diverges", [*DIVERGES, "measure.every=5", "measure.until=20", "measure.max_iter=20"]),
+        ("measured_then_diverges", [*DIVERGES, "measure.every=5", "measure.max_iter=20"]),
         ("persistent_catapult", [*TINY, "steps=12", "eval_every=5", "schedule=persistent_catapult",
                                  "schedule.warmup_steps=16", "optimizer.lr=8"]),
     ],
