@@ -125,7 +125,7 @@ class Trainer:
             "rng": checkpoint.GlobalRNG(),
         }
 
-    # --- one step ---------------------------------------------------------------------------------------------
+    # --- one step ------------------------------------------------------------------------------------------
 
     def train_step(self, s: int) -> torch.Tensor:
         """Step s (counted from 1), without reading anything back to the host: its loss (at the parameters before the
