@@ -3,7 +3,8 @@
 #   1. tests: the CUDA-marked tests (resume on CUDA, precision flags, deterministic repeats, packed runs, training
 #      steps that never synchronize between reads) and the CPU tests of the numerics and of packed runs;
 #   2. make bench's CUDA section (python -m benchmarks.run --cuda): WRN-16-4 at batch 128, step time and TFLOP/s at
-#      fp32 / tf32 / bf16, eager and compiled; FCN-4-512 packed K = 1, 8, 32 against separate runs;
+#      fp32 / tf32 / bf16, eager and compiled; FCN-4-512 packed K = 1, 8, 32 against separate runs; the loop
+#      reading the losses every step against every 32 steps (sync_every);
 #      -> benchmarks/results-cuda.md (with the device's name).
 # Without CUDA: the CPU part only (the CUDA tests skip, each with a line), one line saying so, exit 0.
 set -uo pipefail
