@@ -225,10 +225,20 @@ class Checkpointer:
     def save(self, step: int) -> None:
         save(self.path, self.components(), self.identity, step)
 
-    def after_step(self, step: int) -> None:
-        periodic = self.every and step % self.every == 0 and step < self.total_steps
-        signalled = [s for s in SIGNALS if s.received]
-        if periodic or signalled:
+    def periodic(self, step: int) -> bool:
+        """A checkpoint is due at this step: every `every` steps, not at the last."""
+        return bool(self.every and step % self.every == 0 and step < self.total_steps)
+
+    @staticmethod
+    def signalled() -> list[PreemptionSignal]:
+        """The stop signals received since they were last handed on."""
+        return [s for s in SIGNALS if s.received]
+
+    def after_step(self, step: int, signalled: list[PreemptionSignal] | None = None) -> None:
+        """Save when periodic or signalled (`signalled`: the caller's earlier reading, which it prepared the state
+        for; a signal arriving after it is handled at the next step), then hand the signals on."""
+        signalled = self.signalled() if signalled is None else signalled
+        if self.periodic(step) or signalled:
             self.save(step)
         for sig in signalled:
             log.warning("checkpointed at step %d on %s; handing the signal on", step, sig.name)

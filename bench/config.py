@@ -379,6 +379,10 @@ class Config:
     stop_on_divergence: bool = True  # false: record the divergence step (status diverged) but train on to the end
     # save checkpoint.pt every this many steps, to resume from (0 = only at the pre-timeout signal)
     checkpoint_every: int = 500
+    # read the training losses back to the host every this many steps (and at each evaluation and checkpoint): a step
+    # never waits for the GPU; divergence is still found at its exact step. No effect on results (1 = every step; the
+    # persistent catapult and measured steps read every step anyway)
+    sync_every: int = 32
     force: bool = False  # replace the run in the folder: finished, unfinished or of another config
     # numerics (bench/numerics.py): set explicitly, recorded in result.json, part of the run's identity
     precision: str = "fp32"  # fp32 (TF32 off) | tf32 | bf16 (autocast; the training step only: sharpness, eval FP32)
@@ -398,6 +402,7 @@ class Config:
         require(self.threads >= 0, "threads", self.threads, "must be >= 0")
         require(self.diverge_factor > 1, "diverge_factor", self.diverge_factor, "must be > 1 (inf: NaN/inf only)")
         require(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, "must be >= 0")
+        require(self.sync_every >= 1, "sync_every", self.sync_every, "must be >= 1 (1 = read every step's loss)")
         require_choice("objective", self.objective, OBJECTIVES)
         check_model_dataset(self.model, self.dataset)
         # the run would end before reaching eta_trgt, yet result.json records eta_trgt. Not checked for the catapult

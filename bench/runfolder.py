@@ -224,6 +224,7 @@ NON_RESULT_KEYS = (
     "threads",
     "checkpoint_every",
     "eval_batch_size",
+    "sync_every",
     "logger",
     "objective",
 )

@@ -7,6 +7,7 @@ import math
 import time
 import traceback
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -99,6 +100,7 @@ class Trainer:
             fixed=fixed_batch(cfg, self.data, self.device),
         )
         self.step = 0  # steps done
+        self.pending: list[Pending] = []  # steps whose loss is not read on the host yet (`flush`)
         self.initial_loss: float | None = None
         self.means = RunningMeans(self.device)  # of the training minibatches since the last evaluation
 
@@ -125,15 +127,19 @@ class Trainer:
 
     # --- one step ------------------------------------------------------------------------------------------
 
-    def train_step(self, s: int) -> float:
-        """Step s (counted from 1): returns the minibatch loss at the parameters before the update."""
+    def train_step(self, s: int) -> torch.Tensor:
+        """Step s (counted from 1), without reading anything back to the host: its loss (at the parameters before the
+        update) and correct count wait on the device in `pending` until the next `flush`. Returns the loss."""
         x, y = self.next_batch(s)
         with self._numerics.training():  # TF32 under precision=tf32, for this forward and backward only
             out = self._forward(x)
             loss = self.loss_fn(out, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-        return self.after_backward(s, x, y, out, loss)
+        self.update(s, x, y, loss)
+        loss = loss.detach()
+        self.pending.append(Pending(s, loss, correct(out.detach(), y), len(x)))
+        return loss
 
     def next_batch(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Step s's minibatch (augmented), with the schedule's rate set (packed runs call it too: bench/ensemble.py)."""
@@ -143,14 +149,43 @@ class Trainer:
         set_lr(self.optimizer, self.schedule(s))
         return x, y
 
-    def after_backward(self, s: int, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, loss: torch.Tensor) -> float:
-        """The rest of step s once the gradients are in .grad: observe, measure, update, running sums."""
+    def update(self, s: int, x: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
+        """Step s once the gradients are in .grad: the warmup method's hook, the measurement, the optimizer step."""
         self.schedule.after_backward(s, loss, lambda: self.loss_fn(self.model(x), y))  # e.g. persistent catapult
         self.measurer.step(s, x, y, loss)
         self.optimizer.step()
+
+    def after_backward(self, s: int, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, loss: torch.Tensor) -> float:
+        """The rest of step s, read at once (packed runs: bench/ensemble.py): update, running sums; the loss."""
+        self.update(s, x, y, loss)
         loss_val = loss.item()
         self.means.add(loss_val, correct(out.detach(), y), len(x))
         return loss_val
+
+    def flush(self) -> int | None:
+        """Read the pending steps' losses on the host (one sync) and take them in order, as if read at each step:
+        the initial loss, the running sums, divergence. Returns the first diverged step when the run stops there
+        (stop_on_divergence; the steps after it are dropped: nothing recorded comes from them), else None."""
+        if not self.pending:
+            return None
+        pending, self.pending = self.pending, []
+        losses = torch.stack([p.loss for p in pending]).tolist()
+        for p, loss in zip(pending, losses):
+            if self.initial_loss is None:
+                self.initial_loss = loss
+            self.means.add(loss, p.correct, p.size)
+            if "diverged_step" not in self.extras and self.diverged(loss):
+                self.note_divergence(p.step, loss)
+                if self.cfg.stop_on_divergence:
+                    return p.step
+        return None
+
+    def note_divergence(self, s: int, loss: float) -> None:
+        self.extras["diverged_step"] = s  # in extras: a checkpoint keeps it when training goes on
+        self.log_row(s, train_loss=loss)
+        self.store.write_metrics(list(self.rows.values()))
+        self.logger.log(self.rows[s])
+        log.warning("diverged at step %d: loss %.4g (initial %.4g)", s, loss, self.initial_loss)
 
     def diverged(self, loss: float) -> bool:
         return not math.isfinite(loss) or loss > self.cfg.diverge_factor * self.initial_loss
@@ -198,27 +233,35 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------------
 
     def train(self) -> dict:
+        """The steps from the checkpoint's (or 1) to the last. The losses are read back to the host every
+        `sync_every` steps, at each evaluation and checkpoint, and at the end (`flush`): a step never waits for the
+        device otherwise. Every step when the warmup method reads the loss anyway (`reads_loss`: the persistent
+        catapult) and while the measurer logs each step's loss: then nothing after a diverged step is computed."""
         start = time.time()
         ckpt = self.checkpointer()
         ckpt.resume()  # a checkpoint in the run folder: continue from its step
         bar = progress_bar(self.cfg.steps, initial=self.step)
+        sync_every = 1 if self.schedule.reads_loss else self.cfg.sync_every
         for s in range(self.step + 1, self.cfg.steps + 1):
-            loss = self.train_step(s)
+            try:
+                self.train_step(s)
+            except Exception:  # a step after an unread divergence may fail: the run had stopped before it
+                if (stop := self.flush()) is None:
+                    raise
+                self.step = stop
+                break
             bar.update()
-            if self.initial_loss is None:
-                self.initial_loss = loss
             self.step = s
-            if "diverged_step" not in self.extras and self.diverged(loss):
-                self.extras["diverged_step"] = s  # in extras: a checkpoint keeps it when training goes on
-                self.log_row(s, train_loss=loss)
-                self.store.write_metrics(list(self.rows.values()))
-                self.logger.log(self.rows[s])
-                log.warning("diverged at step %d: loss %.4g (initial %.4g)", s, loss, self.initial_loss)
-                if self.cfg.stop_on_divergence:
+            evaluate = s % self.cfg.eval_every == 0 or s == self.cfg.steps
+            signalled = ckpt.signalled()  # read once: a signal arriving later is handled after the next step
+            save = ckpt.periodic(s) or bool(signalled)
+            if evaluate or save or len(self.pending) >= sync_every or self.measurer.active(s):
+                if (stop := self.flush()) is not None:
+                    self.step = stop  # what the per-step loop records: steps after it are not counted
                     break
-            if s % self.cfg.eval_every == 0 or s == self.cfg.steps:
+            if evaluate:
                 self.log_eval(s)
-            ckpt.after_step(s)  # every checkpoint_every steps, and on the pre-timeout signal
+            ckpt.after_step(s, signalled)  # every checkpoint_every steps, and on the pre-timeout signal
         bar.close()
         diverged_step = self.extras.pop("diverged_step", None)
         return self.result("diverged" if diverged_step else "completed", diverged_step, time.time() - start)
@@ -245,6 +288,15 @@ class Trainer:
             "wall_time_s": wall_time,
             **self.extras,
         }
+
+
+class Pending(NamedTuple):
+    """A step whose loss and correct count are still on the device (0-dim tensors)."""
+
+    step: int
+    loss: torch.Tensor
+    correct: torch.Tensor
+    size: int
 
 
 class RunningMeans:
@@ -289,6 +341,8 @@ class Progress:
 
     def state_dict(self) -> dict:
         t = self.trainer
+        if t.pending:  # the loop flushes before every checkpoint: these steps would be lost
+            raise RuntimeError(f"checkpoint at step {t.step} with {len(t.pending)} steps not read yet")
         return {
             "step": t.step,
             "rows": plain(list(t.rows.values())),

@@ -16,9 +16,10 @@ from pathlib import Path
 from benchmarks.common import machine
 
 OUT = Path(__file__).resolve().parent
-CUDA_BENCHMARKS = ["cuda_wrn", "cuda_packed"]  # skipped, with a line, without a CUDA device
+CUDA_BENCHMARKS = ["cuda_wrn", "cuda_packed", "cuda_sync_free"]  # skipped, with a line, without a CUDA device
 BENCHMARKS = [
     "step_overhead",
+    "sync_free",
     "sharpness_solver",
     "sweep_throughput",
     "divergence_savings",

@@ -16,8 +16,12 @@ class EpochSampler:
 
     def next(self) -> torch.Tensor:
         if self._pos >= self.n:
-            # drawn on the CPU so that the order does not depend on the device; one copy per epoch
-            self._perm = torch.randperm(self.n, generator=self.generator).to(self.device)
+            # drawn on the CPU so that the order does not depend on the device; one copy per epoch (every step at
+            # full batch), from pinned memory on CUDA so that the host does not wait for the device
+            perm = torch.randperm(self.n, generator=self.generator)
+            if self.device.type == "cuda":
+                perm = perm.pin_memory()
+            self._perm = perm.to(self.device, non_blocking=True)
             self._pos = 0
         idx = self._perm[self._pos : self._pos + self.batch_size]
         self._pos += self.batch_size

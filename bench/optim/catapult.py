@@ -284,6 +284,7 @@ class PersistentCatapultWarmup(WarmupMethod):
     in the run's records (`Theta0.records`, checkpointed with the trainer's progress)."""
 
     not_packed = "catapult schedules are never packed"
+    reads_loss = True  # the loss of every step, on the host: the documented exception to the sync-free loop
 
     def __init__(self, cfg, lr: float, unit: float = 1.0):
         super().__init__(cfg, lr, unit)

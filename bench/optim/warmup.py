@@ -14,6 +14,10 @@ The interface (`WarmupMethod`):
 - `after_backward(s, loss, loss_of)`: optional hook, the step's gradients are in .grad and the update is not made
   yet; `loss` is L(theta_t) on the step's batch (a tensor), `loss_of()` recomputes it (the persistent catapult
   re-searches eta_c with it);
+- `reads_loss` (class attribute, default False): True when `after_backward` reads the loss on the host at every
+  step (a device sync), so that its rate depends on the losses seen. The step loop then checks divergence at every
+  step too (it costs nothing more), so the method never acts on a step after a diverged one; otherwise the loop
+  reads the losses back only every `sync_every` steps (bench/train.py), and `lr(s)` must not depend on them;
 - `state_dict()` / `load_state_dict()`: the checkpoint component "schedule".
 """
 
@@ -47,6 +51,8 @@ class WarmupMethod:
 
     # why points of this method are never packed (bench/ensemble.py), or None: packable
     not_packed: str | None = None
+    # after_backward reads the loss on the host every step: the step loop then checks divergence every step
+    reads_loss: bool = False
 
     def __init__(self, cfg, lr: float, unit: float = 1.0):
         self.cfg, self.lr_trgt, self.unit = cfg, lr, unit
