@@ -35,8 +35,18 @@ def main(cfg: DictConfig) -> float:
     return bench.objective(cfg, result)
 
 
+# presets sit in config.yaml's defaults list, so Hydra refuses `+sweep=NAME`; commands written before (`+sweep=demo`,
+# `+experiment=NAME`) keep working: the command line reads them as `sweep=NAME`, `experiment=NAME`
+PRESET_PLUS = ("+experiment=", "+sweep=")
+
+
+def plain_presets(argv: list[str]) -> list[str]:
+    return [a[1:] if a.startswith(PRESET_PLUS) else a for a in argv]
+
+
 def cli() -> None:
     """The `warmup-bench` console script and `python launch.py`: main() with one-line errors and exit statuses."""
+    sys.argv = plain_presets(sys.argv)
     # Hydra hands errors on to us (instead of printing them in several lines): a config error is then one line
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:

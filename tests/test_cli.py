@@ -180,3 +180,12 @@ def test_printing_a_config_needs_no_data(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and len(lines) == 1 and "dataset=cifar10: not found" in lines[0], proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_plus_preset_of_older_commands_is_the_plain_preset():
+    """`+sweep=demo` / `+experiment=NAME` (the spelling before presets joined the defaults list) compose the same job
+    as the plain form on the command line."""
+    plain = launch("experiment=cpu/fig3_wrn_sp_xent", "sweep=demo", "--cfg", "job")
+    plus = launch("+experiment=cpu/fig3_wrn_sp_xent", "+sweep=demo", "--cfg", "job")
+    assert plain.returncode == 0 and "name: demo" in plain.stdout, plain.stderr
+    assert plus.returncode == 0 and plus.stdout == plain.stdout, plus.stderr
