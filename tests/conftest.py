@@ -42,6 +42,38 @@ def launch(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproces
     )
 
 
+# Slowest first (measured; a prefix of a test id): under pytest-xdist (`make test`: -n JOBS --dist loadgroup) they
+# start at once and overlap with the many short tests, instead of ending the run alone. Tests that wait (on
+# subprocesses, SLURM, time limits) leave the two cores to the others, hence more workers than cores.
+SLOWEST = [
+    "tests/test_slurm.py",
+    "tests/test_walkthrough.py::test_readme_slurm_walkthrough",
+    "tests/test_walkthrough.py::test_readme_walkthrough",
+    "tests/test_launchers.py::test_timeout_checkpoints_requeues_and_completes",
+    "tests/test_launchers.py::test_two_launches_of_a_sweep_never_train_a_point_twice",
+    "tests/test_launchers.py::test_a_killed_job_is_recorded_in_its_own_folder_only",
+    "tests/test_sharpness.py::test_fewer_hvps_than_power_iteration",
+    "tests/test_resume.py::test_ctrl_c_then_the_same_command_resumes",
+    "tests/test_boundary.py::test_real_boundary_search_matches_the_full_grid",
+    "tests/test_launchers.py::test_stopping_the_launcher_stops_its_jobs",
+]
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """The machine has one local SLURM cluster: every test marked `slurm` joins one xdist group, so they run in one
+    worker, one after the other (tests/test_slurm.py's module fixture starts and stops the cluster in that worker).
+    Then the slowest tests first, the others in their usual order."""
+    for item in items:
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+
+    def rank(item) -> int:
+        return next((i for i, prefix in enumerate(SLOWEST) if item.nodeid.startswith(prefix)), len(SLOWEST))
+
+    items.sort(key=rank)
+
+
 @pytest.fixture
 def tiny():
     """Overrides for a run that takes well under a second."""
