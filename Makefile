@@ -34,7 +34,7 @@ demo: install  ## the demo sweep (FCN on mnist5k, SGD, MSE, eta_trgt x T_wrm), t
 	$(PY) -m analysis phase outputs/sweeps/demo
 
 test: install  ## the test suite in JOBS=4 processes (TESTS=tests/test_x.py: one file)
-	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup $(TESTS)
+	$(PY) -m pytest -q -n $(JOBS) $(TESTS)
 
 lint: install  ## ruff check and format check
 	$(PY) -m ruff check .
