@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,8 @@ def _run(path: Path_, clone: Path, env: dict, log: list[str]) -> None:
 
 
 def _walk(tmp_path: Path, slurm: bool) -> None:
-    """Clone, then run the README's paths in order: the SLURM path alone (slurm=True) or every other one."""
+    """Clone into tmp_path, then run the README's paths in order: the SLURM path alone (slurm=True) or every other
+    one."""
     if os.environ.get("WARMUP_BENCH_WALKTHROUGH"):
         pytest.skip("inside a walkthrough already")
     venv = Path(sys.prefix)
@@ -158,9 +160,12 @@ def test_readme_walkthrough_from_a_fresh_clone(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.slurm  # the README's `make slurm-up` starts the machine's one cluster: never beside tests/test_slurm.py
-def test_readme_slurm_walkthrough_from_a_fresh_clone(tmp_path):
-    """The SLURM path in its own fresh clone: `make slurm-up` ... `make slurm-down`, as printed."""
-    _walk(tmp_path, slurm=True)
+def test_readme_slurm_walkthrough_from_a_fresh_clone():
+    """The SLURM path in its own fresh clone: `make slurm-up` ... `make slurm-down`, as printed. The clone lies in a
+    short folder: slurmd's sockets under .slurm/spool/ must stay under the 108-byte Unix socket path limit, which
+    pytest-xdist's tmp_path (/tmp/pytest-of-USER/pytest-N/popen-gwN/TEST_NAME/) exceeds."""
+    with tempfile.TemporaryDirectory(prefix="wb-") as short:
+        _walk(Path(short), slurm=True)
 
 
 def _check(name: str, clone: Path, out: str) -> None:
