@@ -11,6 +11,9 @@ LAUNCHER ?= basic
 GRID ?=
 # TESTS: what `make test` runs (default: the whole suite), e.g. TESTS=tests/test_schedule.py
 TESTS ?=
+# JOBS: pytest-xdist workers for `make test`: 4 for the whole suite (its slow tests wait on subprocesses, SLURM or
+# time limits, so more workers than cores pays), 0 (one process) with TESTS
+JOBS ?= $(if $(TESTS),0,4)
 SWEEP_DIR = $(if $(findstring /,$(SWEEP)),$(SWEEP),outputs/sweeps/$(SWEEP))
 
 .PHONY: help install demo test lint heatmaps clean sweep status slurm-up slurm-down boundary
@@ -34,8 +37,8 @@ demo: install  ## the demo sweep (FCN on mnist5k, SGD, MSE, eta_trgt x T_wrm), t
 	$(PY) launch.py -m sweep=demo $(GRID)
 	$(PY) -m analysis phase outputs/sweeps/demo
 
-test: install  ## the test suite (TESTS=tests/test_x.py: one file)
-	$(PY) -m pytest -q $(TESTS)
+test: install  ## the test suite in JOBS=4 processes (TESTS=tests/test_x.py: one file)
+	$(PY) -m pytest -q -n $(JOBS) $(TESTS)
 
 lint: install  ## ruff check and format check
 	$(PY) -m ruff check .

@@ -42,6 +42,53 @@ def launch(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproces
     )
 
 
+# Slowest first (measured; a prefix of a test id): under pytest-xdist (`make test`: -n JOBS) they start at once and
+# overlap with the many short tests, instead of ending the run alone. Tests that wait (on subprocesses, SLURM, time
+# limits) leave the two cores to the others, hence more workers than cores.
+SLOWEST = [
+    "tests/test_slurm.py",
+    "tests/test_walkthrough.py::test_readme_slurm_walkthrough",
+    "tests/test_walkthrough.py::test_readme_walkthrough",
+    "tests/test_launchers.py::test_timeout_checkpoints_requeues_and_completes",
+    "tests/test_launchers.py::test_two_launches_of_a_sweep_never_train_a_point_twice",
+    "tests/test_launchers.py::test_a_killed_job_is_recorded_in_its_own_folder_only",
+    "tests/test_sharpness.py::test_fewer_hvps_than_power_iteration",
+    "tests/test_resume.py::test_ctrl_c_then_the_same_command_resumes",
+    "tests/test_boundary.py::test_real_boundary_search_matches_the_full_grid",
+    "tests/test_launchers.py::test_stopping_the_launcher_stops_its_jobs",
+]
+
+
+def _names_slurm(nodeid: str) -> bool:
+    return "slurm" in nodeid.split("[")[0]  # the file or the test's name, not its parameters
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test marked `slurm` names slurm in its id (its file or its name): pytest-xdist's scheduler below sees test
+    ids only. Then the slowest tests first, the others in their usual order."""
+    for item in items:
+        if item.get_closest_marker("slurm") and not _names_slurm(item.nodeid):
+            raise pytest.UsageError(f"{item.nodeid} is marked slurm: its file or test name must say slurm")
+
+    def rank(item) -> int:
+        return next((i for i, prefix in enumerate(SLOWEST) if item.nodeid.startswith(prefix)), len(SLOWEST))
+
+    items.sort(key=rank)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """The machine has one local SLURM cluster: the tests whose id names slurm run in one worker, one after the other
+    (a module's fixture starts and stops the cluster there); every other test is scheduled alone, slowest first.
+    (xdist's own `--dist loadgroup` does not group under pytest 9.2: it sets an attribute 9.2 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SlurmInOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "slurm" if _names_slurm(nodeid) else nodeid
+
+    return SlurmInOneWorker(config, log)
+
+
 @pytest.fixture
 def tiny():
     """Overrides for a run that takes well under a second."""

@@ -27,6 +27,9 @@ TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "dev
 LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1"]
 # a run of several seconds: long enough to be caught running, signalled or killed
 LONG = ["model.width=256", "model.depth=3", "steps=4000", "eval_every=1000", "batch_size=128", "device=cpu"]
+# a sweep of two points: the first LONG, the second a fraction of a second (a point the test does not need running
+# costs no compute)
+LONG_THEN_SHORT = [*(a for a in LONG if not a.startswith("steps=")), "steps=4000,40"]
 
 
 def test_launcher_and_sweeper_configs_survive_a_singleton_reset():
@@ -77,11 +80,12 @@ def _start(*args: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env, stdout=out, stderr=out)
 
 
-def _wait_for_locks(sweep: Path, n: int, proc: subprocess.Popen, timeout: float = 300) -> list[dict]:
+def _wait_for_locks(sweep: Path, n: int, proc: subprocess.Popen, timeout: float = 300, point: str = "*") -> list[dict]:
+    """The locks of n running points (of the folders matching `point`)."""
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         locks = []
-        for p in sweep.glob(f"*/{LOCK}"):
+        for p in sweep.glob(f"{point}/{LOCK}"):
             try:
                 locks.append(json.loads(p.read_text()) | {"dir": p.parent})
             except (OSError, ValueError):
@@ -126,10 +130,10 @@ def test_timeout_checkpoints_requeues_and_completes(tmp_path):
 @pytest.mark.slow
 def test_a_killed_job_is_recorded_in_its_own_folder_only(tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["-m", "optimizer.lr=0.02,0.05", *LONG, *LOCAL, "hydra.launcher.max_parallel=2", f"hydra.sweep.dir={sweep}"]
+    args = ["-m", *LONG_THEN_SHORT, *LOCAL, "hydra.launcher.max_parallel=2", f"hydra.sweep.dir={sweep}"]
     proc = _start(*args, log=tmp_path / "launch.log")
     try:
-        victim = _wait_for_locks(sweep, 1, proc)[0]
+        victim = _wait_for_locks(sweep, 1, proc, point="*steps=4000_*")[0]  # the long point, killed as it trains
         os.kill(victim["pid"], signal.SIGKILL)
         assert proc.wait(timeout=600) != 0, "a dead point makes the multirun exit non-zero"
     finally:
@@ -162,13 +166,13 @@ def test_stopping_the_launcher_stops_its_jobs(tmp_path):
 
 @pytest.mark.slow
 def test_two_launches_of_a_sweep_never_train_a_point_twice(tmp_path):
-    """The first launch (local, one job at a time) holds point 1; the second (basic launcher, same sweep) finds it
-    locked and reports it running elsewhere, trains point 2; the first then skips point 2."""
+    """The first launch (local, one job at a time) holds point 1 (long); the second (basic launcher, same sweep)
+    finds it locked and reports it running elsewhere, trains point 2 (short); the first then skips point 2."""
     sweep = tmp_path / "sweep"
-    grid = ["-m", "optimizer.lr=0.02,0.05", *LONG, f"hydra.sweep.dir={sweep}"]
+    grid = ["-m", *LONG_THEN_SHORT, f"hydra.sweep.dir={sweep}"]
     first = _start(*grid, *LOCAL, "hydra.launcher.max_parallel=1", log=tmp_path / "first.log")
     try:
-        _wait_for_locks(sweep, 1, first)
+        _wait_for_locks(sweep, 1, first, point="*steps=4000_*")
         second = launch(*grid)
         assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-3000:]
     finally:

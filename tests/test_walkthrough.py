@@ -2,6 +2,8 @@
 README order, from a fresh clone of this repository (HEAD plus the working tree's changes to tracked files), so a
 README change that breaks a documented path fails here. A line with a `# (skip: REASON)` comment is skipped and its
 reason printed; `fresh` removes outputs/ first (so that each launcher runs its points, not the previous one's).
+The SLURM path runs in a clone of its own, as a test marked `slurm` (one cluster a machine: conftest.py keeps the
+slurm tests in one pytest-xdist worker, one after the other), so that the other paths run beside it.
 
 What is not verbatim, and why: the clone uses this test's venv (.venv is a link to it, and pyproject.toml is made
 older than the venv's install stamp, so that `make` does not reinstall), PYTHONPATH is the clone, and two documented
@@ -16,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,8 +115,9 @@ def _run(path: Path_, clone: Path, env: dict, log: list[str]) -> None:
     assert proc.returncode == 0, f"README path {path.name!r} failed (exit {proc.returncode}):\n{log[-1]}"
 
 
-@pytest.mark.slow
-def test_readme_walkthrough_from_a_fresh_clone(tmp_path):
+def _walk(tmp_path: Path, slurm: bool) -> None:
+    """Clone into tmp_path, then run the README's paths in order: the SLURM path alone (slurm=True) or every other
+    one."""
     if os.environ.get("WARMUP_BENCH_WALKTHROUGH"):
         pytest.skip("inside a walkthrough already")
     venv = Path(sys.prefix)
@@ -121,6 +125,10 @@ def test_readme_walkthrough_from_a_fresh_clone(tmp_path):
         pytest.skip("needs make, git and a venv installed by `make install` (its .installed stamp)")
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: nothing to clone")
+    if slurm and (why := _slurm_unavailable()):
+        if os.environ.get("WARMUP_BENCH_REQUIRE_SLURM") == "1":
+            pytest.fail(f"the README's SLURM path must run here: {why}")
+        pytest.skip(why)
     clone = tmp_path / "warmup-bench"
     _clone(clone)
     (clone / ".venv").symlink_to(venv)
@@ -130,22 +138,34 @@ def test_readme_walkthrough_from_a_fresh_clone(tmp_path):
     env.pop("VENV", None)
 
     log: list[str] = []
-    walk = paths((clone / "README.md").read_text())
+    walk = [p for p in paths((clone / "README.md").read_text()) if (p.name == "slurm") == slurm]
     try:
         for path in walk:
             for line, reason in path.skipped:
                 print(f"walkthrough {path.name}: skipped `{line}`: {reason}")
-            if path.name == "slurm" and (why := _slurm_unavailable()):
-                if os.environ.get("WARMUP_BENCH_REQUIRE_SLURM") == "1":
-                    pytest.fail(f"the README's SLURM path must run here: {why}")
-                print(f"walkthrough slurm: skipped: {why}")
-                continue
             if path.fresh:
                 shutil.rmtree(clone / "outputs", ignore_errors=True)
             _run(path, clone, env, log)
             _check(path.name, clone, log[-1])
     finally:
-        subprocess.run([str(clone / "scripts/slurm/stop.sh")], capture_output=True, timeout=120)
+        if slurm:
+            subprocess.run([str(clone / "scripts/slurm/stop.sh")], capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_readme_walkthrough_from_a_fresh_clone(tmp_path):
+    """Every documented path but SLURM's, in README order (the python snippet reads the local launcher's sweep)."""
+    _walk(tmp_path, slurm=False)
+
+
+@pytest.mark.slow
+@pytest.mark.slurm  # the README's `make slurm-up` starts the machine's one cluster: never beside tests/test_slurm.py
+def test_readme_slurm_walkthrough_from_a_fresh_clone():
+    """The SLURM path in its own fresh clone: `make slurm-up` ... `make slurm-down`, as printed. The clone lies in a
+    short folder: slurmd's sockets under .slurm/spool/ must stay under the 108-byte Unix socket path limit, which
+    pytest-xdist's tmp_path (/tmp/pytest-of-USER/pytest-N/popen-gwN/TEST_NAME/) exceeds."""
+    with tempfile.TemporaryDirectory(prefix="wb-") as short:
+        _walk(Path(short), slurm=True)
 
 
 def _check(name: str, clone: Path, out: str) -> None:
