@@ -54,7 +54,10 @@ SLOWEST = [
     "tests/test_launchers.py::test_a_killed_job_is_recorded_in_its_own_folder_only",
     "tests/test_sharpness.py::test_fewer_hvps_than_power_iteration",
     "tests/test_resume.py::test_ctrl_c_then_the_same_command_resumes",
-    "tests/test_boundary.py::test_real_boundary_search_matches_the_full_grid",
+    "tests/test_launch_packing.py::test_a_packed_sweep_writes_the_unpacked_sweeps_folders_in_fewer_jobs",
+    "tests/test_launch_packing.py::test_a_signalled_pack_checkpoints_is_requeued_and_resumes",
+    "tests/test_boundary.py::test_real_fig3_like_boundary_search_matches_the_full_grid",
+    "tests/test_packaging.py::test_installed",
     "tests/test_launchers.py::test_stopping_the_launcher_stops_its_jobs",
 ]
 
