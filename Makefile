@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed
 SWEEP ?= outputs/sweeps/demo
 
 LAUNCHER ?= basic
-# GRID: overrides added to the demo and sweep targets, e.g. a 2 x 2 corner of the demo grid in seconds:
-#   make demo GRID='optimizer.lr=0.25,4 schedule.warmup_steps=1,64 steps=64 eval_every=32'
+# GRID: overrides added to the demo and sweep targets, e.g. two points of the demo grid in seconds:
+#   make demo GRID='optimizer.lr=4 schedule.warmup_steps=1,64 steps=64 eval_every=32'
 GRID ?=
 # TESTS: what `make test` runs (default: the whole suite), e.g. TESTS=tests/test_schedule.py
 TESTS ?=

@@ -1,21 +1,29 @@
 """The README, run as a newcomer would: every block marked `<!-- walkthrough: NAME [fresh] -->` is run verbatim, in
 README order, from a fresh clone of this repository (HEAD plus the working tree's changes to tracked files), so a
 README change that breaks a documented path fails here. A line with a `# (skip: REASON)` comment is skipped and its
-reason printed; `fresh` removes outputs/ first (so that each launcher runs its points, not the previous one's).
+reason printed; `fresh` removes outputs/ first (so that a launcher runs its points, not the previous one's). The
+basic launcher's block is not fresh: it follows `make demo`, the same grid on the same launcher, and resumes it as a
+reader's would (every point launched, its folder checked and found finished); the local and SLURM launchers train
+theirs. Each block runs in a session of its own: a block that times out is killed with all it started (make,
+launch.py, jobs). Each prints its wall time and CPU time (of its finished processes).
 The SLURM path runs in a clone of its own, as a test marked `slurm` (one cluster a machine: conftest.py keeps the
 slurm tests in one pytest-xdist worker, one after the other), so that the other paths run beside it.
 
 What is not verbatim, and why: the clone uses this test's venv (.venv is a link to it, and pyproject.toml is made
 older than the venv's install stamp, so that `make` does not reinstall), PYTHONPATH is the clone, and two documented
-Makefile variables come from the environment: GRID (a 2 x 2 corner of the demo grid, 64 steps a run, so the
+Makefile variables come from the environment: GRID (two points of the demo grid, 64 steps a run, so the
 sweeps take seconds) and TESTS (`make test` runs one test file: the suite cannot contain itself).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,8 +34,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-GRID = "optimizer.lr=0.25,4 schedule.warmup_steps=1,64 steps=64 eval_every=32"
+GRID = "optimizer.lr=4 schedule.warmup_steps=1,64 steps=64 eval_every=32"
+POINTS = 2  # in GRID
 TESTS = "tests/test_schedule.py"
+TIMEOUT_S = 900  # one path, at most
 SLURM_PORTS = (6817, 6818, 6819, 3307)
 BLOCK = re.compile(r"<!-- walkthrough: ([\w-]+)((?: \w+)*) -->\n```(\w+)\n(.*?)\n```", re.S)
 SKIP = re.compile(r"#\s*\(skip: ([^)]*)\)")
@@ -61,6 +71,8 @@ def test_readme_blocks_are_found_and_skips_carry_their_reason():
     readme = (ROOT / "README.md").read_text()
     found = {p.name: p for p in paths(readme)}
     assert {"set-up", "single-run", "sweep-basic", "sweep-local", "slurm", "reference", "python"} <= set(found)
+    # the basic launcher resumes make demo's sweep (the same grid); the local and SLURM launchers train their own
+    assert (found["sweep-basic"].fresh, found["sweep-local"].fresh, found["slurm"].fresh) == (False, True, True)
     markers = re.findall(r"^<!-- walkthrough:", readme, re.M)
     assert len(markers) == len(found), "a marker whose block the test cannot read (or a name used twice)"
     assert [line.split("#")[0].strip() for line in found["slurm"].lines] == [
@@ -77,8 +89,30 @@ def test_readme_blocks_are_found_and_skips_carry_their_reason():
     assert p.skipped == [("make b  # (skip: needs CIFAR-10)", "needs CIFAR-10")]
 
 
+def test_a_path_that_times_out_is_killed_with_everything_it_started(tmp_path, monkeypatch):
+    """bash -c's children (make, launch.py) run in bash's process group: a timeout kills the group, not bash alone."""
+    monkeypatch.setattr(sys.modules[__name__], "TIMEOUT_S", 2)
+    path = Path_("stuck", "bash", ["sleep 300 & echo $! > child.pid", "wait"], [], False)
+    with pytest.raises(pytest.fail.Exception, match="'stuck' still running after 2 s"):
+        _run(path, tmp_path, dict(os.environ), [])
+    child = int((tmp_path / "child.pid").read_text())
+    deadline = time.time() + 10
+    while _alive(child) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child), "the block's child outlived the timeout"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    return state != "Z"  # a zombie is dead, waiting for its parent (init) to reap it
+
+
 def _clone(dest: Path) -> None:
-    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(dest)], check=True, timeout=300)
+    subprocess.run(["git", "clone", "-q", "--shared", str(ROOT), str(dest)], check=True, timeout=300)
     diff = subprocess.run(["git", "-C", str(ROOT), "diff", "HEAD", "--binary"], capture_output=True, check=True)
     if diff.stdout:
         subprocess.run(["git", "-C", str(dest), "apply", "--whitespace=nowarn"], input=diff.stdout, check=True)
@@ -108,11 +142,38 @@ def _run(path: Path_, clone: Path, env: dict, log: list[str]) -> None:
         # one shell per path: `source .slurm/env` carries to the next lines; -x echoes each command as run
         cmd = ["bash", "-euxo", "pipefail", "-c", "\n".join(path.lines)]
         shown = " ; ".join(path.lines)
-    start = time.time()
-    proc = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
-    print(f"walkthrough {path.name}: exit {proc.returncode} after {time.time() - start:.0f} s")
-    log.append(f"== {path.name}: {shown}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    start, cpu = time.time(), _children_cpu()
+    # its own session: on a timeout the whole group goes (make, launch.py, its jobs), not bash alone
+    proc = subprocess.Popen(cmd, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        pytest.fail(
+            f"README path {path.name!r} still running after {TIMEOUT_S} s (killed):\n{out[-3000:]}\n{err[-3000:]}"
+        )
+    print(f"walkthrough {path.name}: exit {proc.returncode} after {time.time() - start:.0f} s, "
+          f"{_children_cpu() - cpu:.0f} CPU-s")  # fmt: skip
+    log.append(f"== {path.name}: {shown}\n{out[-3000:]}\n{err[-3000:]}")
     assert proc.returncode == 0, f"README path {path.name!r} failed (exit {proc.returncode}):\n{log[-1]}"
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the finished (waited-for) child processes so far, their own children's included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the path's process group (a launcher cancels its jobs on it), then SIGKILL to what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _walk(tmp_path: Path, slurm: bool) -> None:
@@ -172,11 +233,17 @@ def _check(name: str, clone: Path, out: str) -> None:
     """What each path must have made, beyond exiting 0."""
     demo = clone / "outputs/sweeps/demo"
     if name in ("set-up", "sweep-basic", "sweep-local", "slurm"):
-        assert len(list(demo.glob("*/result.json"))) == 4, out
+        assert len(list(demo.glob("*/result.json"))) == POINTS, out
     if name in ("sweep-basic", "sweep-local", "slurm"):  # make status: the whole (GRID) grid, nothing missing
-        assert "outputs/sweeps/demo: 4 points:" in out and " 0 missing" in out, out
+        assert f"outputs/sweeps/demo: {POINTS} points:" in out and " 0 missing" in out, out
     if name == "set-up":
         assert (demo / "phase_best_test_acc.png").exists() and "passed" in out
+        # what the README says of GRID's two points: eta_trgt = 4 diverges without warmup, trains with T_wrm = 64
+        status = {}
+        for result in demo.glob("*/result.json"):
+            warmup = re.search(r"warmup_steps=(\d+)", result.parent.name).group(1)
+            status[warmup] = json.loads(result.read_text())["status"]
+        assert status == {"1": "diverged", "64": "completed"}, status
     if name in ("sweep-local", "slurm"):
         assert list((demo / ".submitit").iterdir()), f"{name}: no submitit jobs: {out}"
     if name == "slurm":
