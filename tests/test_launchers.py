@@ -108,6 +108,39 @@ def _trained(text: str) -> int:
     return text.count(", best test acc")
 
 
+def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_signalled_in_start_up(tmp_path):
+    """bench/localjob.py: each attempt gets the pre-timeout signal while its task is still being unpickled (before
+    submitit installs its handler: a start-up slowed by load), and max_num_timeout=6 asks for 7 attempts (submitit's
+    own controller stops after 6). The signal is delivered once handled (no job killed by it), the job is requeued
+    6 times and ends with submitit's "timed-out too many times" error, never without a result. No training: the
+    task's start-up is a sleep."""
+    import submitit
+
+    from bench.localjob import LocalExecutor
+
+    class SlowStart:  # defined here: pickled by value, so the task imports nothing of the test suite
+        def __init__(self):
+            self.state = "a state, so that unpickling calls __setstate__"
+
+        def __setstate__(self, state):
+            time.sleep(2.0)  # the signal (1 s into the attempt) arrives during this
+            self.__dict__.update(state)
+
+        def __call__(self):
+            return "never reached"
+
+        def checkpoint(self):
+            return submitit.helpers.DelayedSubmission(self)
+
+    executor = LocalExecutor(folder=tmp_path, max_num_timeout=6)
+    executor.update_parameters(timeout_min=4 / 60, signal_delay_s=3)
+    job = executor.submit(SlowStart())
+    with pytest.raises(submitit.core.utils.UncompletedJobError, match="timed-out too many times"):
+        job.result()
+    log = job.stdout() + job.stderr()
+    assert log.count("Requeued job") == 6 and log.count("during start-up: delivered now") == 7, log[-3000:]
+
+
 @pytest.mark.slow
 def test_timeout_checkpoints_requeues_and_completes(tmp_path):
     """timeout_min=1 and a point longer than a minute (FCN-4-512, 2000 steps): at the pre-timeout signal, 30 s into
