@@ -14,7 +14,8 @@
 
 Preemption and timeouts: submitit sends SIGUSR2 before the time limit; the run checkpoints (bench/checkpoint.py) and
 the launcher's `checkpoint()` requeues the same job, which resumes from the checkpoint (max_num_timeout bounds the
-requeues after timeouts; preemptions do not count). Presets: conf/hydra/launcher/{slurm,local}.yaml. Hydra
+requeues after timeouts; preemptions do not count; a local job restarts as often, and a signal during its start-up
+is delivered once submitit handles it: bench/localjob.py). Presets: conf/hydra/launcher/{slurm,local}.yaml. Hydra
 instantiates launchers only from the hydra_plugins package: hydra_plugins/warmup_bench names these two classes and
 stores their configs (base_slurm, base_local).
 """
@@ -198,11 +199,12 @@ class LocalJobs(_Launcher):
     POLL_S = 0.2  # how often the launcher looks for a finished job (a process poll: no measurable cost)
 
     def _executor(self):
-        """submitit's LocalExecutor itself: AutoExecutor does not pass signal_delay_s on to it."""
-        import submitit
+        """submitit's LocalExecutor itself (AutoExecutor does not pass signal_delay_s on to it), with the controller and
+        tasks of bench/localjob.py: a requeued job restarts up to max_num_timeout times, never vanishes."""
+        from bench.localjob import LocalExecutor
 
         p = dict(self.params)
-        executor = submitit.LocalExecutor(folder=p["submitit_folder"], max_num_timeout=int(p["max_num_timeout"]))
+        executor = LocalExecutor(folder=p["submitit_folder"], max_num_timeout=int(p["max_num_timeout"]))
         executor.update_parameters(
             timeout_min=p["timeout_min"],
             signal_delay_s=int(p["signal_delay_s"]),

@@ -10,22 +10,39 @@ from bench.preflight import check_command as preflight
 from tests.conftest import launch
 
 
+# The command line, once per way a single run's bad input reaches it: Hydra's composition refuses it (no such config,
+# a value of the wrong type: bench.preflight.compose_error), or the Preflight callback does (a bad value; a key given
+# twice, read from the command line's overrides). The other bad inputs take the same ways: they are checked in-process
+# below (bench.preflight.check_command, as the launch checks them), which costs no interpreter start.
 @pytest.mark.parametrize(
-    "arg,key",
+    "args,key",
     [
         ("optimizer.lr=-1", "optimizer.lr"),
         ("model=nope", "model=nope"),
-        ("steps=abc", "steps"),
-        ("schedule.warmup_steps=-5", "schedule.warmup_steps"),
+        ("optimizer.lr=1 optimizer.lr=2", "optimizer.lr is given twice"),
     ],
 )
-def test_bad_input_is_one_line_before_training(tmp_path, arg, key):
-    proc = launch(arg, f"hydra.run.dir={tmp_path}/run")
+def test_bad_input_is_one_line_before_training(tmp_path, args, key):
+    proc = launch(*args.split(), f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and key in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv,key",
+    [
+        (["steps=abc"], "steps"),
+        (["schedule.warmup_steps=-5"], "schedule.warmup_steps"),
+        (["optimizer.lr=inf"], "optimizer.lr=inf"),
+    ],
+)
+def test_bad_input_of_a_single_run_is_one_line(argv, key):
+    with pytest.raises(ConfigError) as info:
+        preflight(argv)
+    assert key in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -48,14 +65,6 @@ def test_preflight_accepts_good_sweeps():
     preflight(["-m", "sweep=demo"])
     preflight(["-m", "optimizer.lr=0.1,0.2", "schedule.warmup_steps=1,64", "seed=0,1"])
     preflight(["steps=20"])
-
-
-@pytest.mark.parametrize("arg", ["optimizer.lr=inf", "optimizer.lr=1 optimizer.lr=2"])
-def test_new_bad_input_is_one_line_from_the_command_line(tmp_path, arg):
-    proc = launch(*arg.split(), f"hydra.run.dir={tmp_path}/run")
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: optimizer.lr"), proc.stderr
-    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(
@@ -185,7 +194,11 @@ def test_printing_a_config_needs_no_data(tmp_path):
 def test_plus_preset_of_older_commands_is_the_plain_preset():
     """`+sweep=demo` / `+experiment=NAME` (the spelling before presets joined the defaults list) compose the same job
     as the plain form on the command line."""
-    plain = launch("experiment=cpu/fig3_wrn_sp_xent", "sweep=demo", "--cfg", "job")
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_cfg
+
+    plain = OmegaConf.to_yaml(compose_cfg("experiment=cpu/fig3_wrn_sp_xent", "sweep=demo"))  # what --cfg job prints
     plus = launch("+experiment=cpu/fig3_wrn_sp_xent", "+sweep=demo", "--cfg", "job")
-    assert plain.returncode == 0 and "name: demo" in plain.stdout, plain.stderr
-    assert plus.returncode == 0 and plus.stdout == plain.stdout, plus.stderr
+    assert "name: demo" in plain
+    assert plus.returncode == 0 and plus.stdout == plain, plus.stderr

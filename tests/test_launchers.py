@@ -108,19 +108,54 @@ def _trained(text: str) -> int:
     return text.count(", best test acc")
 
 
+def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_signalled_in_start_up(tmp_path):
+    """bench/localjob.py: each attempt gets the pre-timeout signal while its task is still being unpickled (before
+    submitit installs its handler: a start-up slowed by load), and max_num_timeout=6 asks for 7 attempts (submitit's
+    own controller stops after 6). The signal is delivered once handled (no job killed by it), the job is requeued
+    6 times and ends with submitit's "timed-out too many times" error, never without a result. No training: the
+    task's start-up is a sleep."""
+    import submitit
+
+    from bench.localjob import LocalExecutor
+
+    class SlowStart:  # defined here: pickled by value, so the task imports nothing of the test suite
+        def __init__(self):
+            self.state = "a state, so that unpickling calls __setstate__"
+
+        def __setstate__(self, state):
+            time.sleep(2.0)  # the signal (1 s into the attempt) arrives during this
+            self.__dict__.update(state)
+
+        def __call__(self):
+            return "never reached"
+
+        def checkpoint(self):
+            return submitit.helpers.DelayedSubmission(self)
+
+    executor = LocalExecutor(folder=tmp_path, max_num_timeout=6)
+    executor.update_parameters(timeout_min=4 / 60, signal_delay_s=3)
+    job = executor.submit(SlowStart())
+    with pytest.raises(submitit.core.utils.UncompletedJobError, match="timed-out too many times"):
+        job.result()
+    log = job.stdout() + job.stderr()
+    assert log.count("Requeued job") == 6 and log.count("during start-up: delivered now") == 7, log[-3000:]
+
+
 @pytest.mark.slow
 def test_timeout_checkpoints_requeues_and_completes(tmp_path):
-    """timeout_min=1 and a point longer than a minute (FCN-4-512, 2000 steps): at the pre-timeout signal, 30 s into
-    each attempt (signal_delay_s=30 leaves the run time to checkpoint and exit before the limit: submitit's local
+    """timeout_min=1 and a point longer than a minute (FCN-4-512, 2000 steps): at the pre-timeout signal, 40 s into
+    each attempt (signal_delay_s=20 leaves the run time to checkpoint and exit before the limit: submitit's local
     controller does not requeue a job still running at the limit), the run checkpoints, the job is requeued into the
-    same folder and the run completes from its checkpoint."""
+    same folder and the run completes from its checkpoint. Under load a job's start-up (imports, data, model) takes
+    much of each attempt: max_num_timeout=20 lets it take many (bench/localjob.py: all of them are honoured); past
+    them the point would be recorded failed ("timed-out too many times"), which this test shows."""
     sweep = tmp_path / "sweep"
     run = ["model.width=512", "model.depth=4", "batch_size=256", "steps=2000", "eval_every=500", "device=cpu"]
     args = ["-m", "seed=0", *run, *LOCAL, f"hydra.sweep.dir={sweep}"]
-    limits = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=20"]
+    limits = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=20", "hydra.launcher.max_num_timeout=20"]
     proc = launch(*args, *limits, timeout=1800)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (result,) = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
+    (result,) = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]  # never a point without one
+    assert proc.returncode == 0, f"{result}\n{proc.stderr[-3000:]}"
     assert result["status"] == "completed" and result["stop_step"] == 2000
     logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
     assert "checkpointed at step" in logs and "resumed from" in logs, logs[-3000:]
