@@ -62,6 +62,11 @@ SLOWEST = [
 ]
 
 
+# Tests that share a module-level cache (tests/test_boundary.py: each demo point composed once) run in one worker
+TOGETHER = ["tests/test_boundary.py::test_"]
+ALONE = ["tests/test_boundary.py::test_real_"]
+
+
 def _names_slurm(nodeid: str) -> bool:
     return "slurm" in nodeid.split("[")[0]  # the file or the test's name, not its parameters
 
@@ -81,13 +86,18 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_xdist_make_scheduler(config, log):
     """The machine has one local SLURM cluster: the tests whose id names slurm run in one worker, one after the other
-    (a module's fixture starts and stops the cluster there); every other test is scheduled alone, slowest first.
+    (a module's fixture starts and stops the cluster there); so do those of each TOGETHER prefix (but ALONE); every
+    other test is scheduled alone, slowest first.
     (xdist's own `--dist loadgroup` does not group under pytest 9.2: it sets an attribute 9.2 no longer reads.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class SlurmInOneWorker(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "slurm" if _names_slurm(nodeid) else nodeid
+            if _names_slurm(nodeid):
+                return "slurm"
+            if not nodeid.startswith(tuple(ALONE)):
+                return next((prefix for prefix in TOGETHER if nodeid.startswith(prefix)), nodeid)
+            return nodeid
 
     return SlurmInOneWorker(config, log)
 

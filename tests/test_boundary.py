@@ -3,6 +3,7 @@ phase diagram's "trains" rule; a synthetic launcher gives each point a known out
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 
@@ -13,7 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, RunMode
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from bench.preflight import run_dir
 from bench.runfolder import run_identity
@@ -48,12 +49,34 @@ class Oracle:
         return out
 
 
+# point -> its composed config: the searches here share the demo grid's points, and composing one (~1 CPU-s) is
+# what these tests cost; each point is composed by Hydra once per module, then given the search's own sweep folder
+COMPOSED: dict[tuple[str, ...], DictConfig] = {}
+
+
+def compose_once(loader, sweep_dir) -> None:
+    """loader.load_sweep_config, composing each distinct point once (for the sweeper's check and the Oracle)."""
+    compose = loader.load_sweep_config
+
+    def load_sweep_config(master_config, sweep_overrides):
+        key = tuple(sweep_overrides)
+        if key not in COMPOSED:
+            COMPOSED[key] = compose(master_config, list(sweep_overrides))
+        cfg = copy.deepcopy(COMPOSED[key])
+        with read_write(cfg), open_dict(cfg):
+            cfg.hydra.sweep.dir = str(sweep_dir)
+        return cfg
+
+    loader.load_sweep_config = load_sweep_config
+
+
 def boundary_search(tmp_path, boundary, *overrides: str):
     """The boundary sweeper of `python launch.py -m sweep=demo hydra/sweeper=boundary OVERRIDES`, on an Oracle."""
     args = ["sweep=demo", "hydra/sweeper=boundary", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}", *overrides]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         cfg = loader.load_configuration("config", args, run_mode=RunMode.MULTIRUN)
+        compose_once(loader, tmp_path)
         context = HydraContext(config_loader=loader, callbacks=Callbacks())
         sweeper = Plugins.instance().instantiate_sweeper(config=cfg, hydra_context=context, task_function=None)
         oracle = sweeper.launcher = Oracle(sweeper, boundary)
@@ -126,22 +149,24 @@ def test_finished_runs_are_reused(tmp_path):
 def test_real_fig3_like_boundary_search_matches_the_full_grid(tmp_path, tiny):
     """The CPU Figure 3 muP + cross-entropy preset shrunk (tiny FCN, 24 steps, 5 rates in units of 1/lambda0, T_wrm
     1 and 8, seeds 0 and 1; at T_wrm 1 the seeds disagree at 4/lambda0): the boundary search's eta_max per T_wrm, and
-    analysis.eta_max on its sparse folder, equal the full grid's, with fewer runs."""
+    analysis.eta_max on its sparse folder, equal the full grid's, with fewer runs. The full grid then runs in the same
+    folder: the search's finished runs are reused (the same configs, bench.identity checks), the others are trained."""
     from analysis import eta_max, load_runs
 
     shrunk = [o for o in tiny if not o.startswith(("steps=", "eval_every="))] + ["steps=24", "eval_every=8"]
     grid = ["experiment=cpu/fig3_wrn_mup_xent", *shrunk, "threads=1"]
-    grid += ["optimizer.lr=0.25,1,4,16,64", "schedule.warmup_steps=1,8", "seed=0,1"]
-    full = launch("-m", *grid, f"hydra.sweep.dir={tmp_path / 'full'}")
-    assert full.returncode == 0, full.stderr[-3000:]
-    expected = eta_max(load_runs(tmp_path / "full")).set_index("schedule.warmup_steps")["eta_max"].to_dict()
-    proc = launch("-m", *grid, "hydra/sweeper=boundary", f"hydra.sweep.dir={tmp_path / 'bnd'}")
+    grid += ["optimizer.lr=0.25,1,4,16,64", "schedule.warmup_steps=1,8", "seed=0,1", f"hydra.sweep.dir={tmp_path}"]
+    proc = launch("-m", *grid, "hydra/sweeper=boundary")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = list(csv.DictReader((tmp_path / "bnd" / "boundary.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "boundary.csv").open()))
     got = {int(r["schedule.warmup_steps"]): float(r["eta_max"]) if r["eta_max"] else float("nan") for r in rows}
-    sparse = eta_max(load_runs(tmp_path / "bnd")).set_index("schedule.warmup_steps")["eta_max"].to_dict()
+    sparse = eta_max(load_runs(tmp_path)).set_index("schedule.warmup_steps")["eta_max"].to_dict()
+    runs = sum(int(r["runs"]) for r in rows)
+    assert runs == len(list(tmp_path.glob("*/result.json"))) < 20, runs
+    full = launch("-m", *grid)
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert len(list(tmp_path.glob("*/result.json"))) == 20
+    expected = eta_max(load_runs(tmp_path)).set_index("schedule.warmup_steps")["eta_max"].to_dict()
     same = lambda a, b: a == b or (a != a and b != b)  # noqa: E731  (NaN: nothing trains, in both)
     assert got.keys() == expected.keys() == sparse.keys()
     assert all(same(got[w], expected[w]) and same(sparse[w], expected[w]) for w in got), (got, sparse, expected)
-    runs = sum(int(r["runs"]) for r in rows)
-    assert runs == len(list((tmp_path / "bnd").glob("*/result.json"))) < 20, runs

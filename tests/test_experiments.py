@@ -3,6 +3,8 @@ validates at every point of its grid, holds the paper's settings, and trains for
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 import pickle
 import re
@@ -22,7 +24,13 @@ PRESETS = FULL + CPU
 
 
 def compose_preset(name: str, *overrides: str, hydra: bool = False):
-    """The preset as launch.py composes it (every option it names is in conf/: a missing one fails)."""
+    """The preset as launch.py composes it (every option it names is in conf/: a missing one fails); a copy of the
+    one compose per distinct call of this module (several tests read the same preset)."""
+    return copy.deepcopy(_compose(name, overrides, hydra))
+
+
+@functools.cache
+def _compose(name: str, overrides: tuple[str, ...], hydra: bool):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=[f"experiment={name}", *overrides], return_hydra_config=hydra)
 
