@@ -116,7 +116,7 @@ def test_a_failed_point_fails_in_its_own_folder_only(tmp_path, monkeypatch):
 
 def _multirun(*overrides: str) -> list[JobReturn]:
     """A multirun in this process, as launch.py runs it (its task function): the JobReturns the sweeper receives."""
-    import launch as app
+    from bench import launch as app
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
         batches = GlobalHydra.instance().hydra.multirun(
