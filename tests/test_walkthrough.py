@@ -9,10 +9,10 @@ launch.py, jobs). Each prints its wall time and CPU time (of its finished proces
 The SLURM path runs in a clone of its own, as a test marked `slurm` (one cluster a machine: conftest.py keeps the
 slurm tests in one pytest-xdist worker, one after the other), so that the other paths run beside it.
 
-What is not verbatim, and why: the clone uses this test's venv (.venv is a link to it, and pyproject.toml is made
-older than the venv's install stamp, so that `make` does not reinstall), PYTHONPATH is the clone, and two documented
-Makefile variables come from the environment: GRID (two points of the demo grid, 64 steps a run, so the
-sweeps take seconds) and TESTS (`make test` runs one test file: the suite cannot contain itself).
+What is not verbatim, and why: the clone uses this test's venv (.venv is a link to it, and pyproject.toml and
+constraints.txt are made older than the venv's install stamp, so that `make` does not reinstall), PYTHONPATH is the
+clone, and two documented Makefile variables come from the environment: GRID (two points of the demo grid, 64 steps a
+run, so the sweeps take seconds) and TESTS (`make test` runs one test file: the suite cannot contain itself).
 """
 
 from __future__ import annotations
@@ -193,7 +193,11 @@ def _walk(tmp_path: Path, slurm: bool) -> None:
     clone = tmp_path / "warmup-bench"
     _clone(clone)
     (clone / ".venv").symlink_to(venv)
-    os.utime(clone / "pyproject.toml", (0, 0))  # older than the venv's stamp: make must not reinstall
+    for prerequisite in ("pyproject.toml", "constraints.txt"):  # the stamp's: older, so make does not reinstall
+        os.utime(clone / prerequisite, (0, 0))
+    # a reinstall would point the shared venv's editable install at this temporary clone
+    up_to_date = subprocess.run(["make", "-q", "install"], cwd=clone, capture_output=True)
+    assert up_to_date.returncode == 0, "make would reinstall the shared venv from the clone"
     env = {k: v for k, v in os.environ.items() if k not in ("SLURM_CONF", "HYDRA_FULL_ERROR", "WARMUP_BENCH_REFERENCE")}
     env.update(PYTHONPATH=str(clone), GRID=GRID, TESTS=TESTS, WARMUP_BENCH_WALKTHROUGH="1", MPLBACKEND="Agg")
     env.pop("VENV", None)
