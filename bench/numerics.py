@@ -55,6 +55,18 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def _use_deterministic_algorithms(mode: bool, compile: bool) -> None:
+    """torch.use_deterministic_algorithms(mode), but without importing TorchInductor's config (and with it TorchDynamo:
+    about 2.7 CPU-s, a third of a short run's start-up) when nothing compiles: the public call imports it only to set
+    its `deterministic` flag, which matters to compiled code alone. Once imported, the flag is set as the call would."""
+    import sys
+
+    if compile or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode)
+    else:
+        torch._C._set_deterministic_algorithms(mode)
+
+
 class Numerics:
     """Sets the process's numeric flags for one run (`setup`), and wraps the training step (`training`)."""
 
@@ -73,7 +85,7 @@ class Numerics:
         torch.backends.cudnn.deterministic = self.deterministic
         if self.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
-        torch.use_deterministic_algorithms(self.deterministic)
+        _use_deterministic_algorithms(self.deterministic, self.compile)
 
     def forward(self, model: torch.nn.Module):
         """The callable the training step uses for the forward: the model, or its compiled version (which shares
