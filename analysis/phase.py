@@ -18,18 +18,11 @@ from __future__ import annotations
 
 import sys
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-if "ipykernel" not in sys.modules:  # headless by default; a notebook keeps its inline backend
-    matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from analysis.aggregate import LR, SEED, WARMUP  # noqa: E402, F401  (re-exported: analysis.__main__ imports them here)
-from bench.runfolder import NON_RESULT_KEYS  # noqa: E402
+from analysis.aggregate import LR, SEED, WARMUP  # noqa: F401  (re-exported: analysis.__main__ imports them here)
+from bench.runfolder import NON_RESULT_KEYS
 
 LR_UNIT = "optimizer.lr_unit"
 # config keys that do not change a run's results (the run identity's, bench/runfolder.py), where it ran and read its
@@ -230,6 +223,19 @@ def tick(v: float, unit: str = "absolute") -> str:
     return f"${text}/\\lambda_0$" if unit == "inverse_sharpness" else (f"${text}$" if text.startswith("2^") else text)
 
 
+def _pyplot():
+    """matplotlib.pyplot and seaborn, imported when a figure is drawn, so that `import analysis` (tables, eta_max,
+    `python -m analysis status`) does without them: seaborn alone imports scipy.stats, seconds in every process."""
+    import matplotlib
+
+    if "ipykernel" not in sys.modules:  # headless by default; a notebook keeps its inline backend
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    return plt, sns
+
+
 def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm, cbar: bool, annot_std: bool, ignore, grid):
     cells = phase_grid(runs, metric, x, y, ignore=ignore)
     values = cells.pivot(index=y, columns=x, values=metric)
@@ -242,6 +248,7 @@ def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm, cbar: bool,
         spread = cells.pivot(index=y, columns=x, values=f"{metric}_std").reindex_like(values)
         annot = annot + spread.map(lambda s: "" if pd.isna(s) else f"\n±{s:.2f}")
     ax.set_facecolor("white")  # a grid point that never ran stays blank
+    plt, sns = _pyplot()
     sns.heatmap(
         values,
         ax=ax,
@@ -314,6 +321,9 @@ def plot_phase(
     width = 4.0 + (0.6 if annot_std else 0.5) * len({*runs[x], *(grid or {}).get(x, [])})
     height = 1.6 + (0.5 if annot_std else 0.4) * len({*runs[y], *(grid or {}).get(y, [])})
     size = (width, max(height, 2.4) * len(groups))
+    plt, _ = _pyplot()
+    from matplotlib.patches import Patch
+
     fig, axes = plt.subplots(len(groups), 1, layout="constrained", figsize=size, squeeze=False)
     blank = 0
     for ax, (values, sub) in zip(axes[:, 0], groups):

@@ -200,7 +200,8 @@ def _walk(tmp_path: Path, slurm: bool) -> None:
     assert up_to_date.returncode == 0, "make would reinstall the shared venv from the clone"
     env = {k: v for k, v in os.environ.items() if k not in ("SLURM_CONF", "HYDRA_FULL_ERROR", "WARMUP_BENCH_REFERENCE")}
     env.update(PYTHONPATH=str(clone), GRID=GRID, TESTS=TESTS, WARMUP_BENCH_WALKTHROUGH="1", MPLBACKEND="Agg")
-    env.pop("VENV", None)
+    for own in ("VENV", "PYTEST_ADDOPTS"):  # this run's own settings, not a newcomer's
+        env.pop(own, None)
 
     log: list[str] = []
     walk = [p for p in paths((clone / "README.md").read_text()) if (p.name == "slurm") == slurm]
