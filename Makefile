@@ -23,10 +23,13 @@ help:  ## list the targets
 
 install: $(STAMP)  ## create .venv and pip install -e '.[dev]' at the tested versions (constraints.txt); up to date: nothing
 
+# --no-compile, then compileall on every core: pip byte-compiles one file at a time (over a minute of the install).
+# A file written for a newer Python (torch/testing/_internal/py312_intrinsics.py) fails to compile, as under pip.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q --no-compile -c constraints.txt -e '.[dev]'
+	$(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null || true
 	touch $(STAMP)
 
 .PHONY: hooks

@@ -2,6 +2,9 @@
 refused in one line when wrong; bf16 lowers the training forward only, the sharpness stays FP32."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -10,7 +13,7 @@ import torch
 from bench.config import ConfigError, validate
 from bench.numerics import Numerics
 from bench.train import Trainer, run
-from tests.conftest import compose_cfg, launch
+from tests.conftest import ROOT, compose_cfg, launch
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: runs in make gpu-check")
 
@@ -134,6 +137,25 @@ def test_compile_trains_like_eager_on_cpu(tmp_path, tiny):
     assert compiled["compile"] is True and compiled["status"] == "completed"
     assert compiled["final_train_loss"] == pytest.approx(eager["final_train_loss"], rel=1e-4)
     assert compiled["final_test_loss"] == pytest.approx(eager["final_test_loss"], rel=1e-4)
+
+
+def test_the_deterministic_flag_is_set_without_torchinductor_unless_the_run_compiles():
+    """Numerics.setup sets torch's deterministic flag without importing TorchInductor's config (about a second of
+    every run's start-up); a run that compiles sets it through torch.use_deterministic_algorithms, Inductor's too."""
+    code = (
+        "import sys, torch\n"
+        "from bench.numerics import Numerics\n"
+        "Numerics('fp32', True, False, torch.device('cpu')).setup()\n"
+        "print(torch.are_deterministic_algorithms_enabled(), 'torch._inductor.config' in sys.modules)\n"
+        "Numerics('fp32', True, True, torch.device('cpu')).setup()\n"
+        "import torch._inductor.config as inductor\n"
+        "print(torch.are_deterministic_algorithms_enabled(), inductor.deterministic)\n"
+        "Numerics('fp32', False, False, torch.device('cpu')).setup()\n"
+        "print(torch.are_deterministic_algorithms_enabled(), inductor.deterministic)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:3] == ["True False", "True True", "False False"], out
 
 
 # --- CUDA (make gpu-check) -------------------------------------------------------------------------------------
