@@ -223,9 +223,10 @@ def tick(v: float, unit: str = "absolute") -> str:
     return f"${text}/\\lambda_0$" if unit == "inverse_sharpness" else (f"${text}$" if text.startswith("2^") else text)
 
 
-def _pyplot():
-    """matplotlib.pyplot and seaborn, imported when a figure is drawn, so that `import analysis` (tables, eta_max,
-    `python -m analysis status`) does without them: seaborn alone imports scipy.stats, seconds in every process."""
+def pyplot():
+    """matplotlib.pyplot and seaborn, imported when a figure is drawn (here and in the other analysis modules), so
+    that `import analysis` (tables, eta_max, `python -m analysis status`) does without them: seaborn alone imports
+    scipy.stats, seconds in every process."""
     import matplotlib
 
     if "ipykernel" not in sys.modules:  # headless by default; a notebook keeps its inline backend
@@ -248,7 +249,7 @@ def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm, cbar: bool,
         spread = cells.pivot(index=y, columns=x, values=f"{metric}_std").reindex_like(values)
         annot = annot + spread.map(lambda s: "" if pd.isna(s) else f"\n±{s:.2f}")
     ax.set_facecolor("white")  # a grid point that never ran stays blank
-    plt, sns = _pyplot()
+    plt, sns = pyplot()
     sns.heatmap(
         values,
         ax=ax,
@@ -321,7 +322,7 @@ def plot_phase(
     width = 4.0 + (0.6 if annot_std else 0.5) * len({*runs[x], *(grid or {}).get(x, [])})
     height = 1.6 + (0.5 if annot_std else 0.4) * len({*runs[y], *(grid or {}).get(y, [])})
     size = (width, max(height, 2.4) * len(groups))
-    plt, _ = _pyplot()
+    plt, _ = pyplot()
     from matplotlib.patches import Patch
 
     fig, axes = plt.subplots(len(groups), 1, layout="constrained", figsize=size, squeeze=False)

@@ -30,18 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import yaml
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-import yaml  # noqa: E402
-
-from analysis.aggregate import load_runs  # noqa: E402
-from analysis.phase import eta_max, plot_phase, trainable  # noqa: E402
-from analysis.trajectories import plot_trajectories, trajectories  # noqa: E402
+from analysis.aggregate import load_runs
+from analysis.phase import eta_max, plot_phase, pyplot, trainable
+from analysis.trajectories import plot_trajectories, trajectories
 
 ROOT = Path(__file__).resolve().parent.parent
 LR, WARMUP, OPT, PARAM, SCHED, SEED = (
@@ -211,7 +206,7 @@ def table(df: pd.DataFrame, floatfmt: int = 3) -> str:
 
 def save(fig, path: Path) -> str:
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    pyplot()[0].close(fig)
     return path.name
 
 
@@ -539,6 +534,7 @@ def catapult_seeds(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def ev_catapult_saves(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
+    plt, sns = pyplot()
     runs = sweeps["fig5_catapult_warmup"]
     loss = "xent" if (runs["loss"] == "xent").any() else runs["loss"].iloc[0]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -582,6 +578,7 @@ def ev_eta_c(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
 
 
 def ev_persistent(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
+    plt, _ = pyplot()
     runs = sweeps["fig7_persistent_catapult"]
     runs = runs.assign(ok=trainable(runs))
     acc = runs.assign(acc=runs["best_test_acc"].where(runs["ok"])).pivot_table(index=LR, columns=SCHED, values="acc")
@@ -629,6 +626,7 @@ def method_order(name: str) -> tuple:
 
 
 def ev_untuned_vs_gi(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
+    plt, _ = pyplot()
     runs = sweeps["untuned_vs_linear_vs_gi"]
     runs = runs.assign(method=runs.apply(method_of, axis=1), ok=trainable(runs))
     methods = sorted(runs["method"].unique(), key=method_order)

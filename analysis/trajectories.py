@@ -5,14 +5,11 @@ eigen-solver did not converge (`sharpness_converged` False) is drawn as a hollow
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from analysis.aggregate import WARMUP, load_metrics  # noqa: E402
+from analysis.aggregate import WARMUP, load_metrics
+from analysis.phase import pyplot
 
 
 def trajectories(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -76,6 +73,7 @@ def plot_trajectories(traj: pd.DataFrame, by: str = WARMUP, facet: str | None = 
     panels = ["loss", "sharpness"] + (["pre_sharpness"] if pre else [])
     facets = sorted(traj[facet].unique()) if facet else [None]
     values = sorted(traj[by].unique())
+    plt, _ = pyplot()
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(values)))
     fig, axes = plt.subplots(len(facets), len(panels), figsize=(4.2 * len(panels), 3.2 * len(facets)), squeeze=False)
     titles = {"loss": "training loss", "sharpness": r"sharpness $\lambda^H$", "pre_sharpness": r"$\lambda^{P^{-1}H}$"}
