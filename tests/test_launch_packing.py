@@ -7,6 +7,7 @@ K is one line before anything runs; a pack signalled before its time limit check
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import pickle
@@ -115,16 +116,24 @@ def test_a_failed_point_fails_in_its_own_folder_only(tmp_path, monkeypatch):
 
 
 def _multirun(*overrides: str) -> list[JobReturn]:
-    """A multirun in this process, as launch.py runs it (its task function): the JobReturns the sweeper receives."""
+    """A multirun in this process, as launch.py runs it (its task function): the JobReturns the sweeper receives.
+    The root logger is left as it was (Hydra's basic launcher configures job logging in this process)."""
     from bench import launch as app
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
-        batches = GlobalHydra.instance().hydra.multirun(
-            config_name="config",
-            task_function=app.main.__wrapped__,
-            overrides=list(overrides),
-            with_log_configuration=False,
-        )
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
+            batches = GlobalHydra.instance().hydra.multirun(
+                config_name="config",
+                task_function=app.main.__wrapped__,
+                overrides=list(overrides),
+                with_log_configuration=False,
+            )
+    finally:
+        for h in set(root.handlers) - set(handlers):
+            h.close()
+        root.handlers[:], root.level = handlers, level
     return [r for batch in batches for r in batch]
 
 
@@ -150,10 +159,13 @@ def _assert_same_folder(a: Path, b: Path) -> None:
 
 @pytest.mark.slow
 def test_a_packed_sweep_writes_the_unpacked_sweeps_folders_in_fewer_jobs(tmp_path):
+    """The unpacked sweep (its folders, its JobReturns in sweep order) is Hydra's basic launcher in this process: the
+    same sweeper, folder names and training as one local job per point (tests/test_sweeps.py runs those); the packed
+    sweep goes through the local launcher's jobs."""
     e1, e4 = tmp_path / "e1", tmp_path / "e4"
-    alone = _multirun(*GRID, *TINY, *LOCAL, f"hydra.sweep.dir={e1}")
+    alone = _multirun(*GRID, *TINY, f"hydra.sweep.dir={e1}")
     packed = _multirun(*GRID, *TINY, *LOCAL, "hydra.launcher.ensemble=4", f"hydra.sweep.dir={e4}")
-    assert len(_jobs(e1)) == 4 and len(_jobs(e4)) == 3, "one pack of the 2 linear points, 2 catapult jobs"
+    assert len(alone) == 4 and len(_jobs(e4)) == 3, "one pack of the 2 linear points, 2 catapult jobs"
     assert [r.overrides for r in packed] == [r.overrides for r in alone], "one JobReturn per point, in sweep order"
     folders1, folders4 = _folders(e1), _folders(e4)
     assert sorted(folders1) == sorted(folders4) and len(folders4) == 4
