@@ -117,8 +117,8 @@ def test_a_failed_point_fails_in_its_own_folder_only(tmp_path, monkeypatch):
 
 
 def _multirun(*overrides: str) -> list[JobReturn]:
-    """A multirun in this process, as launch.py runs it (its task function): the JobReturns the sweeper receives.
-    The root logger is left as it was (Hydra's basic launcher configures job logging in this process)."""
+    """A multirun in this process, as `launch.py -m` runs it (its task function, hydra.mode=MULTIRUN): the JobReturns
+    the sweeper receives. The root logger is left as it was (Hydra's basic launcher configures job logging here)."""
     from bench import launch as app
 
     root = logging.getLogger()
@@ -128,7 +128,7 @@ def _multirun(*overrides: str) -> list[JobReturn]:
             batches = GlobalHydra.instance().hydra.multirun(
                 config_name="config",
                 task_function=app.main.__wrapped__,
-                overrides=list(overrides),
+                overrides=[*overrides, "hydra.mode=MULTIRUN"],
                 with_log_configuration=False,
             )
     finally:
