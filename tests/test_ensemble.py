@@ -2,6 +2,8 @@
 alone (to float tolerance); a diverged member leaves without stopping the others; unpackable points are refused in
 one line before anything is computed; a killed pack resumes from its members' checkpoints."""
 
+import copy
+import functools
 import json
 
 import pandas as pd
@@ -22,6 +24,17 @@ POINTS = [
 NOT_COMPARED = {"wall_time_s", "git_sha", "packed_with"}
 
 
+@functools.cache
+def _composed(overrides: tuple[str, ...]):
+    return compose_cfg(*overrides)
+
+
+def compose(*overrides: str):
+    """compose_cfg, each command line composed once per process (these tests compose the same ones again and
+    again), and a copy each time: a test's config is its own."""
+    return copy.deepcopy(_composed(overrides))
+
+
 def assert_same_run(packed_dir, alone_dir):
     a = pd.read_csv(alone_dir / "metrics.csv")
     b = pd.read_csv(packed_dir / "metrics.csv")
@@ -38,7 +51,7 @@ def assert_same_run(packed_dir, alone_dir):
 
 
 def test_packed_points_equal_the_same_points_alone(tmp_path):
-    cfgs = [compose_cfg(*BASE, *p) for p in POINTS]
+    cfgs = [compose(*BASE, *p) for p in POINTS]
     dirs = [tmp_path / f"packed{i}" for i in range(len(cfgs))]
     results = ensemble.run_packed(cfgs, dirs)
     assert [r["status"] for r in results] == ["completed"] * 3
@@ -51,7 +64,7 @@ def test_packed_points_equal_the_same_points_alone(tmp_path):
 
 
 def test_a_diverged_member_stops_without_stopping_the_others(tmp_path):
-    cfgs = [compose_cfg(*BASE, "optimizer.lr=0.05"), compose_cfg(*BASE, "optimizer.lr=400", "seed=1")]
+    cfgs = [compose(*BASE, "optimizer.lr=0.05"), compose(*BASE, "optimizer.lr=400", "seed=1")]
     dirs = [tmp_path / "ok", tmp_path / "bad"]
     ok, bad = ensemble.run_packed(cfgs, dirs)
     assert ok["status"] == "completed" and ok["stop_step"] == 20
@@ -74,7 +87,7 @@ def test_a_diverged_member_stops_without_stopping_the_others(tmp_path):
     ],
 )
 def test_unpackable_points_are_refused_in_one_line(tmp_path, other, match):
-    cfgs = [compose_cfg(*BASE), compose_cfg(*BASE, other)]
+    cfgs = [compose(*BASE), compose(*BASE, other)]
     with pytest.raises(ConfigError, match=match) as e:
         ensemble.run_packed(cfgs, [tmp_path / "a", tmp_path / "b"])
     assert "\n" not in str(e.value)
@@ -82,7 +95,7 @@ def test_unpackable_points_are_refused_in_one_line(tmp_path, other, match):
 
 
 def test_a_bad_point_is_named(tmp_path):
-    cfgs = [compose_cfg(*BASE), compose_cfg(*BASE, "optimizer.lr=-1")]
+    cfgs = [compose(*BASE), compose(*BASE, "optimizer.lr=-1")]
     with pytest.raises(ConfigError, match=r"^ensemble point 1: optimizer.lr=-1.0: must be > 0$"):
         ensemble.run_packed(cfgs, [tmp_path / "a", tmp_path / "b"])
     with pytest.raises(ConfigError, match="run folder .* is given to more than one point"):
@@ -91,14 +104,14 @@ def test_a_bad_point_is_named(tmp_path):
 
 
 def test_pack_key_groups_compatible_points():
-    key = [ensemble.pack_key(validate(compose_cfg(*BASE, *p))) for p in POINTS]
+    key = [ensemble.pack_key(validate(compose(*BASE, *p))) for p in POINTS]
     assert key[0] == key[1] == key[2]
-    assert ensemble.pack_key(validate(compose_cfg(*BASE, "batch_size=32"))) != key[0]
-    assert ensemble.pack_key(validate(compose_cfg(*BASE, "measure.every=1"))) is None
+    assert ensemble.pack_key(validate(compose(*BASE, "batch_size=32"))) != key[0]
+    assert ensemble.pack_key(validate(compose(*BASE, "measure.every=1"))) is None
 
 
 def test_a_killed_pack_resumes_and_equals_the_points_alone(tmp_path, monkeypatch):
-    cfgs = [compose_cfg(*BASE, *p, "checkpoint_every=10") for p in POINTS[:2]]
+    cfgs = [compose(*BASE, *p, "checkpoint_every=10") for p in POINTS[:2]]
     dirs = [tmp_path / "p0", tmp_path / "p1"]
     original = ensemble.packed_step
     calls = []

@@ -7,13 +7,12 @@ K is one line before anything runs; a pack signalled before its time limit check
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import pickle
 import signal
-import subprocess
-import sys
-import time
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -22,17 +21,20 @@ import pytest
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
 import bench.train
 from bench import packs
 from bench.config import ConfigError
 from bench.lock import LOCK
-from tests.conftest import CONF, ROOT, compose_cfg, launch
+from bench.preflight import compose_error
+from tests.conftest import CONF, compose_cfg, launch
 from tests.test_slurm import slurm  # noqa: F401  (the fixture: a running local SLURM cluster)
 
 TINY = ["model.depth=2", "model.width=16", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
 LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1", "hydra.launcher.max_parallel=2"]
-GRID = ["optimizer.lr=0.05,0.1", "schedule=linear,catapult"]  # 2 packable points, 2 catapult points
+GRID = ["schedule=linear,cosine,catapult"]  # 2 packable points (their schedules differ), 1 catapult point
 NOT_COMPARED = {"wall_time_s", "git_sha", "packed_with", "hostname", "host"}
 
 
@@ -115,16 +117,24 @@ def test_a_failed_point_fails_in_its_own_folder_only(tmp_path, monkeypatch):
 
 
 def _multirun(*overrides: str) -> list[JobReturn]:
-    """A multirun in this process, as launch.py runs it (its task function): the JobReturns the sweeper receives."""
+    """A multirun in this process, as `launch.py -m` runs it (its task function, hydra.mode=MULTIRUN): the JobReturns
+    the sweeper receives. The root logger is left as it was (Hydra's basic launcher configures job logging here)."""
     from bench import launch as app
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
-        batches = GlobalHydra.instance().hydra.multirun(
-            config_name="config",
-            task_function=app.main.__wrapped__,
-            overrides=list(overrides),
-            with_log_configuration=False,
-        )
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
+            batches = GlobalHydra.instance().hydra.multirun(
+                config_name="config",
+                task_function=app.main.__wrapped__,
+                overrides=[*overrides, "hydra.mode=MULTIRUN"],
+                with_log_configuration=False,
+            )
+    finally:
+        for h in set(root.handlers) - set(handlers):
+            h.close()
+        root.handlers[:], root.level = handlers, level
     return [r for batch in batches for r in batch]
 
 
@@ -150,26 +160,30 @@ def _assert_same_folder(a: Path, b: Path) -> None:
 
 @pytest.mark.slow
 def test_a_packed_sweep_writes_the_unpacked_sweeps_folders_in_fewer_jobs(tmp_path):
+    """The unpacked sweep (its folders, its JobReturns in sweep order) is Hydra's basic launcher in this process: the
+    same sweeper, folder names and training as one local job per point (tests/test_sweeps.py runs those); the packed
+    sweep goes through the local launcher's jobs."""
     e1, e4 = tmp_path / "e1", tmp_path / "e4"
-    alone = _multirun(*GRID, *TINY, *LOCAL, f"hydra.sweep.dir={e1}")
+    alone = _multirun(*GRID, *TINY, f"hydra.sweep.dir={e1}")
     packed = _multirun(*GRID, *TINY, *LOCAL, "hydra.launcher.ensemble=4", f"hydra.sweep.dir={e4}")
-    assert len(_jobs(e1)) == 4 and len(_jobs(e4)) == 3, "one pack of the 2 linear points, 2 catapult jobs"
+    assert len(alone) == 3 and len(_jobs(e4)) == 2, "one pack of the linear and cosine points, one catapult job"
     assert [r.overrides for r in packed] == [r.overrides for r in alone], "one JobReturn per point, in sweep order"
     folders1, folders4 = _folders(e1), _folders(e4)
-    assert sorted(folders1) == sorted(folders4) and len(folders4) == 4
+    assert sorted(folders1) == sorted(folders4) and len(folders4) == 3
     for ret in packed:
         assert ret.status == JobStatus.COMPLETED
         folder = Path(ret.hydra_cfg.hydra.runtime.output_dir)
         result = json.loads((folder / "result.json").read_text())
         assert ret.return_value == result["best_test_acc"], "each point returns its own objective"
-        assert result.get("packed_with") == (2 if "schedule=linear" in ret.overrides else None)
+        assert result.get("packed_with") == (None if "schedule=catapult" in ret.overrides else 2)
         assert (folder / ".hydra" / "overrides.yaml").exists() and (folder / "launch.log").exists()
     for name in folders1:
         _assert_same_folder(folders1[name], folders4[name])
 
     # relaunched with the packed points unfinished: only those train, again as one pack in one new job; the finished
-    # catapult points return their objective without a job
-    redo = [n for n in folders4 if "schedule=linear" in n]
+    # catapult point returns its objective without a job
+    redo = [n for n in folders4 if "schedule=catapult" not in n]
+    assert len(redo) == 2
     for name in redo:
         (folders4[name] / "result.json").unlink()
     jobs_before = _jobs(e4)
@@ -183,45 +197,60 @@ def test_a_packed_sweep_writes_the_unpacked_sweeps_folders_in_fewer_jobs(tmp_pat
 
 @pytest.mark.slow
 def test_a_bad_ensemble_is_refused_before_the_sweep_starts(tmp_path):
-    for k in ("0", "-3", "two"):
-        proc = launch("-m", *GRID, *TINY, *LOCAL, f"hydra.launcher.ensemble={k}", f"hydra.sweep.dir={tmp_path}/{k}")
-        assert proc.returncode == 1
-        assert proc.stderr.strip().splitlines()[-1].startswith(f"error: hydra.launcher.ensemble={k}: ")
+    """`launch.py -m ... hydra.launcher.ensemble=0` is one line and exit status 1; the other bad values go through the
+    same multirun in this process (a bad type fails in composition, a bad int in the launcher's setup) and the CLI's
+    conversion to one line (bench.preflight.compose_error)."""
+    proc = launch("-m", *GRID, *TINY, *LOCAL, "hydra.launcher.ensemble=0", f"hydra.sweep.dir={tmp_path}/0")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: hydra.launcher.ensemble=0: ")
+    assert not (tmp_path / "0").exists(), "nothing launched, no folder made"
+    for k in ("-3", "two"):
+        with pytest.raises((ConfigError, HydraException, OmegaConfBaseException)) as e:
+            _multirun(*GRID, *TINY, *LOCAL, f"hydra.launcher.ensemble={k}", f"hydra.sweep.dir={tmp_path}/{k}")
+        line = str(compose_error(e.value))
+        assert line.startswith(f"hydra.launcher.ensemble={k}: ") and "\n" not in line, line
         assert not (tmp_path / k).exists(), "nothing launched, no folder made"
 
 
 @pytest.mark.slow
 def test_a_signalled_pack_checkpoints_is_requeued_and_resumes(tmp_path):
     """SIGUSR2 (what submitit sends before the time limit, or a preemption) to a pack's job: every member saves its
-    checkpoint, the job is requeued with the same points, and both members resume and complete."""
+    checkpoint, the job is requeued with the same points, and both members resume and complete. The launcher runs in
+    this process (as launch.py runs it); the job is its own process, signalled as soon as both members train."""
     sweep = tmp_path / "sweep"
-    run = ["model.width=256", "model.depth=3", "steps=1500", "eval_every=100", "batch_size=128", "device=cpu"]
-    args = ["-m", "optimizer.lr=0.02,0.05", *run, *LOCAL, "hydra.launcher.ensemble=2", f"hydra.sweep.dir={sweep}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
-    with (tmp_path / "launch.log").open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    try:
-        deadline = time.time() + 300
-        while len(list(sweep.glob("*/metrics.csv"))) < 2:  # both members are training
-            assert time.time() < deadline and proc.poll() is None, (tmp_path / "launch.log").read_text()[-3000:]
-            time.sleep(0.2)
+    # tiny members (a step costs about the pack's per-step overhead), but hundreds of steps after the first metrics
+    run = ["model.width=16", "model.depth=2", "steps=600", "eval_every=50", "batch_size=64", "device=cpu"]
+    done, signalled = threading.Event(), []
+
+    def signal_the_pack_when_both_members_train() -> None:
+        while len(list(sweep.glob("*/metrics.csv"))) < 2:
+            if done.wait(0.02):
+                return
         (holder,) = {json.loads(p.read_text())["pid"] for p in sweep.glob(f"*/{LOCK}")}
         os.kill(holder, signal.SIGUSR2)
-        assert proc.wait(timeout=600) == 0, (tmp_path / "launch.log").read_text()[-3000:]
+        signalled.append(holder)
+
+    thread = threading.Thread(target=signal_the_pack_when_both_members_train, daemon=True)
+    thread.start()
+    try:
+        returns = _multirun(
+            "optimizer.lr=0.02,0.05", *run, *LOCAL, "hydra.launcher.ensemble=2", f"hydra.sweep.dir={sweep}"
+        )
     finally:
-        proc.kill()
+        done.set()
+        thread.join()
+    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
+    assert signalled, logs[-3000:]
+    assert [r.status for r in returns] == [JobStatus.COMPLETED] * 2, logs[-3000:]
     assert len(_jobs(sweep)) == 1
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
-    assert [(r["status"], r["stop_step"]) for r in results] == [("completed", 1500)] * 2
-    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
+    assert [(r["status"], r["stop_step"]) for r in results] == [("completed", 600)] * 2
     assert "packed run checkpointed on SIGUSR2" in logs and "Requeued job" in logs, logs[-3000:]
     assert logs.count("resumed from") == 2, "both members resume from their checkpoints"
     (pkl,) = sweep.glob(".submitit/*/*_result.pkl")
-    status, returns = pickle.loads(pkl.read_bytes())
-    assert status == "success" and [r.status for r in returns] == [JobStatus.COMPLETED] * 2
-    assert not any(math.isnan(r.return_value) for r in returns)
+    status, job_returns = pickle.loads(pkl.read_bytes())
+    assert status == "success" and [r.status for r in job_returns] == [JobStatus.COMPLETED] * 2
+    assert not any(math.isnan(r.return_value) for r in job_returns)
 
 
 @pytest.mark.slow

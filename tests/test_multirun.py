@@ -1,17 +1,18 @@
-"""A real Hydra multirun in a subprocess, gathered into a DataFrame, and its phase diagram."""
+"""A real Hydra multirun (in this process, as launch.py runs it: tests/test_launch_packing.py `_multirun`), gathered
+into a DataFrame, and its phase diagram."""
 
 import pytest
+from hydra.core.utils import JobStatus
 
 from analysis import eta_max, load_runs, phase_grid
 from analysis.__main__ import main as analysis_main
-from tests.conftest import launch
+from tests.test_launch_packing import _multirun
 
 
 @pytest.mark.slow
 def test_multirun_then_dataframe_and_phase(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = launch(
-        "-m",
+    returns = _multirun(
         "optimizer.lr=0.25,64",
         "schedule.warmup_steps=1,8",
         "model.width=64",
@@ -21,7 +22,7 @@ def test_multirun_then_dataframe_and_phase(tmp_path):
         "device=cpu",
         f"hydra.sweep.dir={sweep}",
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r.status for r in returns] == [JobStatus.COMPLETED] * 4
     runs = load_runs(sweep)
     assert len(runs) == 4
     assert sorted(zip(runs["optimizer.lr"], runs["schedule.warmup_steps"])) == [

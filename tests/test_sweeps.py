@@ -1,14 +1,20 @@
 """Run identity and resumable sweeps with Hydra's basic launcher: config-derived folders, a failing point that does
-not stop the others, `python -m analysis status`, and a relaunch that runs only what is not finished."""
+not stop the others, `python -m analysis status`, and a relaunch that runs only what is not finished.
+A relaunch runs in this process (the sweep as launch.py runs it, tests/test_launch_packing.py `_multirun`), with
+the bench loggers' records gathered; a local launcher's jobs are processes all the same."""
 
 import json
+import logging
 import re
+from contextlib import contextmanager
 
 import pytest
+from hydra.core.utils import JobStatus
 
 from analysis.status import counts, report, sweep_status
 from bench.runid import MAX_PREFIX, run_id
 from tests.conftest import launch
+from tests.test_launch_packing import _multirun
 
 
 def test_run_id_is_config_derived_stable_and_bounded():
@@ -68,8 +74,9 @@ def test_failing_point_does_not_stop_the_sweep_then_status_and_relaunch(tmp_path
     assert text.count("out of memory: RuntimeError") == 2
 
     finished = {p: p.read_bytes() for p in sweep.glob("*width=16,*/result.json")}
-    again = launch(*GRID, *TINY, f"hydra.sweep.dir={sweep}")
-    log = again.stdout + again.stderr
+    with bench_log() as lines, pytest.raises(RuntimeError, match="can't allocate memory"):
+        _multirun(*GRID[1:], *TINY, f"hydra.sweep.dir={sweep}")  # the failing points fail again
+    log = "\n".join(lines)
     assert log.count("skipped; force=true reruns it") == 2
     trained = re.findall(r": (completed|diverged)(?: at step \d+)?, best test acc", log)
     assert sorted(trained) == ["completed", "diverged"], "only the running and the missing point trained"
@@ -77,16 +84,38 @@ def test_failing_point_does_not_stop_the_sweep_then_status_and_relaunch(tmp_path
     assert counts(sweep_status(sweep)) == {"completed": 2, "diverged": 2, "failed": 2, "running": 0, "missing": 0}
 
 
+@contextmanager
+def bench_log():
+    """The messages of bench's loggers while the block runs (Hydra's job logging, configured in this process by its
+    basic launcher, replaces the root logger's handlers, not those of the `bench` logger)."""
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("bench")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @pytest.mark.slow
 def test_local_launcher_runs_a_few_at_a_time_and_skips_finished_points(tmp_path):
+    """The launcher in this process, each point a job of its own (a process); relaunched, nothing is submitted."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "optimizer.lr=0.25,0.5", "model.width=16", *TINY, "hydra/launcher=local", f"hydra.sweep.dir={sweep}"]
-    proc = launch(*args, "hydra.launcher.max_parallel=1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = ["optimizer.lr=0.25,0.5", "model.width=16", *TINY, "hydra/launcher=local", f"hydra.sweep.dir={sweep}"]
+    first = _multirun(*args, "hydra.launcher.max_parallel=1")
+    assert [r.status for r in first] == [JobStatus.COMPLETED] * 2
     assert counts(sweep_status(sweep))["completed"] == 2
     # one job per point, each with its own job id
     assert len({p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")}) == 2
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
     assert [r["status"] for r in results] == ["completed", "completed"]
-    again = launch(*args)
-    assert again.returncode == 0 and "2 of 2 runs already finished (result.json): not submitted" in again.stdout
+    with bench_log() as lines:
+        again = _multirun(*args)
+    assert "2 of 2 runs already finished (result.json): not submitted" in lines
+    assert [r.return_value for r in again] == [r.return_value for r in first]
+    assert len({p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")}) == 2, "no new job"
