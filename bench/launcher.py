@@ -249,7 +249,7 @@ def time_limit_s(params) -> int:
         or not 1 <= 60 * timeout_min < math.inf
     ):
         raise ConfigError(
-            f"hydra.launcher.timeout_min={timeout_min!r}: must be a finite number of minutes, at least 1/60 (one second)"
+            f"hydra.launcher.timeout_min={timeout_min!r}: must be a finite number of minutes, at least 1/60 (1 s)"
         )
     limit = int(60 * timeout_min)  # whole seconds: what submitit's local controller counts
     if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay < limit:

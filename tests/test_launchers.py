@@ -21,6 +21,8 @@ from hydra.core.plugins import Plugins
 from hydra.core.singleton import Singleton
 
 from analysis.status import counts, sweep_status
+from bench.config import ConfigError
+from bench.launcher import time_limit_s
 from bench.lock import LOCK, RunLock
 from bench.preflight import check_command
 from bench.store import METRICS
@@ -59,6 +61,30 @@ def test_launcher_and_sweeper_configs_survive_a_singleton_reset():
         assert check_command(["-m", "optimizer.lr=0.1,0.2"]) == 2  # the sweeper instantiates after the rescan
     finally:
         Singleton.set_state(state)
+
+
+def test_a_local_time_limit_may_be_a_fraction_of_a_minute_and_slurms_is_whole_minutes():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        local = compose("config", ["hydra/launcher=local", "hydra.launcher.timeout_min=0.75"], return_hydra_config=True)
+        with pytest.raises(Exception, match="timeout_min"):  # SLURM's --time: whole minutes
+            compose("config", ["hydra/launcher=slurm", "hydra.launcher.timeout_min=0.75"], return_hydra_config=True)
+    assert time_limit_s(local.hydra.launcher) == 45
+
+
+@pytest.mark.parametrize(
+    "timeout_min, signal_delay_s",
+    [(0, 0), (-1, 10), (0.01, 0), (float("inf"), 30), (float("nan"), 30), (0.5, 30), (1, 90), (1, -1), (1, 2.5)],
+)
+def test_a_local_time_limit_no_run_can_use_is_one_line_before_the_sweep_starts(timeout_min, signal_delay_s):
+    """A limit under a second, or a pre-timeout signal not inside the limit (the run could never checkpoint): the
+    launcher's setup (before Hydra sweeps anything) refuses it in one line naming the key."""
+    from hydra_plugins.warmup_bench import LocalConf, LocalLauncher
+
+    params = {k: v for k, v in vars(LocalConf()).items() if k != "_target_"}
+    launcher = LocalLauncher(**params | {"timeout_min": timeout_min, "signal_delay_s": signal_delay_s})
+    with pytest.raises(ConfigError, match=r"^hydra\.launcher\.(timeout_min|signal_delay_s)=") as e:
+        launcher.setup(hydra_context=None, task_function=None, config=None)
+    assert "\n" not in str(e.value)
 
 
 def test_lock_is_atomic_and_stale_locks_are_taken_over(tmp_path):
