@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
 from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
+from bench.config import ConfigError
 from bench.failure import describe_failure
 from bench.packs import PackJob, ensemble_size, group, point_key
 from bench.runfolder import FINISHED, TRACEBACK
@@ -198,6 +200,10 @@ class LocalJobs(_Launcher):
     _EXECUTOR = "local"
     POLL_S = 0.2  # how often the launcher looks for a finished job (a process poll: no measurable cost)
 
+    def setup(self, **kwargs: Any) -> None:
+        time_limit_s(self.params)  # a limit no run can use: one line before the sweep starts
+        super().setup(**kwargs)
+
     def _executor(self):
         """submitit's LocalExecutor itself (AutoExecutor does not pass signal_delay_s on to it), with the controller and
         tasks of bench/localjob.py: a requeued job restarts up to max_num_timeout times, never vanishes."""
@@ -206,7 +212,7 @@ class LocalJobs(_Launcher):
         p = dict(self.params)
         executor = LocalExecutor(folder=p["submitit_folder"], max_num_timeout=int(p["max_num_timeout"]))
         executor.update_parameters(
-            timeout_min=p["timeout_min"],
+            timeout_min=p["timeout_min"],  # bench/localjob.py: int(60 * timeout_min) s, as time_limit_s checked
             signal_delay_s=int(p["signal_delay_s"]),
             tasks_per_node=p["tasks_per_node"],
             gpus_per_node=p["gpus_per_node"] or 0,
@@ -231,6 +237,27 @@ class LocalJobs(_Launcher):
         finally:
             signal.signal(signal.SIGTERM, previous)
         return jobs
+
+
+def time_limit_s(params) -> int:
+    """A local job's time limit in whole seconds (timeout_min may be a fraction of a minute), or one line naming the
+    problem: a limit under a second, a negative signal_delay_s, or a pre-timeout signal not inside the limit."""
+    timeout_min, delay = params.get("timeout_min"), params.get("signal_delay_s")
+    if (
+        isinstance(timeout_min, bool)
+        or not isinstance(timeout_min, (int, float))
+        or not 1 <= 60 * timeout_min < math.inf
+    ):
+        raise ConfigError(
+            f"hydra.launcher.timeout_min={timeout_min!r}: must be a finite number of minutes, at least 1/60 (1 s)"
+        )
+    limit = int(60 * timeout_min)  # whole seconds: what submitit's local controller counts
+    if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay < limit:
+        raise ConfigError(
+            f"hydra.launcher.signal_delay_s={delay!r}: must be an integer >= 0 and below the time limit "
+            f"(timeout_min={timeout_min} is {limit} s): the run needs the pre-timeout signal before the limit"
+        )
+    return limit
 
 
 def _interrupt(signum, frame) -> None:

@@ -4,8 +4,10 @@ launcher stops its jobs; the per-run lock keeps two launches of a sweep from tra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,8 +21,11 @@ from hydra.core.plugins import Plugins
 from hydra.core.singleton import Singleton
 
 from analysis.status import counts, sweep_status
+from bench.config import ConfigError
+from bench.launcher import time_limit_s
 from bench.lock import LOCK, RunLock
 from bench.preflight import check_command
+from bench.store import METRICS
 from tests.conftest import CONF, ROOT, launch
 
 TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]
@@ -56,6 +61,30 @@ def test_launcher_and_sweeper_configs_survive_a_singleton_reset():
         assert check_command(["-m", "optimizer.lr=0.1,0.2"]) == 2  # the sweeper instantiates after the rescan
     finally:
         Singleton.set_state(state)
+
+
+def test_a_local_time_limit_may_be_a_fraction_of_a_minute_and_slurms_is_whole_minutes():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        local = compose("config", ["hydra/launcher=local", "hydra.launcher.timeout_min=0.75"], return_hydra_config=True)
+        with pytest.raises(Exception, match="timeout_min"):  # SLURM's --time: whole minutes
+            compose("config", ["hydra/launcher=slurm", "hydra.launcher.timeout_min=0.75"], return_hydra_config=True)
+    assert time_limit_s(local.hydra.launcher) == 45
+
+
+@pytest.mark.parametrize(
+    "timeout_min, signal_delay_s",
+    [(0, 0), (-1, 10), (0.01, 0), (float("inf"), 30), (float("nan"), 30), (0.5, 30), (1, 90), (1, -1), (1, 2.5)],
+)
+def test_a_local_time_limit_no_run_can_use_is_one_line_before_the_sweep_starts(timeout_min, signal_delay_s):
+    """A limit under a second, or a pre-timeout signal not inside the limit (the run could never checkpoint): the
+    launcher's setup (before Hydra sweeps anything) refuses it in one line naming the key."""
+    from hydra_plugins.warmup_bench import LocalConf, LocalLauncher
+
+    params = {k: v for k, v in vars(LocalConf()).items() if k != "_target_"}
+    launcher = LocalLauncher(**params | {"timeout_min": timeout_min, "signal_delay_s": signal_delay_s})
+    with pytest.raises(ConfigError, match=r"^hydra\.launcher\.(timeout_min|signal_delay_s)=") as e:
+        launcher.setup(hydra_context=None, task_function=None, config=None)
+    assert "\n" not in str(e.value)
 
 
 def test_lock_is_atomic_and_stale_locks_are_taken_over(tmp_path):
@@ -141,25 +170,74 @@ def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_si
     assert log.count("Requeued job") == 6 and log.count("during start-up: delivered now") == 7, log[-3000:]
 
 
+def _signal_pending(pid: int, signum: int) -> bool:
+    """Whether signum waits to be delivered to process pid (Linux: /proc/PID/status, its pending-signal masks)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    masks = [int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(mask >> (signum - 1) & 1 for mask in masks)
+
+
+def _pause_once_training(sweep: Path, proc: subprocess.Popen, timeout: float = 300) -> int:
+    """SIGSTOP the process that trains the sweep's one point, once it has written metrics (its signal handlers are
+    installed); its pid."""
+    deadline = time.time() + timeout
+    while True:
+        assert proc.poll() is None and time.time() < deadline, "the run never trained"
+        if list(sweep.glob(f"*/{METRICS}")):
+            try:
+                (lock,) = _wait_for_locks(sweep, 1, proc)
+                os.kill(lock["pid"], signal.SIGSTOP)
+                return lock["pid"]
+            except ProcessLookupError:  # a lock left by an attempt that ended: the next takes it over
+                pass
+        time.sleep(0.05)
+
+
+def _job_logs(sweep: Path) -> str:
+    return "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
+
+
 @pytest.mark.slow
 def test_timeout_checkpoints_requeues_and_completes(tmp_path):
-    """timeout_min=1 and a point longer than a minute (FCN-4-512, 2000 steps): at the pre-timeout signal, 40 s into
-    each attempt (signal_delay_s=20 leaves the run time to checkpoint and exit before the limit: submitit's local
-    controller does not requeue a job still running at the limit), the run checkpoints, the job is requeued into the
-    same folder and the run completes from its checkpoint. Under load a job's start-up (imports, data, model) takes
-    much of each attempt: max_num_timeout=20 lets it take many (bench/localjob.py: all of them are honoured); past
-    them the point would be recorded failed ("timed-out too many times"), which this test shows."""
+    """A 45 s limit (timeout_min=0.75: a local job's limit may be a fraction of a minute) and the pre-timeout signal
+    10 s before it. Once the point trains (its first metrics row), the test pauses it (SIGSTOP, as an overloaded
+    machine stalls a run) until the controller's signal is pending, then lets it go on: the signal lands mid-training
+    whatever the machine's speed, so a small run outlasts the limit. The run checkpoints at the signal, the job is
+    requeued into the same folder (same job id) and the run completes from its checkpoint. signal_delay_s=10 leaves
+    it time to checkpoint and exit before the limit (submitit's local controller does not requeue a job still running
+    at the limit). Under load a job's start-up can outlast the 35 s before the signal: such an attempt is requeued too
+    (bench/localjob.py), and max_num_timeout=20 lets the point take many; past them it would be recorded failed
+    ("timed-out too many times" in its result.json, which the assertions show)."""
     sweep = tmp_path / "sweep"
-    run = ["model.width=512", "model.depth=4", "batch_size=256", "steps=2000", "eval_every=500", "device=cpu"]
-    args = ["-m", "seed=0", *run, *LOCAL, f"hydra.sweep.dir={sweep}"]
-    limits = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=20", "hydra.launcher.max_num_timeout=20"]
-    proc = launch(*args, *limits, timeout=1800)
+    run = ["model.width=16", "model.depth=2", "batch_size=64", "steps=1500", "eval_every=50", "device=cpu"]
+    limits = [
+        "hydra.launcher.timeout_min=0.75",
+        "hydra.launcher.signal_delay_s=10",
+        "hydra.launcher.max_num_timeout=20",
+    ]
+    proc = _start("-m", "seed=0", *run, *LOCAL, *limits, f"hydra.sweep.dir={sweep}", log=tmp_path / "launch.log")
+    try:
+        pid = _pause_once_training(sweep, proc)
+        try:
+            deadline = time.time() + 300
+            while not _signal_pending(pid, signal.SIGUSR2) and "on SIGUSR2" not in _job_logs(sweep):
+                assert time.time() < deadline, "no pre-timeout signal"
+                time.sleep(0.2)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        proc.wait(timeout=600)
+    finally:
+        proc.kill()
     (result,) = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]  # never a point without one
-    assert proc.returncode == 0, f"{result}\n{proc.stderr[-3000:]}"
-    assert result["status"] == "completed" and result["stop_step"] == 2000
-    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
-    assert "checkpointed at step" in logs and "resumed from" in logs, logs[-3000:]
-    assert "Requeued job" in logs or "requeue" in logs.lower()
+    assert proc.returncode == 0, f"{result}\n{(tmp_path / 'launch.log').read_text()[-3000:]}"
+    assert result["status"] == "completed" and result["stop_step"] == 1500, result
+    logs = _job_logs(sweep)
+    saved = [int(s) for s in re.findall(r"checkpointed at step (\d+) on SIGUSR2", logs)]
+    resumed = [int(s) for s in re.findall(r"resumed from \S+ at step (\d+)", logs)]
+    assert saved and 0 < saved[-1] < 1500 and saved[-1] in resumed, logs[-3000:]
+    assert "Requeued job" in logs
+    assert len(list(sweep.glob(".submitit/*/*_submitted.pkl"))) == 1, "requeued as the same job"
 
 
 @pytest.mark.slow
@@ -201,20 +279,29 @@ def test_stopping_the_launcher_stops_its_jobs(tmp_path):
 
 @pytest.mark.slow
 def test_two_launches_of_a_sweep_never_train_a_point_twice(tmp_path):
-    """The first launch (local, one job at a time) holds point 1 (long); the second (basic launcher, same sweep)
-    finds it locked and reports it running elsewhere, trains point 2 (short); the first then skips point 2."""
+    """The first launch holds point 1: the test pauses it (SIGSTOP) as soon as it takes the point's lock, so the
+    point is held, whatever the machine's speed, while the second launch of the same sweep runs; the second finds it
+    locked and reports it running elsewhere, trains point 2; the first, let go on (SIGCONT), completes point 1, then
+    skips point 2. Both are basic-launcher launches: the lock is taken by the run (bench.run), whatever launched it,
+    and a launch that trains in its own process needs no job processes (tests/test_sweeps.py runs the local launcher's
+    jobs). Both points are small runs."""
     sweep = tmp_path / "sweep"
-    grid = ["-m", *LONG_THEN_SHORT, f"hydra.sweep.dir={sweep}"]
-    first = _start(*grid, *LOCAL, "hydra.launcher.max_parallel=1", log=tmp_path / "first.log")
+    grid = ["-m", *TINY, "steps=200,40", f"hydra.sweep.dir={sweep}"]
+    first = _start(*grid, log=tmp_path / "first.log")
     try:
-        _wait_for_locks(sweep, 1, first, point="*steps=4000_*")
-        second = launch(*grid)
+        (holder,) = _wait_for_locks(sweep, 1, first, point="*steps=200_*")
+        assert holder["pid"] == first.pid
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = launch(*grid)
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
         assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-3000:]
     finally:
         first.kill()
     assert second.returncode == 0, second.stderr[-3000:]
-    second_log = second.stdout + second.stderr
+    second_log, first_log = second.stdout + second.stderr, (tmp_path / "first.log").read_text()
     assert "running elsewhere" in second_log
-    first_jobs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
-    assert _trained(second_log) + _trained(first_jobs) == 2, "each point trained once"
+    assert _trained(second_log) + _trained(first_log) == 2, "each point trained once"
+    assert _trained(first_log) == 1 and "already completed (result.json), skipped" in first_log
     assert counts(sweep_status(sweep))["completed"] == 2

@@ -56,6 +56,7 @@ class SlurmConf(SlurmQueueConf):
 @dataclass
 class LocalConf(LocalQueueConf):
     _target_: str = "hydra_plugins.warmup_bench.LocalLauncher"
+    timeout_min: float = 60  # time limit of one attempt; minutes, fractions allowed (SLURM's --time: whole minutes)
     max_parallel: int = 2  # runs at the same time on this machine
     signal_delay_s: int = 30  # the pre-timeout signal (SIGUSR2) this long before timeout_min: checkpoint, requeue
     max_num_timeout: int = 3  # requeues after a timeout
