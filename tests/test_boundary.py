@@ -71,8 +71,12 @@ def compose_once(loader, sweep_dir) -> None:
 
 
 def boundary_search(tmp_path, boundary, *overrides: str):
-    """The boundary sweeper of `python launch.py -m sweep=demo hydra/sweeper=boundary OVERRIDES`, on an Oracle."""
+    """The boundary sweeper of `python launch.py -m sweep=demo hydra/sweeper=boundary OVERRIDES`, on an Oracle.
+    seed=0 (the default) is written out when OVERRIDES set no seed: its points are then those of seed=0,1's
+    searches, composed once (COMPOSED)."""
+    seeded = any(o.startswith("seed=") for o in overrides)
     args = ["sweep=demo", "hydra/sweeper=boundary", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}", *overrides]
+    args += [] if seeded else ["seed=0"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         cfg = loader.load_configuration("config", args, run_mode=RunMode.MULTIRUN)
@@ -169,15 +173,15 @@ def test_the_launcher_gets_the_config_the_check_composed(tmp_path):
 
 
 def multirun(*overrides: str) -> None:
-    """`python launch.py -m OVERRIDES`, in this process (launch.py's task function, Hydra's multirun): the sweeper
-    raises what would fail the command."""
+    """`python launch.py -m OVERRIDES`, in this process (launch.py's task function, Hydra's multirun; hydra.mode as
+    -m sets it): the sweeper raises what would fail the command."""
     from bench import launch as app
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
         GlobalHydra.instance().hydra.multirun(
             config_name="config",
             task_function=app.main.__wrapped__,
-            overrides=list(overrides),
+            overrides=[*overrides, "hydra.mode=MULTIRUN"],
             with_log_configuration=False,
         )
 
