@@ -105,20 +105,16 @@ def test_top_of_grid_is_a_lower_bound_and_nothing_trains_is_blank(tmp_path):
     assert got == {1: ("", "False"), 16: ("1.0", "False"), 64: ("16.0", "True"), 256: ("16.0", "True")}
 
 
-def test_every_seed_must_train(tmp_path):
-    rows, _ = boundary_search(tmp_path, lambda w, s: DEMO[w] * (2 if s == 0 else 1), "seed=0,1")
-    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
-
-
-def test_seed_by_seed_stops_a_cell_at_its_first_failing_seed(tmp_path):
-    """Seeds run one per round, and a seed that fails ends its cell: the cell is decided, the other seeds are not run;
-    the same eta_max as running the seeds together, with fewer runs."""
+def test_every_seed_must_train_and_seed_by_seed_stops_a_cell_at_its_first_failing_seed(tmp_path):
+    """Every seed must train: seed 0 trains up to twice seed 1's boundary, eta_max is seed 1's. Seeds run one per
+    round, and a seed that fails ends its cell: the cell is decided, the other seeds are not run; the same eta_max
+    as running the seeds together, with fewer runs."""
     boundary = lambda w, s: DEMO[w] * (2 if s == 0 else 1)  # noqa: E731  (seed 1 fails first)
     rows, oracle = boundary_search(tmp_path / "one", boundary, "seed=0,1")
+    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
     together, oracle_together = boundary_search(
         tmp_path / "all", boundary, "seed=0,1", "hydra.sweeper.seed_by_seed=false"
     )
-    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
     assert [r["eta_max"] for r in together] == [r["eta_max"] for r in rows]
     cell = lambda p: tuple(o for o in p if not o.startswith("seed="))  # noqa: E731
     for call in oracle.calls:
