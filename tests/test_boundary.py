@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from bench.preflight import run_dir
 from bench.runfolder import run_identity
-from tests.conftest import CONF, launch
+from tests.conftest import CONF
 
 # the demo grid's boundary on main: eta_max per T_wrm
 DEMO = {1: 0.125, 16: 1.0, 64: 4.0, 256: 8.0}
@@ -71,8 +71,12 @@ def compose_once(loader, sweep_dir) -> None:
 
 
 def boundary_search(tmp_path, boundary, *overrides: str):
-    """The boundary sweeper of `python launch.py -m sweep=demo hydra/sweeper=boundary OVERRIDES`, on an Oracle."""
+    """The boundary sweeper of `python launch.py -m sweep=demo hydra/sweeper=boundary OVERRIDES`, on an Oracle.
+    seed=0 (the default) is written out when OVERRIDES set no seed: its points are then those of seed=0,1's
+    searches, composed once (COMPOSED)."""
+    seeded = any(o.startswith("seed=") for o in overrides)
     args = ["sweep=demo", "hydra/sweeper=boundary", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}", *overrides]
+    args += [] if seeded else ["seed=0"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         cfg = loader.load_configuration("config", args, run_mode=RunMode.MULTIRUN)
@@ -101,20 +105,16 @@ def test_top_of_grid_is_a_lower_bound_and_nothing_trains_is_blank(tmp_path):
     assert got == {1: ("", "False"), 16: ("1.0", "False"), 64: ("16.0", "True"), 256: ("16.0", "True")}
 
 
-def test_every_seed_must_train(tmp_path):
-    rows, _ = boundary_search(tmp_path, lambda w, s: DEMO[w] * (2 if s == 0 else 1), "seed=0,1")
-    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
-
-
-def test_seed_by_seed_stops_a_cell_at_its_first_failing_seed(tmp_path):
-    """Seeds run one per round, and a seed that fails ends its cell: the cell is decided, the other seeds are not run;
-    the same eta_max as running the seeds together, with fewer runs."""
+def test_every_seed_must_train_and_seed_by_seed_stops_a_cell_at_its_first_failing_seed(tmp_path):
+    """Every seed must train: seed 0 trains up to twice seed 1's boundary, eta_max is seed 1's. Seeds run one per
+    round, and a seed that fails ends its cell: the cell is decided, the other seeds are not run; the same eta_max
+    as running the seeds together, with fewer runs."""
     boundary = lambda w, s: DEMO[w] * (2 if s == 0 else 1)  # noqa: E731  (seed 1 fails first)
     rows, oracle = boundary_search(tmp_path / "one", boundary, "seed=0,1")
+    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
     together, oracle_together = boundary_search(
         tmp_path / "all", boundary, "seed=0,1", "hydra.sweeper.seed_by_seed=false"
     )
-    assert {int(r["schedule.warmup_steps"]): float(r["eta_max"]) for r in rows} == DEMO
     assert [r["eta_max"] for r in together] == [r["eta_max"] for r in rows]
     cell = lambda p: tuple(o for o in p if not o.startswith("seed="))  # noqa: E731
     for call in oracle.calls:
@@ -145,26 +145,62 @@ def test_finished_runs_are_reused(tmp_path):
     assert first.trained > 0 and again.trained == 0
 
 
+def test_the_launcher_gets_the_config_the_check_composed(tmp_path):
+    """The validating sweeper hands each point's config, as its check composed it, to the launcher's load of that
+    point (bench.sweeper.ComposedOnce: one composition a point, not two): the same config as Hydra composes afresh,
+    a config of its own (the launcher sets its job's keys in it), and the next load composes afresh again."""
+    args = ["optimizer.lr=0.5,1", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        cfg = loader.load_configuration("config", args, run_mode=RunMode.MULTIRUN)
+        context = HydraContext(config_loader=loader, callbacks=Callbacks())
+        sweeper = Plugins.instance().instantiate_sweeper(config=cfg, hydra_context=context, task_function=None)
+        grid = sweeper.checked_grid(OmegaConf.to_container(cfg.hydra.overrides.task))
+        kept = sweeper.launcher.hydra_context.config_loader  # the launcher's loader is the sweeper's
+        assert kept is sweeper.hydra_context.config_loader and len(grid) == 2 and len(kept.composed) == 2
+        for point in grid:
+            handed = kept.load_sweep_config(cfg, list(point))
+            fresh = loader.load_sweep_config(cfg, list(point))
+            assert OmegaConf.to_container(handed) == OmegaConf.to_container(fresh)
+            assert run_dir(handed) == run_dir(fresh) and run_identity(handed) == run_identity(fresh)
+            assert OmegaConf.is_struct(handed) == OmegaConf.is_struct(fresh)
+            assert kept.load_sweep_config(cfg, list(point)) is not handed  # once: then composed afresh
+        assert kept.composed == {}
+
+
+def multirun(*overrides: str) -> None:
+    """`python launch.py -m OVERRIDES`, in this process (launch.py's task function, Hydra's multirun; hydra.mode as
+    -m sets it): the sweeper raises what would fail the command."""
+    from bench import launch as app
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
+        GlobalHydra.instance().hydra.multirun(
+            config_name="config",
+            task_function=app.main.__wrapped__,
+            overrides=[*overrides, "hydra.mode=MULTIRUN"],
+            with_log_configuration=False,
+        )
+
+
 @pytest.mark.slow
 def test_real_fig3_like_boundary_search_matches_the_full_grid(tmp_path, tiny):
     """The CPU Figure 3 muP + cross-entropy preset shrunk (tiny FCN, 24 steps, 5 rates in units of 1/lambda0, T_wrm
     1 and 8, seeds 0 and 1; at T_wrm 1 the seeds disagree at 4/lambda0): the boundary search's eta_max per T_wrm, and
     analysis.eta_max on its sparse folder, equal the full grid's, with fewer runs. The full grid then runs in the same
-    folder: the search's finished runs are reused (the same configs, bench.identity checks), the others are trained."""
+    folder: the search's finished runs are reused (the same configs, bench.identity checks), the others are trained.
+    Both multiruns run in this process, as launch.py runs them (real runs, Hydra's basic launcher)."""
     from analysis import eta_max, load_runs
 
     shrunk = [o for o in tiny if not o.startswith(("steps=", "eval_every="))] + ["steps=24", "eval_every=8"]
     grid = ["experiment=cpu/fig3_wrn_mup_xent", *shrunk, "threads=1"]
     grid += ["optimizer.lr=0.25,1,4,16,64", "schedule.warmup_steps=1,8", "seed=0,1", f"hydra.sweep.dir={tmp_path}"]
-    proc = launch("-m", *grid, "hydra/sweeper=boundary")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    multirun(*grid, "hydra/sweeper=boundary")
     rows = list(csv.DictReader((tmp_path / "boundary.csv").open()))
     got = {int(r["schedule.warmup_steps"]): float(r["eta_max"]) if r["eta_max"] else float("nan") for r in rows}
     sparse = eta_max(load_runs(tmp_path)).set_index("schedule.warmup_steps")["eta_max"].to_dict()
     runs = sum(int(r["runs"]) for r in rows)
     assert runs == len(list(tmp_path.glob("*/result.json"))) < 20, runs
-    full = launch("-m", *grid)
-    assert full.returncode == 0, full.stderr[-3000:]
+    multirun(*grid)
     assert len(list(tmp_path.glob("*/result.json"))) == 20
     expected = eta_max(load_runs(tmp_path)).set_index("schedule.warmup_steps")["eta_max"].to_dict()
     same = lambda a, b: a == b or (a != a and b != b)  # noqa: E731  (NaN: nothing trains, in both)

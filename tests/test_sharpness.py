@@ -109,7 +109,9 @@ def fcn_batch():
 @pytest.mark.slow
 def test_fewer_hvps_than_power_iteration_on_the_default_fcn(fcn_batch):
     """To 1e-4 relative accuracy: Lanczos (its own stopping rule) against power iteration's best possible count
-    (the first iterate from which every estimate stays within 1e-4 of the reference). Warm starts cut it further."""
+    (the first iterate from which every estimate stays within 1e-4 of the reference), counted over twice Lanczos'
+    products: an estimate off at or after Lanczos' count shows that power iteration needs more. Warm starts cut it
+    further."""
     model, x, y = fcn_batch
     ref = sharpness(model, mse, x, y, tol=1e-10, float64=True, generator=gen()).value
     lanczos = sharpness(model, mse, x, y, tol=1e-4, generator=gen(1))
@@ -123,7 +125,9 @@ def test_fewer_hvps_than_power_iteration_on_the_default_fcn(fcn_batch):
         estimates.append(torch.dot(v, hv).item())  # power iteration's estimate at this product (v has norm 1)
         return hv
 
-    power_iteration(recording, flat.numel(), tol=0.0, max_iter=250, generator=gen(1))
+    # a shorter horizon can only make power iteration's count smaller (fewer later estimates to stay within 1e-4),
+    # so beating the count over 2 x Lanczos' products beats it over any longer run (on main: 164 of 250, Lanczos 20)
+    power_iteration(recording, flat.numel(), tol=0.0, max_iter=2 * lanczos.n_hvp, generator=gen(1))
     ok = [abs(v - ref) <= 1e-4 * ref for v in estimates]
     power_hvps = next((i + 1 for i in range(len(ok)) if all(ok[i:])), None)
     print(f"HVPs to 1e-4: lanczos {lanczos.n_hvp}, power iteration {power_hvps or f'> {len(ok)}'}")
@@ -141,7 +145,7 @@ def test_fewer_hvps_than_power_iteration_on_the_default_fcn(fcn_batch):
         cold.append(sharpness(model, mse, x, y, tol=1e-4, generator=gen(step)).n_hvp)
         e = sharpness(model, mse, x, y, v0=v, tol=1e-4, generator=gen(step))
         warm.append(e.n_hvp)
-        tight = sharpness(model, mse, x, y, v0=v, tol=1e-7, generator=gen(step)).value
+        tight = sharpness(model, mse, x, y, v0=e.vector, tol=1e-7, generator=gen(step)).value  # the step's top
         assert abs(e.value - tight) <= 1e-4 * tight
         v = e.vector
     print(f"HVPs at 3 consecutive steps: cold {cold}, warm {warm}")
