@@ -2,13 +2,11 @@
 expands with Hydra's own code (every override syntax: lists, range, choice, glob; from hydra.sweeper.params in a
 preset and from the command line), and which composes and checks every point (bench.preflight.check_point: values,
 data, run folder) before the first launch. A bad point stops the sweep with one line naming the point and the key;
-nothing is trained. Hydra's BasicSweeper only composes each batch just before launching it; here the launcher is
-handed the point's config as the check composed it (ComposedOnce), instead of composing it again.
+nothing is trained. Hydra's BasicSweeper only composes each batch just before launching it.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Sequence
 
@@ -16,7 +14,6 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import filter_overrides
 from hydra.plugins.sweeper import Sweeper
-from hydra.types import HydraContext
 
 from bench.config import ConfigError
 from bench.preflight import check_duplicates, check_point, compose_error, run_dir
@@ -28,37 +25,6 @@ def point_name(point: Sequence[str], grid: Sequence[Sequence[str]]) -> str:
     """The overrides that tell this point from the others of the grid (all of them for a one-point grid)."""
     varying = [o for o in point if len(grid) == 1 or any(o not in other for other in grid)]
     return " ".join(filter_overrides(varying or list(point)))
-
-
-class ComposedOnce:
-    """The config loader, save that a point's config composed for the check is handed to the next load of the same
-    point from the same master config (the launcher's), once: composing costs ~0.3 CPU-s a point and is a function
-    of those two (and the config files). The check's own config is not the one kept: a copy taken before the check,
-    so that what the launcher gets is what Hydra composed; after that load, the point composes afresh."""
-
-    def __init__(self, loader) -> None:
-        self.loader = loader
-        self.composed: dict[tuple[str, ...], tuple[object, object]] = {}  # point -> (master config, its config)
-
-    def __getattr__(self, name: str):  # what is not set here: the loader's
-        if name.startswith("__") or name in ("loader", "composed"):  # (unpickling: before __dict__ is set)
-            raise AttributeError(name)
-        return getattr(self.loader, name)
-
-    def __getstate__(self) -> dict:  # a launcher pickled into its jobs carries the loader, not every point's config
-        return {"loader": self.loader, "composed": {}}
-
-    def compose(self, master_config, sweep_overrides: Sequence[str]):
-        """load_sweep_config, keeping a copy for the next load of this point."""
-        cfg = self.loader.load_sweep_config(master_config, list(sweep_overrides))
-        self.composed[tuple(sweep_overrides)] = (master_config, copy.deepcopy(cfg))
-        return cfg
-
-    def load_sweep_config(self, master_config, sweep_overrides):
-        master, cfg = self.composed.pop(tuple(sweep_overrides), (None, None))
-        if cfg is not None and master is master_config:
-            return cfg
-        return self.loader.load_sweep_config(master_config, sweep_overrides)
 
 
 class ValidatingSweeper(BasicSweeper):
@@ -76,11 +42,6 @@ class ValidatingSweeper(BasicSweeper):
         self.config = None
         self.launcher = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function, config) -> None:
-        loader = ComposedOnce(hydra_context.config_loader)  # the sweeper's and its launcher's loader
-        context = HydraContext(config_loader=loader, callbacks=hydra_context.callbacks)
-        super().setup(hydra_context=context, task_function=task_function, config=config)
-
     def grid(self, arguments: Sequence[str]) -> list[list[str]]:
         """Every point of the sweep, in launch order, as BasicSweeper expands it."""
         assert self.hydra_context is not None
@@ -96,7 +57,7 @@ class ValidatingSweeper(BasicSweeper):
         for i, point in enumerate(grid):
             try:
                 try:
-                    cfg = loader.compose(self.config, point)
+                    cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(point))
                 except Exception as e:
                     raise compose_error(e) from e
                 check_point(cfg)

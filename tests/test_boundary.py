@@ -145,29 +145,6 @@ def test_finished_runs_are_reused(tmp_path):
     assert first.trained > 0 and again.trained == 0
 
 
-def test_the_launcher_gets_the_config_the_check_composed(tmp_path):
-    """The validating sweeper hands each point's config, as its check composed it, to the launcher's load of that
-    point (bench.sweeper.ComposedOnce: one composition a point, not two): the same config as Hydra composes afresh,
-    a config of its own (the launcher sets its job's keys in it), and the next load composes afresh again."""
-    args = ["optimizer.lr=0.5,1", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        loader = GlobalHydra.instance().config_loader()
-        cfg = loader.load_configuration("config", args, run_mode=RunMode.MULTIRUN)
-        context = HydraContext(config_loader=loader, callbacks=Callbacks())
-        sweeper = Plugins.instance().instantiate_sweeper(config=cfg, hydra_context=context, task_function=None)
-        grid = sweeper.checked_grid(OmegaConf.to_container(cfg.hydra.overrides.task))
-        kept = sweeper.launcher.hydra_context.config_loader  # the launcher's loader is the sweeper's
-        assert kept is sweeper.hydra_context.config_loader and len(grid) == 2 and len(kept.composed) == 2
-        for point in grid:
-            handed = kept.load_sweep_config(cfg, list(point))
-            fresh = loader.load_sweep_config(cfg, list(point))
-            assert OmegaConf.to_container(handed) == OmegaConf.to_container(fresh)
-            assert run_dir(handed) == run_dir(fresh) and run_identity(handed) == run_identity(fresh)
-            assert OmegaConf.is_struct(handed) == OmegaConf.is_struct(fresh)
-            assert kept.load_sweep_config(cfg, list(point)) is not handed  # once: then composed afresh
-        assert kept.composed == {}
-
-
 def multirun(*overrides: str) -> None:
     """`python launch.py -m OVERRIDES`, in this process (launch.py's task function, Hydra's multirun; hydra.mode as
     -m sets it): the sweeper raises what would fail the command."""
