@@ -42,6 +42,34 @@ def launch(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproces
     )
 
 
+def multirun(*overrides: str) -> list:
+    """`python launch.py -m OVERRIDES` in this process: launch.py's task function through Hydra's multirun, with
+    hydra.mode=MULTIRUN as -m sets it; returns the JobReturns the sweeper received. What would end the command (a
+    sweeper's or launcher's one-line SystemExit) is raised. The root logger is left as it was (Hydra's basic launcher
+    configures job logging in this process)."""
+    import logging
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bench import launch as app
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
+            batches = GlobalHydra.instance().hydra.multirun(
+                config_name="config",
+                task_function=app.main.__wrapped__,
+                overrides=[*overrides, "hydra.mode=MULTIRUN"],
+                with_log_configuration=False,
+            )
+    finally:
+        for h in set(root.handlers) - set(handlers):
+            h.close()
+        root.handlers[:], root.level = handlers, level
+    return [r for batch in batches or [] for r in batch]
+
+
 # Slowest first (measured; a prefix of a test id): under pytest-xdist (`make test`: -n JOBS) they start at once and
 # overlap with the many short tests, instead of ending the run alone. Tests that wait (on subprocesses, SLURM, time
 # limits) leave the two cores to the others, hence more workers than cores.

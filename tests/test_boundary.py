@@ -7,7 +7,6 @@ import copy
 import csv
 import json
 
-import pytest
 from hydra import initialize_config_dir
 from hydra._internal.callbacks import Callbacks
 from hydra.core.global_hydra import GlobalHydra
@@ -18,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from bench.preflight import run_dir
 from bench.runfolder import run_identity
-from tests.conftest import CONF
+from tests.conftest import CONF, multirun
 
 # the demo grid's boundary on main: eta_max per T_wrm
 DEMO = {1: 0.125, 16: 1.0, 64: 4.0, 256: 8.0}
@@ -145,21 +144,6 @@ def test_finished_runs_are_reused(tmp_path):
     assert first.trained > 0 and again.trained == 0
 
 
-def multirun(*overrides: str) -> None:
-    """`python launch.py -m OVERRIDES`, in this process (launch.py's task function, Hydra's multirun; hydra.mode as
-    -m sets it): the sweeper raises what would fail the command."""
-    from bench import launch as app
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
-        GlobalHydra.instance().hydra.multirun(
-            config_name="config",
-            task_function=app.main.__wrapped__,
-            overrides=[*overrides, "hydra.mode=MULTIRUN"],
-            with_log_configuration=False,
-        )
-
-
-@pytest.mark.slow
 def test_real_fig3_like_boundary_search_matches_the_full_grid(tmp_path, tiny):
     """The CPU Figure 3 muP + cross-entropy preset shrunk (tiny FCN, 24 steps, 5 rates in units of 1/lambda0, T_wrm
     1 and 8, seeds 0 and 1; at T_wrm 1 the seeds disagree at 4/lambda0): the boundary search's eta_max per T_wrm, and

@@ -7,7 +7,6 @@ K is one line before anything runs; a pack signalled before its time limit check
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import pickle
@@ -18,8 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hydra import initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
@@ -29,7 +26,7 @@ from bench import packs
 from bench.config import ConfigError
 from bench.lock import LOCK
 from bench.preflight import compose_error
-from tests.conftest import CONF, compose_cfg, launch
+from tests.conftest import compose_cfg, launch, multirun
 from tests.test_slurm import slurm  # noqa: F401  (the fixture: a running local SLURM cluster)
 
 TINY = ["model.depth=2", "model.width=16", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
@@ -116,28 +113,6 @@ def test_a_failed_point_fails_in_its_own_folder_only(tmp_path, monkeypatch):
 # --- real multiruns ----------------------------------------------------------------------------------------------
 
 
-def _multirun(*overrides: str) -> list[JobReturn]:
-    """A multirun in this process, as `launch.py -m` runs it (its task function, hydra.mode=MULTIRUN): the JobReturns
-    the sweeper receives. The root logger is left as it was (Hydra's basic launcher configures job logging here)."""
-    from bench import launch as app
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
-            batches = GlobalHydra.instance().hydra.multirun(
-                config_name="config",
-                task_function=app.main.__wrapped__,
-                overrides=[*overrides, "hydra.mode=MULTIRUN"],
-                with_log_configuration=False,
-            )
-    finally:
-        for h in set(root.handlers) - set(handlers):
-            h.close()
-        root.handlers[:], root.level = handlers, level
-    return [r for batch in batches for r in batch]
-
-
 def _jobs(sweep: Path) -> set[str]:
     return {p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")}
 
@@ -164,8 +139,8 @@ def test_a_packed_sweep_writes_the_unpacked_sweeps_folders_in_fewer_jobs(tmp_pat
     same sweeper, folder names and training as one local job per point (tests/test_sweeps.py runs those); the packed
     sweep goes through the local launcher's jobs."""
     e1, e4 = tmp_path / "e1", tmp_path / "e4"
-    alone = _multirun(*GRID, *TINY, f"hydra.sweep.dir={e1}")
-    packed = _multirun(*GRID, *TINY, *LOCAL, "hydra.launcher.ensemble=4", f"hydra.sweep.dir={e4}")
+    alone = multirun(*GRID, *TINY, f"hydra.sweep.dir={e1}")
+    packed = multirun(*GRID, *TINY, *LOCAL, "hydra.launcher.ensemble=4", f"hydra.sweep.dir={e4}")
     assert len(alone) == 3 and len(_jobs(e4)) == 2, "one pack of the linear and cosine points, one catapult job"
     assert [r.overrides for r in packed] == [r.overrides for r in alone], "one JobReturn per point, in sweep order"
     folders1, folders4 = _folders(e1), _folders(e4)
@@ -187,7 +162,7 @@ def test_a_packed_sweep_writes_the_unpacked_sweeps_folders_in_fewer_jobs(tmp_pat
     for name in redo:
         (folders4[name] / "result.json").unlink()
     jobs_before = _jobs(e4)
-    again = _multirun(*GRID, *TINY, *LOCAL, "hydra.launcher.ensemble=4", f"hydra.sweep.dir={e4}")
+    again = multirun(*GRID, *TINY, *LOCAL, "hydra.launcher.ensemble=4", f"hydra.sweep.dir={e4}")
     assert len(_jobs(e4) - jobs_before) == 1
     assert [r.return_value for r in again] == [r.return_value for r in packed]
     for name in redo:
@@ -206,7 +181,7 @@ def test_a_bad_ensemble_is_refused_before_the_sweep_starts(tmp_path):
     assert not (tmp_path / "0").exists(), "nothing launched, no folder made"
     for k in ("-3", "two"):
         with pytest.raises((ConfigError, HydraException, OmegaConfBaseException)) as e:
-            _multirun(*GRID, *TINY, *LOCAL, f"hydra.launcher.ensemble={k}", f"hydra.sweep.dir={tmp_path}/{k}")
+            multirun(*GRID, *TINY, *LOCAL, f"hydra.launcher.ensemble={k}", f"hydra.sweep.dir={tmp_path}/{k}")
         line = str(compose_error(e.value))
         assert line.startswith(f"hydra.launcher.ensemble={k}: ") and "\n" not in line, line
         assert not (tmp_path / k).exists(), "nothing launched, no folder made"
@@ -233,7 +208,7 @@ def test_a_signalled_pack_checkpoints_is_requeued_and_resumes(tmp_path):
     thread = threading.Thread(target=signal_the_pack_when_both_members_train, daemon=True)
     thread.start()
     try:
-        returns = _multirun(
+        returns = multirun(
             "optimizer.lr=0.02,0.05", *run, *LOCAL, "hydra.launcher.ensemble=2", f"hydra.sweep.dir={sweep}"
         )
     finally:

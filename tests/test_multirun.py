@@ -1,4 +1,4 @@
-"""A real Hydra multirun (in this process, as launch.py runs it: tests/test_launch_packing.py `_multirun`), gathered
+"""A real Hydra multirun (in this process, as launch.py runs it: tests/conftest.py `multirun`), gathered
 into a DataFrame, and its phase diagram."""
 
 import pytest
@@ -6,13 +6,13 @@ from hydra.core.utils import JobStatus
 
 from analysis import eta_max, load_runs, phase_grid
 from analysis.__main__ import main as analysis_main
-from tests.test_launch_packing import _multirun
+from tests.conftest import multirun
 
 
 @pytest.mark.slow
 def test_multirun_then_dataframe_and_phase(tmp_path):
     sweep = tmp_path / "sweep"
-    returns = _multirun(
+    returns = multirun(
         "optimizer.lr=0.25,64",
         "schedule.warmup_steps=1,8",
         "model.width=64",

@@ -1,5 +1,5 @@
 """`python launch.py -m optimizer=sgd,adam,gi_adam schedule=linear,cosine,catapult steps=30`: all nine complete
-(the sweep in this process, as launch.py runs it: tests/test_launch_packing.py `_multirun`)."""
+(the sweep in this process, as launch.py runs it: tests/conftest.py `multirun`)."""
 
 import json
 
@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from hydra.core.utils import JobStatus
 
-from tests.test_launch_packing import _multirun
+from tests.conftest import multirun
 
 
 @pytest.mark.slow
 def test_nine_optimizer_schedule_combinations(tmp_path):
     sweep = tmp_path / "sweep"
-    returns = _multirun(
+    returns = multirun(
         "optimizer=sgd,adam,gi_adam",
         "schedule=linear,cosine,catapult",
         "steps=30",

@@ -20,7 +20,7 @@ import yaml
 
 from analysis.status import counts, report, sweep_status
 from bench.train import run
-from tests.conftest import ROOT, compose_cfg
+from tests.conftest import ROOT, compose_cfg, multirun
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -164,24 +164,10 @@ def test_a_request_the_cluster_cannot_hold_stops_with_one_line_naming_the_key(sl
     ):
         sweep = tmp_path / f"sweep{i}"
         with pytest.raises(SystemExit) as refused:
-            _multirun_here(*grid, key, f"hydra.sweep.dir={sweep}")
+            multirun(*grid, key, f"hydra.sweep.dir={sweep}")
         line = str(refused.value.code)
         assert line.startswith("error: sbatch refused the job array: ") and f"change {key}" in line, line
         assert "\n" not in line and not job_ids(sweep) and not list(sweep.glob("*/result.json"))
-
-
-def _multirun_here(*overrides: str) -> None:
-    """`launch.py -m OVERRIDES` in this process (its task function, Hydra's multirun)."""
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from bench import launch as app
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3", job_name="launch"):
-        GlobalHydra.instance().hydra.multirun(
-            config_name="config", task_function=app.main.__wrapped__, overrides=list(overrides),
-            with_log_configuration=False,
-        )  # fmt: skip
 
 
 def test_array_then_launcher_killed_then_relaunch_runs_only_the_rest(slurm, tmp_path):

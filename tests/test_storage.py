@@ -78,7 +78,7 @@ def test_sweep_goes_on_when_one_point_hits_a_full_disk(tmp_path, monkeypatch):
     failure with no chained traceback (what launch.py prints: no "During handling of the above exception")."""
     from omegaconf import OmegaConf
 
-    from tests.test_launch_packing import _multirun
+    from tests.conftest import multirun
 
     mkstemp = tempfile.mkstemp
 
@@ -90,7 +90,7 @@ def test_sweep_goes_on_when_one_point_hits_a_full_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(runfolder.tempfile, "mkstemp", refusing)
     sweep = tmp_path / "sweep"
     with pytest.raises(StorageError, match="the disk is full") as info:  # the multirun says a point failed
-        _multirun("optimizer.lr=0.1,0.2", *TINY, f"hydra.sweep.dir={sweep}")
+        multirun("optimizer.lr=0.1,0.2", *TINY, f"hydra.sweep.dir={sweep}")
     results = {
         OmegaConf.load(p.parent / "config.yaml").optimizer.lr: json.loads(p.read_text())
         for p in sweep.glob("*/result.json")

@@ -1,6 +1,6 @@
 """Run identity and resumable sweeps with Hydra's basic launcher: config-derived folders, a failing point that does
 not stop the others, `python -m analysis status`, and a relaunch that runs only what is not finished.
-A relaunch runs in this process (the sweep as launch.py runs it, tests/test_launch_packing.py `_multirun`), with
+A relaunch runs in this process (the sweep as launch.py runs it, tests/conftest.py `multirun`), with
 the bench loggers' records gathered; a local launcher's jobs are processes all the same."""
 
 import json
@@ -13,8 +13,7 @@ from hydra.core.utils import JobStatus
 
 from analysis.status import counts, report, sweep_status
 from bench.runid import MAX_PREFIX, run_id
-from tests.conftest import launch
-from tests.test_launch_packing import _multirun
+from tests.conftest import launch, multirun
 
 
 def test_run_id_is_config_derived_stable_and_bounded():
@@ -75,7 +74,7 @@ def test_failing_point_does_not_stop_the_sweep_then_status_and_relaunch(tmp_path
 
     finished = {p: p.read_bytes() for p in sweep.glob("*width=16,*/result.json")}
     with bench_log() as lines, pytest.raises(RuntimeError, match="can't allocate memory"):
-        _multirun(*GRID[1:], *TINY, f"hydra.sweep.dir={sweep}")  # the failing points fail again
+        multirun(*GRID[1:], *TINY, f"hydra.sweep.dir={sweep}")  # the failing points fail again
     log = "\n".join(lines)
     assert log.count("skipped; force=true reruns it") == 2
     trained = re.findall(r": (completed|diverged)(?: at step \d+)?, best test acc", log)
@@ -107,7 +106,7 @@ def test_local_launcher_runs_a_few_at_a_time_and_skips_finished_points(tmp_path)
     """The launcher in this process, each point a job of its own (a process); relaunched, nothing is submitted."""
     sweep = tmp_path / "sweep"
     args = ["optimizer.lr=0.25,0.5", "model.width=16", *TINY, "hydra/launcher=local", f"hydra.sweep.dir={sweep}"]
-    first = _multirun(*args, "hydra.launcher.max_parallel=1")
+    first = multirun(*args, "hydra.launcher.max_parallel=1")
     assert [r.status for r in first] == [JobStatus.COMPLETED] * 2
     assert counts(sweep_status(sweep))["completed"] == 2
     # one job per point, each with its own job id
@@ -115,7 +114,7 @@ def test_local_launcher_runs_a_few_at_a_time_and_skips_finished_points(tmp_path)
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
     assert [r["status"] for r in results] == ["completed", "completed"]
     with bench_log() as lines:
-        again = _multirun(*args)
+        again = multirun(*args)
     assert "2 of 2 runs already finished (result.json): not submitted" in lines
     assert [r.return_value for r in again] == [r.return_value for r in first]
     assert len({p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")}) == 2, "no new job"
