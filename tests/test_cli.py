@@ -202,16 +202,19 @@ def test_preset_with_range_sweep_runs(tmp_path, tiny):
 
 
 def test_printing_a_config_needs_no_data(tmp_path):
-    """--cfg / --info print without the dataset (the issue's check: `python launch.py experiment=fig3_wrn_sp_xent
-    --cfg job` composes with no CIFAR on disk); running the same config is refused in one line, nothing written."""
-    import yaml
+    """--cfg / --info print without the dataset (the issue's check: the fig3_wrn_sp_xent preset composes with no CIFAR
+    on disk), and `+sweep=demo` on the command line (the spelling before presets joined the defaults list) prints the
+    job the plain `sweep=demo` composes; running the preset is refused in one line, nothing written."""
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_cfg
 
     nodata = f"dataset.root={tmp_path}"
-    proc = launch("experiment=fig3_wrn_sp_xent", nodata, "--cfg", "job")
+    proc = launch("experiment=fig3_wrn_sp_xent", "+sweep=demo", nodata, "--cfg", "job")
     assert proc.returncode == 0, proc.stderr
-    printed = yaml.safe_load(proc.stdout)
-    assert (printed["loss"], printed["name"], printed["model"]["name"]) == ("xent", "fig3_wrn_sp_xent", "wrn")
-    assert printed["model"]["width_factor"] == 4
+    plain = compose_cfg("experiment=fig3_wrn_sp_xent", "sweep=demo", nodata)
+    assert proc.stdout == OmegaConf.to_yaml(plain)  # what --cfg job prints
+    assert (plain.loss, plain.model.name, plain.model.width_factor, plain.name) == ("xent", "wrn", 4, "demo")
     assert launch("experiment=fig3_wrn_sp_xent", nodata, "--info", "config").returncode == 0
     proc = launch("experiment=fig3_wrn_sp_xent", nodata, cwd=tmp_path)  # the default run folder: under tmp_path
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -221,13 +224,17 @@ def test_printing_a_config_needs_no_data(tmp_path):
 
 
 def test_plus_preset_of_older_commands_is_the_plain_preset():
-    """`+sweep=demo` / `+experiment=NAME` (the spelling before presets joined the defaults list) compose the same job
-    as the plain form on the command line."""
-    from omegaconf import OmegaConf
+    """`+sweep=demo` / `+experiment=NAME` (the spelling before presets joined the defaults list) are read as the plain
+    form before Hydra composes (the command line's output: test_printing_a_config_needs_no_data)."""
+    from bench.launch import plain_presets
 
-    from tests.conftest import compose_cfg
-
-    plain = OmegaConf.to_yaml(compose_cfg("experiment=cpu/fig3_wrn_sp_xent", "sweep=demo"))  # what --cfg job prints
-    plus = launch("+experiment=cpu/fig3_wrn_sp_xent", "+sweep=demo", "--cfg", "job")
-    assert "name: demo" in plain
-    assert plus.returncode == 0 and plus.stdout == plain, plus.stderr
+    argv = ["launch.py", "-m", "+experiment=cpu/fig3_wrn_sp_xent", "+sweep=demo", "+extra=1", "seed=1"]
+    assert plain_presets(argv) == [
+        "launch.py",
+        "-m",
+        "experiment=cpu/fig3_wrn_sp_xent",
+        "sweep=demo",
+        "+extra=1",
+        "seed=1",
+    ]
+    assert preflight(plain_presets(["+experiment=cpu/fig3_wrn_sp_xent", "+sweep=demo"])) == 1

@@ -155,7 +155,7 @@ def tiny_overrides(cfg, tmp_path, monkeypatch) -> list[str]:
     """Shrink a composed preset to seconds: a narrow model, a few examples, two steps."""
     over = ["steps=2", "eval_every=2", "optimizer.lambda0_batches=1", "device=cpu", "eval_batch_size=256"]
     over += ["measure.until=2"] if cfg.measure.every else []
-    over += ["batch_size=2"] if cfg.batch_size else []  # lambda0's Hessian-vector products cost per example
+    over += ["batch_size=2"] if cfg.batch_size else []  # lambda0's products cost per example; 2 still mix (mixup)
     over += ["schedule.warmup_steps=2"] if cfg.schedule.warmup_steps > 2 else []  # warmup_steps <= steps
     model = cfg.model.name
     over += {
