@@ -145,5 +145,5 @@ def test_plus_form_is_refused_in_one_line_naming_the_plain_form():
     assert str(compose_error(e.value)) == line + "experiment=fig3_wrn_sp_xent"
 
 
-# The check (`python launch.py experiment=fig3_wrn_sp_xent --cfg job` composes with no CIFAR on disk) is one
-# command line of tests/test_cli.py::test_printing_a_config_needs_no_data, which prints the same preset.
+# The check (the fig3_wrn_sp_xent preset prints with `--cfg job` with no CIFAR on disk) is the first command
+# line of tests/test_cli.py::test_printing_a_config_needs_no_data (that preset, +sweep=demo, --cfg job).
