@@ -4,24 +4,47 @@ Preflight callback, every point of a sweep by the validating sweeper, before any
 import json
 
 import pytest
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 
 from bench.config import ConfigError
 from bench.preflight import check_command as preflight
-from tests.conftest import launch
+from tests.conftest import CONF, launch
+
+
+def _in_process(method: str, overrides: list[str]):
+    """Hydra's run or multirun of launch.py's task function with the app's callbacks, sweeper and launcher, in this
+    process (no interpreter start; Hydra's logging left as it is); this process's HydraConfig restored after."""
+    from bench import launch as app
+
+    before = HydraConfig.instance().cfg
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
+            hydra = GlobalHydra.instance().hydra
+            return getattr(hydra, method)("config", app.main.__wrapped__, overrides, with_log_configuration=False)
+    finally:
+        HydraConfig.instance().cfg = before
+
+
+def run_in_process(*overrides: str):
+    """`python launch.py OVERRIDES` in this process (tests/test_cli.py: the command line itself, by subprocess):
+    Preflight, then the run; its JobReturn (a failed run raises)."""
+    return _in_process("run", list(overrides))
+
+
+def multirun_in_process(*overrides: str) -> list:
+    """`python launch.py -m OVERRIDES` in this process: every point checked, then run; the JobReturns (a failed point
+    raises)."""
+    return [r for batch in _in_process("multirun", list(overrides)) for r in batch]
 
 
 # The command line, once per way a single run's bad input reaches it: Hydra's composition refuses it (no such config,
-# a value of the wrong type: bench.preflight.compose_error), or the Preflight callback does (a bad value; a key given
-# twice, read from the command line's overrides). The other bad inputs take the same ways: they are checked in-process
-# below (bench.preflight.check_command, as the launch checks them), which costs no interpreter start.
-@pytest.mark.parametrize(
-    "args,key",
-    [
-        ("optimizer.lr=-1", "optimizer.lr"),
-        ("model=nope", "model=nope"),
-        ("optimizer.lr=1 optimizer.lr=2", "optimizer.lr is given twice"),
-    ],
-)
+# a value of the wrong type: bench.preflight.compose_error), or the Preflight callback does (a bad value). The other
+# bad inputs take the same ways (a key given twice is one more of the Preflight callback's checks, on the overrides
+# Hydra hands it): they are checked in-process below (bench.preflight.check_command, as the launch checks them), which
+# costs no interpreter start.
+@pytest.mark.parametrize("args,key", [("optimizer.lr=-1", "optimizer.lr"), ("model=nope", "model=nope")])
 def test_bad_input_is_one_line_before_training(tmp_path, args, key):
     proc = launch(*args.split(), f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode != 0
@@ -170,35 +193,48 @@ def test_preset_with_range_sweep_runs(tmp_path, tiny):
         "# @package _global_\nhydra:\n  sweeper:\n    params:\n      schedule.warmup_steps: range(1,3)\n"
     )
     sweep = tmp_path / "sweep"
-    proc = launch(
-        "-m", "sweep=ranged", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *tiny, f"hydra.sweep.dir={sweep}"
+    multirun_in_process(
+        "sweep=ranged", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *tiny, f"hydra.sweep.dir={sweep}"
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
     assert len(list(sweep.glob("*warmup_steps=1,*/result.json"))) == len(list(sweep.glob("*warmup_steps=2,*/r*"))) == 1
     assert [r["status"] for r in results] == ["completed", "completed"]
 
 
 def test_printing_a_config_needs_no_data(tmp_path):
-    """--cfg / --info / --help print without the dataset; running the same config is refused in one line."""
-    nodata = f"dataset.root={tmp_path}"
-    proc = launch("experiment=fig3_wrn_sp_mse", nodata, "--cfg", "job")
-    assert proc.returncode == 0 and "width_factor" in proc.stdout, proc.stderr
-    assert launch("experiment=fig3_wrn_sp_mse", nodata, "--info", "config").returncode == 0
-    proc = launch("experiment=fig3_wrn_sp_mse", nodata, f"hydra.run.dir={tmp_path}/run")
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode != 0 and len(lines) == 1 and "dataset=cifar10: not found" in lines[0], proc.stderr
-    assert not (tmp_path / "run").exists()
-
-
-def test_plus_preset_of_older_commands_is_the_plain_preset():
-    """`+sweep=demo` / `+experiment=NAME` (the spelling before presets joined the defaults list) compose the same job
-    as the plain form on the command line."""
+    """--cfg / --info print without the dataset (the issue's check: the fig3_wrn_sp_xent preset composes with no CIFAR
+    on disk), and `+sweep=demo` on the command line (the spelling before presets joined the defaults list) prints the
+    job the plain `sweep=demo` composes; running the preset is refused in one line, nothing written."""
     from omegaconf import OmegaConf
 
     from tests.conftest import compose_cfg
 
-    plain = OmegaConf.to_yaml(compose_cfg("experiment=cpu/fig3_wrn_sp_xent", "sweep=demo"))  # what --cfg job prints
-    plus = launch("+experiment=cpu/fig3_wrn_sp_xent", "+sweep=demo", "--cfg", "job")
-    assert "name: demo" in plain
-    assert plus.returncode == 0 and plus.stdout == plain, plus.stderr
+    nodata = f"dataset.root={tmp_path}"
+    proc = launch("experiment=fig3_wrn_sp_xent", "+sweep=demo", nodata, "--cfg", "job")
+    assert proc.returncode == 0, proc.stderr
+    plain = compose_cfg("experiment=fig3_wrn_sp_xent", "sweep=demo", nodata)
+    assert proc.stdout == OmegaConf.to_yaml(plain)  # what --cfg job prints
+    assert (plain.loss, plain.model.name, plain.model.width_factor, plain.name) == ("xent", "wrn", 4, "demo")
+    assert launch("experiment=fig3_wrn_sp_xent", nodata, "--info", "config").returncode == 0
+    proc = launch("experiment=fig3_wrn_sp_xent", nodata, cwd=tmp_path)  # the default run folder: under tmp_path
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert "dataset=cifar10: not found" in lines[0] and "download=true" in lines[0]
+    assert not (tmp_path / "outputs").exists(), "nothing ran"
+
+
+def test_plus_preset_of_older_commands_is_the_plain_preset():
+    """`+sweep=demo` / `+experiment=NAME` (the spelling before presets joined the defaults list) are read as the plain
+    form before Hydra composes (the command line's output: test_printing_a_config_needs_no_data)."""
+    from bench.launch import plain_presets
+
+    argv = ["launch.py", "-m", "+experiment=cpu/fig3_wrn_sp_xent", "+sweep=demo", "+extra=1", "seed=1"]
+    assert plain_presets(argv) == [
+        "launch.py",
+        "-m",
+        "experiment=cpu/fig3_wrn_sp_xent",
+        "sweep=demo",
+        "+extra=1",
+        "seed=1",
+    ]
+    assert preflight(plain_presets(["+experiment=cpu/fig3_wrn_sp_xent", "+sweep=demo"])) == 1

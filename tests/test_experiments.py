@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from bench.config import ConfigError, validate
+from bench.preflight import task_config
 from tests.conftest import CONF
 
 EXP = CONF / "experiment"
@@ -24,20 +25,37 @@ PRESETS = FULL + CPU
 
 
 def compose_preset(name: str, *overrides: str, hydra: bool = False):
-    """The preset as launch.py composes it (every option it names is in conf/: a missing one fails); a copy of the
-    one compose per distinct call of this module (several tests read the same preset)."""
-    return copy.deepcopy(_compose(name, overrides, hydra))
+    """The preset as launch.py composes it (every option it names is in conf/: a missing one fails), with its hydra
+    node or without it (the run's config, as the launch hands it on: bench.preflight.task_config); a copy of the one
+    compose per distinct preset and overrides in this module's process (several tests read the same preset)."""
+    cfg = _compose(name, overrides)
+    return copy.deepcopy(cfg) if hydra else task_config(cfg)
 
 
 @functools.cache
-def _compose(name: str, overrides: tuple[str, ...], hydra: bool):
+def _compose(name: str, overrides: tuple[str, ...]):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=[f"experiment={name}", *overrides], return_hydra_config=hydra)
+        return compose("config", overrides=[f"experiment={name}", *overrides], return_hydra_config=True)
 
 
 def sweep_params(name: str) -> dict[str, list[str]]:
     params = compose_preset(name, hydra=True).hydra.sweeper.params
     return {k: [v.strip() for v in str(vals).split(",")] for k, vals in params.items()}
+
+
+def is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def split_params(params: dict[str, list[str]]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(options, values): the swept keys that choose among named options (a config group such as optimizer, or a
+    key such as loss=xent,mse), each option a code path of its own; and the swept values (optimizer.lr, seed)."""
+    options = {k: v for k, v in params.items() if "." not in k and not all(is_number(x) for x in v)}
+    return options, {k: v for k, v in params.items() if k not in options}
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -53,17 +71,16 @@ def test_preset_composes_and_validates(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_grid_ends_validate(name):
-    """Each option of each swept config group, with the first and the last value of every swept key, composes and
-    passes the value checks (the preflight checks every value before a real sweep)."""
-    params = sweep_params(name)
-    groups = {k: v for k, v in params.items() if "." not in k}
-    keys = {k: v for k, v in params.items() if k not in groups}
+    """Each option of each swept config group or named choice (loss=xent,mse), with the first and the last value of
+    every other swept key, composes and passes the value checks (the preflight checks every value before a real
+    sweep)."""
+    groups, keys = split_params(sweep_params(name))
     combos = itertools.product(*[[f"{k}={o}" for o in v] for k, v in groups.items()])
+    ends = dict.fromkeys(tuple(f"{k}={v[end]}" for k, v in keys.items()) for end in (0, -1))  # one if one value each
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for combo in combos:
-            for end in (0, -1):
-                overrides = [f"experiment={name}", *combo, *[f"{k}={v[end]}" for k, v in keys.items()]]
-                validate(compose("config", overrides=overrides))
+            for end in ends:
+                validate(compose("config", overrides=[f"experiment={name}", *combo, *end]))
 
 
 # the paper's settings (SPEC sections 1, 5, 6, 7) that each full-scale preset must hold
@@ -138,7 +155,7 @@ def tiny_overrides(cfg, tmp_path, monkeypatch) -> list[str]:
     """Shrink a composed preset to seconds: a narrow model, a few examples, two steps."""
     over = ["steps=2", "eval_every=2", "optimizer.lambda0_batches=1", "device=cpu", "eval_batch_size=256"]
     over += ["measure.until=2"] if cfg.measure.every else []
-    over += ["batch_size=8"] if cfg.batch_size else []
+    over += ["batch_size=2"] if cfg.batch_size else []  # lambda0's products cost per example; 2 still mix (mixup)
     over += ["schedule.warmup_steps=2"] if cfg.schedule.warmup_steps > 2 else []  # warmup_steps <= steps
     model = cfg.model.name
     over += {
@@ -168,10 +185,10 @@ def tiny_overrides(cfg, tmp_path, monkeypatch) -> list[str]:
 
 
 def first_points(name: str) -> list[list[str]]:
-    """One grid point per option of each swept config group (e.g. adam and gi_adam), first values elsewhere."""
-    params = sweep_params(name)
-    base = [f"{k}={v[0]}" for k, v in params.items() if "." in k]
-    groups = {k: v for k, v in params.items() if "." not in k}
+    """One grid point per option of each swept config group or named choice (e.g. adam and gi_adam; xent and mse),
+    first values elsewhere (seeds and rates run the same code)."""
+    groups, keys = split_params(sweep_params(name))
+    base = [f"{k}={v[0]}" for k, v in keys.items()]
     first = [f"{k}={v[0]}" for k, v in groups.items()]
     points = [base + first]
     for i, (k, options) in enumerate(groups.items()):

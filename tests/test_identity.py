@@ -85,8 +85,13 @@ def test_many_differences_are_counted(tmp_path):
 
 
 def test_single_run_refused_on_the_command_line(tmp_path):
+    """The command line's refusal (one line, non-zero exit, no file changed) of a folder written by the launch; the
+    same config is accepted there (skipped: finished). The launches around the refused one run in this process."""
+    from tests.test_cli import run_in_process
+
     run_dir = tmp_path / "run"
-    assert launch(*TINY, f"hydra.run.dir={run_dir}").returncode == 0
+    run_in_process(*TINY, f"hydra.run.dir={run_dir}")
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "completed"
     before = snapshot(run_dir)
     other = [o for o in TINY if not o.startswith("steps=")]
     proc = launch(*other, "optimizer.lr=0.05", "seed=7", "steps=16", f"hydra.run.dir={run_dir}")
@@ -95,12 +100,16 @@ def test_single_run_refused_on_the_command_line(tmp_path):
     assert lines[0].startswith(f"error: {run_dir} holds a run of another config (optimizer.lr: 0.1 -> 0.05, seed:")
     assert "steps: 12 -> 16" in lines[0] and "force=true" in lines[0]
     assert snapshot(run_dir) == before
-    assert launch(*TINY, f"hydra.run.dir={run_dir}").returncode == 0, "the same config: skipped, finished"
+    run_in_process(*TINY, f"hydra.run.dir={run_dir}")  # the same config: skipped, finished (a refusal would raise)
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "completed"
 
 
 def test_edited_sweep_preset_is_refused_before_any_point_runs(tmp_path):
     """A preset edited (steps 12 -> 16) and relaunched into the same sweep folder names the same point folders:
-    refused before anything runs, no file changed; a new sweep folder runs it."""
+    refused on the command line before anything runs, no file changed; a new sweep folder runs it. The launches
+    around the refused one run in this process (--config-dir there: the same folder on Hydra's search path)."""
+    from tests.test_cli import multirun_in_process
+
     conf = tmp_path / "conf"
     (conf / "sweep").mkdir(parents=True)
     preset = conf / "sweep" / "mini.yaml"
@@ -108,19 +117,22 @@ def test_edited_sweep_preset_is_refused_before_any_point_runs(tmp_path):
     common = "model:\n  width: 32\n  depth: 2\nbatch_size: 64\neval_every: 4\ndevice: cpu\n"
     preset.write_text(f"# @package _global_\n{grid}{common}steps: 12\n")
     sweep = tmp_path / "sweep"
-    args = ["-m", "--config-dir", str(conf), "sweep=mini", f"hydra.sweep.dir={sweep}"]
-    assert launch(*args).returncode == 0
+    searchpath = f"hydra.searchpath=[file://{conf}]"
+    assert len(multirun_in_process(searchpath, "sweep=mini", f"hydra.sweep.dir={sweep}")) == 2
     assert len(list(sweep.glob("*/result.json"))) == 2
     before = snapshot(sweep)
 
     preset.write_text(f"# @package _global_\n{grid}{common}steps: 16\n")
-    proc = launch(*args)
+    proc = launch("-m", "--config-dir", str(conf), "sweep=mini", f"hydra.sweep.dir={sweep}")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and len(lines) == 1, proc.stderr
     assert "holds a run of another config (steps: 12 -> 16)" in lines[0] and "hydra.sweep.dir" in lines[0]
     assert snapshot(sweep) == before, "no point ran, no file changed"
 
-    assert launch(*args[:-1], f"hydra.sweep.dir={tmp_path / 'new'}").returncode == 0, "a new folder runs it"
+    new = tmp_path / "new"
+    multirun_in_process(searchpath, "sweep=mini", f"hydra.sweep.dir={new}")  # a refused point would raise
+    results = [json.loads(p.read_text()) for p in new.glob("*/result.json")]
+    assert [(r["status"], r["stop_step"]) for r in results] == [("completed", 16)] * 2, "a new folder runs it"
 
 
 def test_folder_without_a_run_is_free(tmp_path):
