@@ -42,32 +42,39 @@ def launch(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproces
     )
 
 
-def multirun(*overrides: str) -> list:
-    """`python launch.py -m OVERRIDES` in this process: launch.py's task function through Hydra's multirun, with
-    hydra.mode=MULTIRUN as -m sets it; returns the JobReturns the sweeper received. What would end the command (a
-    sweeper's or launcher's one-line SystemExit) is raised. The root logger is left as it was (Hydra's basic launcher
-    configures job logging in this process)."""
+def _in_process(method: str, overrides: list[str]):
+    """Hydra's run or multirun of launch.py's task function, with the app's callbacks, sweeper and launcher, in this
+    process (no interpreter start). What would end the command (a one-line SystemExit) is raised. This process's
+    root logger and HydraConfig are left as they were (Hydra's basic launcher configures job logging here)."""
     import logging
 
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
     from bench import launch as app
 
-    root = logging.getLogger()
+    root, before = logging.getLogger(), HydraConfig.instance().cfg
     handlers, level = root.handlers[:], root.level
     try:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
-            batches = GlobalHydra.instance().hydra.multirun(
-                config_name="config",
-                task_function=app.main.__wrapped__,
-                overrides=[*overrides, "hydra.mode=MULTIRUN"],
-                with_log_configuration=False,
-            )
+            hydra = GlobalHydra.instance().hydra
+            return getattr(hydra, method)("config", app.main.__wrapped__, overrides, with_log_configuration=False)
     finally:
         for h in set(root.handlers) - set(handlers):
             h.close()
         root.handlers[:], root.level = handlers, level
-    return [r for batch in batches or [] for r in batch]
+        HydraConfig.instance().cfg = before
+
+
+def run_in_process(*overrides: str):
+    """`python launch.py OVERRIDES` in this process: Preflight, then the run; its JobReturn (a failed run raises)."""
+    return _in_process("run", list(overrides))
+
+
+def multirun(*overrides: str) -> list:
+    """`python launch.py -m OVERRIDES` in this process (hydra.mode=MULTIRUN, as -m sets it): every point checked,
+    then launched; the JobReturns the sweeper received."""
+    return [r for batch in _in_process("multirun", [*overrides, "hydra.mode=MULTIRUN"]) or [] for r in batch]
 
 
 # Slowest first (measured; a prefix of a test id): under pytest-xdist (`make test`: -n JOBS) they start at once and
@@ -78,21 +85,27 @@ SLOWEST = [
     "tests/test_walkthrough.py::test_readme_slurm_walkthrough",
     "tests/test_walkthrough.py::test_readme_walkthrough",
     "tests/test_launchers.py::test_timeout_checkpoints_requeues_and_completes",
-    "tests/test_launchers.py::test_two_launches_of_a_sweep_never_train_a_point_twice",
     "tests/test_launchers.py::test_a_killed_job_is_recorded_in_its_own_folder_only",
-    "tests/test_sharpness.py::test_fewer_hvps_than_power_iteration",
-    "tests/test_resume.py::test_ctrl_c_then_the_same_command_resumes",
     "tests/test_launch_packing.py::test_a_packed_sweep_writes_the_unpacked_sweeps_folders_in_fewer_jobs",
-    "tests/test_launch_packing.py::test_a_signalled_pack_checkpoints_is_requeued_and_resumes",
     "tests/test_boundary.py::test_real_fig3_like_boundary_search_matches_the_full_grid",
-    "tests/test_packaging.py::test_installed",
+    "tests/test_resume.py::test_ctrl_c_then_the_same_command_resumes",
+    "tests/test_launch_packing.py::test_a_signalled_pack_checkpoints_is_requeued_and_resumes",
+    "tests/test_launchers.py::test_two_launches_of_a_sweep_never_train_a_point_twice",
     "tests/test_launchers.py::test_stopping_the_launcher_stops_its_jobs",
+    "tests/test_packaging.py::test_installed",
+    "tests/test_cli.py::test_printing_a_config_needs_no_data",
+    "tests/test_sharpness.py::test_fewer_hvps_than_power_iteration",
 ]
 
 
-# Tests that share a module-level cache (tests/test_boundary.py: each demo point composed once) run in one worker
-TOGETHER = ["tests/test_boundary.py::test_"]
-ALONE = ["tests/test_boundary.py::test_real_"]
+# Tests that share a module-level cache (each demo point, preset or command line composed once) run in one worker,
+# but those ALONE (the expensive ones, spread over the workers)
+TOGETHER = ["tests/test_boundary.py::test_", "tests/test_experiments.py::test_", "tests/test_ensemble.py::test_"]
+ALONE = [
+    "tests/test_boundary.py::test_real_",
+    "tests/test_experiments.py::test_preset_trains",
+    "tests/test_experiments.py::test_grid_ends",
+]
 
 
 def _names_slurm(nodeid: str) -> bool:

@@ -4,39 +4,10 @@ Preflight callback, every point of a sweep by the validating sweeper, before any
 import json
 
 import pytest
-from hydra import initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 
 from bench.config import ConfigError
 from bench.preflight import check_command as preflight
-from tests.conftest import CONF, launch
-
-
-def _in_process(method: str, overrides: list[str]):
-    """Hydra's run or multirun of launch.py's task function with the app's callbacks, sweeper and launcher, in this
-    process (no interpreter start; Hydra's logging left as it is); this process's HydraConfig restored after."""
-    from bench import launch as app
-
-    before = HydraConfig.instance().cfg
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="launch"):
-            hydra = GlobalHydra.instance().hydra
-            return getattr(hydra, method)("config", app.main.__wrapped__, overrides, with_log_configuration=False)
-    finally:
-        HydraConfig.instance().cfg = before
-
-
-def run_in_process(*overrides: str):
-    """`python launch.py OVERRIDES` in this process (tests/test_cli.py: the command line itself, by subprocess):
-    Preflight, then the run; its JobReturn (a failed run raises)."""
-    return _in_process("run", list(overrides))
-
-
-def multirun_in_process(*overrides: str) -> list:
-    """`python launch.py -m OVERRIDES` in this process: every point checked, then run; the JobReturns (a failed point
-    raises)."""
-    return [r for batch in _in_process("multirun", list(overrides)) for r in batch]
+from tests.conftest import launch, multirun
 
 
 # The command line, once per way a single run's bad input reaches it: Hydra's composition refuses it (no such config,
@@ -193,9 +164,7 @@ def test_preset_with_range_sweep_runs(tmp_path, tiny):
         "# @package _global_\nhydra:\n  sweeper:\n    params:\n      schedule.warmup_steps: range(1,3)\n"
     )
     sweep = tmp_path / "sweep"
-    multirun_in_process(
-        "sweep=ranged", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *tiny, f"hydra.sweep.dir={sweep}"
-    )
+    multirun("sweep=ranged", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *tiny, f"hydra.sweep.dir={sweep}")
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
     assert len(list(sweep.glob("*warmup_steps=1,*/result.json"))) == len(list(sweep.glob("*warmup_steps=2,*/r*"))) == 1
     assert [r["status"] for r in results] == ["completed", "completed"]

@@ -6,7 +6,6 @@ import struct
 import numpy as np
 import pytest
 import torch
-import torchvision
 
 from bench.config import ConfigError
 from bench.data import build_dataset, check_available, standardize_per_image
@@ -34,6 +33,8 @@ def write_fake_cifar10(root, n_per_batch=4, seed=0):
 
 def skip_md5(monkeypatch):
     """torchvision checks the md5 sums of the real CIFAR files; the fake ones pass only the format."""
+    import torchvision  # here, not at collection: seconds in every pytest-xdist worker
+
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
 

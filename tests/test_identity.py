@@ -87,7 +87,7 @@ def test_many_differences_are_counted(tmp_path):
 def test_single_run_refused_on_the_command_line(tmp_path):
     """The command line's refusal (one line, non-zero exit, no file changed) of a folder written by the launch; the
     same config is accepted there (skipped: finished). The launches around the refused one run in this process."""
-    from tests.test_cli import run_in_process
+    from tests.conftest import run_in_process
 
     run_dir = tmp_path / "run"
     run_in_process(*TINY, f"hydra.run.dir={run_dir}")
@@ -108,7 +108,7 @@ def test_edited_sweep_preset_is_refused_before_any_point_runs(tmp_path):
     """A preset edited (steps 12 -> 16) and relaunched into the same sweep folder names the same point folders:
     refused on the command line before anything runs, no file changed; a new sweep folder runs it. The launches
     around the refused one run in this process (--config-dir there: the same folder on Hydra's search path)."""
-    from tests.test_cli import multirun_in_process
+    from tests.conftest import multirun
 
     conf = tmp_path / "conf"
     (conf / "sweep").mkdir(parents=True)
@@ -118,7 +118,7 @@ def test_edited_sweep_preset_is_refused_before_any_point_runs(tmp_path):
     preset.write_text(f"# @package _global_\n{grid}{common}steps: 12\n")
     sweep = tmp_path / "sweep"
     searchpath = f"hydra.searchpath=[file://{conf}]"
-    assert len(multirun_in_process(searchpath, "sweep=mini", f"hydra.sweep.dir={sweep}")) == 2
+    assert len(multirun(searchpath, "sweep=mini", f"hydra.sweep.dir={sweep}")) == 2
     assert len(list(sweep.glob("*/result.json"))) == 2
     before = snapshot(sweep)
 
@@ -130,7 +130,7 @@ def test_edited_sweep_preset_is_refused_before_any_point_runs(tmp_path):
     assert snapshot(sweep) == before, "no point ran, no file changed"
 
     new = tmp_path / "new"
-    multirun_in_process(searchpath, "sweep=mini", f"hydra.sweep.dir={new}")  # a refused point would raise
+    multirun(searchpath, "sweep=mini", f"hydra.sweep.dir={new}")  # a refused point would raise
     results = [json.loads(p.read_text()) for p in new.glob("*/result.json")]
     assert [(r["status"], r["stop_step"]) for r in results] == [("completed", 16)] * 2, "a new folder runs it"
 
