@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.core.config_store import ConfigStore
 
 import bench
 from bench.config import GROUPS, AdamConfig, validate
@@ -55,6 +56,7 @@ def const_adam():
     yield
     INITS.pop("const_adam")
     GROUPS["optimizer"].pop("const_adam")
+    ConfigStore.instance().repo["optimizer"].pop("base_const_adam.yaml")  # a sweep's jobs unpickle Hydra's store
 
 
 def test_a_new_initialization_is_a_class_and_its_schema(const_adam, tmp_path, tiny):

@@ -56,7 +56,7 @@ def test_environment_installs_the_package_through_pyproject_and_the_constraints(
     assert [d.split("=")[0] for d in conda] == ["python", "pip"]
     assert pip == ["-c constraints.txt", "-e .[dev]"]
     makefile = (ROOT / "Makefile").read_text()
-    assert "pip install -q -c constraints.txt -e '.[dev]'" in makefile
+    assert "pip install -q --no-compile -c constraints.txt -e '.[dev]'" in makefile
     assert re.search(r"^\$\(STAMP\): pyproject.toml constraints.txt$", makefile, re.M), "a new pin reinstalls"
 
 
