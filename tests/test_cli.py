@@ -56,9 +56,10 @@ def test_preflight_checks_every_grid_point(argv, key):
 
 
 def test_preflight_accepts_good_sweeps():
-    preflight(["-m", "sweep=demo"])
-    preflight(["-m", "optimizer.lr=0.1,0.2", "schedule.warmup_steps=1,64", "seed=0,1"])
-    preflight(["steps=20"])
+    """Good input passes, and every point of the grid is checked (the count of points checked is the grid's size)."""
+    assert preflight(["-m", "sweep=demo"]) == 9 * 4  # conf/sweep/demo.yaml: 9 eta_trgt x 4 T_wrm
+    assert preflight(["-m", "optimizer.lr=0.1,0.2", "schedule.warmup_steps=1,64", "seed=0,1"]) == 2 * 2 * 2
+    assert preflight(["steps=20"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -89,9 +90,14 @@ def test_values_that_cannot_be_meant_are_one_line(argv, message):
 
 
 def test_full_batch_and_the_whole_set_are_fine():
-    preflight(["batch_size=0"])
-    preflight(["batch_size=4000", "steps=10", "schedule.warmup_steps=10"])
-    preflight(["logger=wandb"])  # offline by default: no credentials needed
+    """The edges of the batch-size rule pass: 0 (full batch) and exactly the training set (4001 is refused above)."""
+    from bench.config import known_train_size
+    from tests.conftest import compose_cfg
+
+    assert known_train_size(compose_cfg().dataset) == 4000  # mnist5k less its 1000 test images: the largest batch
+    assert preflight(["batch_size=0"]) == 1
+    assert preflight(["batch_size=4000", "steps=10", "schedule.warmup_steps=10"]) == 1
+    assert preflight(["logger=wandb"]) == 1  # offline by default: no credentials needed
 
 
 def test_batch_size_of_a_dataset_known_only_once_loaded(tmp_path, monkeypatch):
