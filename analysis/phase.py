@@ -1,5 +1,5 @@
 """Phase diagrams: a metric over the (eta_trgt, T_wrm) grid, diverged and failed-to-train cells marked, and the
-stability boundary eta_max(T_wrm), the largest trainable eta_trgt at each warmup length (SPEC section 7).
+stability boundary eta_max(T_wrm), the largest trainable eta_trgt at each warmup length (docs/paper.md section 7).
 
 Every function takes the run table of `load_runs` (or `load_reference`) and optional `by` / `facet` config keys
 (e.g. optimizer.name, model.param): one diagram and one boundary per value. Seeds of a cell are averaged; the

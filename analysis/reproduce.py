@@ -1,7 +1,7 @@
 """`make reproduce`: the CPU-scale Figures 1-7 and GI-Adam vs untuned warmup, their figures, reports/reproduction.md.
 
-The report is a registry (CLAIMS): one entry per claim of the paper (SPEC section 7) with its figure, its text, the
-CPU presets it needs (conf/experiment/cpu/<name>.yaml), the stand-in those presets use for the paper's setting, an
+The report is a registry (CLAIMS): one entry per claim of the paper (docs/paper.md section 7) with its figure, text,
+the CPU presets it needs (conf/experiment/cpu/<name>.yaml), the stand-in those presets use for the paper's setting, an
 evidence function that computes the measured numbers from the run folders, and named checks, each a rule with its
 threshold. A claim is reproduced when every check passes, partly when some do, not reproduced when none does, and
 not run when a preset has no runs. reports/reproduction.md prints each check's rule and number beside the verdict.
@@ -704,7 +704,7 @@ def ev_untuned_vs_gi(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
     )
 
 
-# --- the registry: one entry per claim of the paper (SPEC section 7) -----------------------------------------------
+# --- the registry: one entry per claim of the paper (docs/paper.md section 7) -----------------------------------------
 
 WRN_STANDIN = (
     "FCN-4-256 ({param}) on mnist5k (5,000 images, no augmentation), 256 steps of B = 128, lambda0 from 1 minibatch, "
@@ -949,7 +949,7 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
     ]
     lines += [f"Note: {note}", ""] if note else []
     lines += [
-        "## Claims (SPEC section 7)",
+        "## Claims (docs/paper.md section 7)",
         "",
         "| # | Figure | Claim | CPU stand-in | Measured | Checks (rule: number) | Verdict |",
         "|---|---|---|---|---|---|---|",

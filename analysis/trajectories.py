@@ -1,6 +1,6 @@
-"""Trajectories of the warmup mechanisms (SPEC section 7, the paper's Figures 1, 2 and 6): the training loss, the
-sharpness lambda^H (or Adam's lambda^{P^-1 H}) and the stability threshold (2/eta_t, ...) against the step, one curve
-per run (e.g. one per T_wrm), from the per-step rows `measure.every` adds to metrics.csv. A measurement whose
+"""Trajectories of the warmup mechanisms (docs/paper.md section 7, the paper's Figures 1, 2 and 6): the training loss,
+the sharpness lambda^H (or Adam's lambda^{P^-1 H}) and the stability threshold (2/eta_t, ...) against the step, one
+curve per run (e.g. one per T_wrm), from the per-step rows `measure.every` adds to metrics.csv. A measurement whose
 eigen-solver did not converge (`sharpness_converged` False) is drawn as a hollow marker on its curve."""
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ def require_choice(key: str, value: Any, choices: tuple) -> None:
 @dataclass
 class ModelConfig:
     name: str = MISSING
-    param: str = "sp"  # sp | mup (SPEC section 5; the Transformer's muP also scales attention logits by 1/d_head)
+    # sp | mup (docs/paper.md section 5; the Transformer's muP also scales attention logits by 1/d_head)
+    param: str = "sp"
 
     def __post_init__(self) -> None:
         require_choice("model.param", self.param, ("sp", "mup"))
@@ -120,7 +121,7 @@ class DatasetConfig:
 
 @dataclass
 class ImageDatasetConfig(DatasetConfig):
-    # augmentation of the training batches, on the device, seeded from `seed` (SPEC section 6)
+    # augmentation of the training batches, on the device, seeded from `seed` (docs/paper.md section 6)
     flip: bool = False  # horizontal flip with probability 0.5
     crop_padding: int = 0  # zero-pad this many pixels and crop back at a random offset (0 = off; the paper: 4)
     mixup: bool = False  # mix each example with the reversed batch, weight ~ U(0, 1), soft labels
@@ -193,7 +194,7 @@ class OptimizerConfig:
     name: str = MISSING
     lr: float = 0.1  # eta_trgt, the target learning rate
     # absolute: lr as written; inverse_sharpness: lr (and schedule.lr_init) in units of 1/lambda0, lambda0 the
-    # mean sharpness over lambda0_batches training minibatches at initialization (SPEC section 1)
+    # mean sharpness over lambda0_batches training minibatches at initialization (docs/paper.md section 1)
     lr_unit: str = "absolute"
     lambda0_batches: int = 10  # minibatches averaged for lambda0 (the paper: 10)
 
@@ -218,7 +219,7 @@ class SGDConfig(OptimizerConfig):
 
 @dataclass
 class AdamConfig(OptimizerConfig):
-    """Adam with bias correction on both moments (SPEC section 4); gi_adam, ri_adam and radam share the keys."""
+    """Adam, both moments bias-corrected (docs/paper.md section 4); gi_adam, ri_adam and radam share the keys."""
 
     name: str = "adam"
     lr: float = 1e-3
@@ -282,7 +283,7 @@ class CosineConfig(ScheduleConfig):
 
 @dataclass
 class CatapultConfig(ScheduleConfig):
-    """eta_init = eta_c from the loss catapult at theta0 (SPEC section 3); warmup eta_c + eta_trgt (s / T_wrm)^k."""
+    """eta_init = eta_c from the loss catapult at theta0, then eta_c + eta_trgt (s/T_wrm)^k: docs/paper.md section 3."""
 
     name: str = "catapult"
     search_lr: float = 1e-4  # eta0, where the exponential search starts (absolute); 0 = eta_trgt / T_wrm
@@ -338,7 +339,8 @@ class MeasureConfig:
 
     every: int = 0  # measure lambda^H (and lambda^{P^-1 H} for Adam) every this many steps; 0 = off (no extra cost)
     until: int = 0  # last step measured, e.g. T_wrm + 100; 0 = to the end of the run
-    batch: str = "current"  # current: the step's minibatch (SPEC) | fixed: one training batch drawn once
+    # current: the step's minibatch (docs/paper.md section 2) | fixed: one training batch drawn once
+    batch: str = "current"
     tol: float = 1e-4  # relative tolerance on the eigenvalue (residual bound) of the Lanczos solver
     max_iter: int = 200  # Hessian-vector products per measurement at most
     float64: bool = False  # Hessian-vector products in float64 (the authors' choice for Adam)

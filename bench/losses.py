@@ -1,4 +1,4 @@
-"""Losses over soft labels (one-hot or mixup) and accuracy (SPEC section 6).
+"""Losses over soft labels (one-hot or mixup) and accuracy (docs/paper.md section 6).
 
 For language modelling the targets are integer token ids (B, T) and the outputs logits (B, T, vocab): xent is
 then the next-token cross-entropy averaged over tokens, and mse compares the outputs with one-hot rows.

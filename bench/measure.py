@@ -1,7 +1,7 @@
 """Sharpness during training: lambda^H (and Adam's lambda^{P^-1 H}) and the optimizer's stability threshold.
 
 `Measurer.step` is called by the step loop after backward and before the optimizer step, so the sharpness is that
-of the parameters the step starts from, on the step's minibatch (SPEC section 2), and Adam's preconditioner can
+of the parameters the step starts from, on the step's minibatch (docs/paper.md section 2), and Adam's preconditioner can
 include the current gradient. It reads the model and optimizer without changing them, and draws its random start
 vectors from its own RNG stream: a measured run trains exactly like an unmeasured one. Each measurement's row
 carries its Hessian-vector products (`sharpness_hvp`) and whether the solver converged (`sharpness_converged`; an

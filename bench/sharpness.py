@@ -201,8 +201,8 @@ def sharpness(
 def adam_preconditioner(model: nn.Module, optimizer: torch.optim.Optimizer) -> torch.Tensor:
     """Adam's diagonal preconditioner P (flattened like hvp_operator's vector) for the step about to be taken.
 
-    From the optimizer's state and the current gradient (.grad, after backward and before the step), SPEC section 2:
-    v_{t+1} = b2 v_t + (1 - b2) g_t^2, P = (1 - b1^{t+1}) (sqrt(v_{t+1} / (1 - b2^{t+1})) + eps), so that the
+    From the optimizer's state and the current gradient (.grad, after backward and before the step), docs/paper.md
+    section 2: v_{t+1} = b2 v_t + (1 - b2) g_t^2, P = (1 - b1^{t+1}) (sqrt(v_{t+1} / (1 - b2^{t+1})) + eps), so that the
     step is theta <- theta - eta P^-1 m_{t+1}. Parameters without state yet (before torch's lazy init) have v_t = 0
     and t = 0.
     """
@@ -268,8 +268,8 @@ def initial_sharpness(
     generator: torch.Generator,
     tol: float = 1e-4,
 ) -> tuple[float, bool]:
-    """lambda0: the mean of lambda^H over the batches (SPEC section 1; `lambda0_batches` draws them), and whether
-    every solve converged. The batches come from their own RNG streams, so measuring lambda0 does not change the
+    """lambda0: the mean of lambda^H over the batches (docs/paper.md section 1; `lambda0_batches` draws them), and
+    whether every solve converged. The batches come from their own RNG streams, so measuring lambda0 does not change the
     training data order or its augmentation."""
     eigens = [sharpness(model, loss_fn, xb, yb, tol=tol, generator=generator) for xb, yb in batches]
     return sum(e.value for e in eigens) / len(eigens), all(e.converged for e in eigens)

@@ -75,7 +75,7 @@ class Trainer:
         self.loss_fn = LOSSES[cfg.loss]
         self.extras: dict = self._numerics.record()  # run-level values that go into result.json (lambda0, ...)
         # the prepare steps at theta0, each with its records: lambda0 (the rate unit), the optimizer's initial state
-        # (spent first batch, GI-/RI-Adam's v0), the warmup method's (e.g. the catapult search, SPEC section 3)
+        # (spent first batch, GI-/RI-Adam's v0), the warmup method's (e.g. the catapult search, docs/paper.md section 3)
         unit, lambda0 = prepare_lambda0(cfg, self.model, self.loss_fn, self.data, self.device)
         self.extras.update(lambda0)
         self.lr = cfg.optimizer.lr * unit  # eta_trgt in absolute units

@@ -1,4 +1,5 @@
-"""The loss-catapult search for eta_init (SPEC section 3): closed forms on quadratics, the default FCN, and runs."""
+"""The loss-catapult search for eta_init (docs/paper.md section 3): closed forms on quadratics, the default FCN,
+and runs."""
 
 import json
 import math

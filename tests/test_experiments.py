@@ -83,7 +83,7 @@ def test_grid_ends_validate(name):
                 validate(compose("config", overrides=[f"experiment={name}", *combo, *end]))
 
 
-# the paper's settings (SPEC sections 1, 5, 6, 7) that each full-scale preset must hold
+# the paper's settings (docs/paper.md sections 1, 5, 6, 7) that each full-scale preset must hold
 PAPER = {
     "fig1_fcn_mechanisms": {"model.name": "fcn", "model.width": 512, "batch_size": 0, "loss": "mse", "steps": 2048},
     "fig2_fcn_adam_mechanisms": {"model.name": "fcn", "optimizer.name": "adam", "batch_size": 0, "steps": 2048},

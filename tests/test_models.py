@@ -1,4 +1,4 @@
-"""Models: parameter counts and the initialization of SPEC section 5."""
+"""Models: parameter counts and the initialization of docs/paper.md section 5."""
 
 import math
 
@@ -101,7 +101,7 @@ def _models(param):
 
 
 def _expected(module, param, hidden_scale, in_shape):
-    """(weight variance, multiplier) from SPEC section 5, written out per layer type."""
+    """(weight variance, multiplier) from docs/paper.md section 5, written out per layer type."""
     mup = param == "mup"
     if isinstance(module, Conv):
         c_out, c_in, k, _ = module.weight.shape
@@ -122,7 +122,7 @@ def _expected(module, param, hidden_scale, in_shape):
 @pytest.mark.parametrize("param", ["sp", "mup"])
 def test_init_statistics_of_every_model(param):
     """Every layer's measured weight variance matches the formula within sampling error; truncation at 2 sigma';
-    zero biases; multipliers as SPEC section 5 says (convolutions from the real input feature map's size)."""
+    zero biases; multipliers as docs/paper.md section 5 says (convolutions from the real input feature map's size)."""
     torch.manual_seed(0)
     for model, x, hidden_scale in _models(param):
         layers = [m for m in model.modules() if isinstance(m, (Dense, Conv, Embedding))]

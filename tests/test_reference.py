@@ -1,4 +1,5 @@
-"""The authors' result tables -> the run table: names parsed, statuses, boundaries (SPEC section 7's numbers)."""
+"""The authors' result tables -> the run table: names parsed, statuses, boundaries (docs/paper.md section
+7's numbers)."""
 
 import math
 import shutil

@@ -1,4 +1,4 @@
-"""The schedule against the closed form of SPEC section 1."""
+"""The schedule against the closed form of docs/paper.md section 1."""
 
 import math
 
@@ -83,7 +83,8 @@ def test_cosine_with_quadratic_warmup_by_hand():
 
 
 def test_catapult_ramp_adds_the_whole_target():
-    """SPEC section 3: eta_c + eta_trgt s / T_wrm, capped, reaching eta_trgt after T_wrm (1 - eta_c / eta_trgt)."""
+    """docs/paper.md section 3: eta_c + eta_trgt s / T_wrm, capped, reaching eta_trgt after T_wrm (1 - eta_c/eta_trgt)
+    steps."""
     sched = Schedule(lr=1.0, total_steps=100, lr_init=0.25, warmup_steps=8, full_ramp=True)
     assert [sched(s) for s in (1, 4, 6, 7, 8, 9)] == pytest.approx([0.375, 0.75, 1.0, 1.0, 1.0, 1.0], rel=1e-12)
     assert Schedule(lr=1.0, total_steps=100, lr_init=0.25, warmup_steps=8)(4) == pytest.approx(0.625)

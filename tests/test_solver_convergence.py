@@ -16,7 +16,7 @@ from tests.conftest import compose_cfg
 
 F64 = torch.float64
 # a small relative gap at the top (10 vs 9.9): Lanczos needs a few dozen products for tol 1e-10
-SPECTRUM = [10.0, 9.9] + torch.linspace(0, 9.8, 198).tolist()
+EIGENVALUES = [10.0, 9.9] + torch.linspace(0, 9.8, 198).tolist()
 
 
 def quadratic_hvp(spectrum: list[float]):
@@ -34,14 +34,14 @@ def quadratic_hvp(spectrum: list[float]):
 
 
 def test_enough_products_converge_without_a_restart():
-    e = top_eigenvalue(quadratic_hvp(SPECTRUM), 200, tol=1e-10, max_iter=1000, dtype=F64, generator=gen())
+    e = top_eigenvalue(quadratic_hvp(EIGENVALUES), 200, tol=1e-10, max_iter=1000, dtype=F64, generator=gen())
     assert e.converged and e.restarts == 0
     assert e.value == pytest.approx(10.0, rel=1e-8)
     assert e.n_hvp < 1000
 
 
 def test_too_few_products_restart_once_then_say_not_converged():
-    op = quadratic_hvp(SPECTRUM)
+    op = quadratic_hvp(EIGENVALUES)
     e = top_eigenvalue(op, 200, tol=1e-10, max_iter=6, dtype=F64, generator=gen())
     assert not e.converged and e.restarts == 1
     assert e.n_hvp == 12  # max_iter for the first run, max_iter for the restart

@@ -1,4 +1,4 @@
-"""Augmentation of training batches on the device (SPEC section 6), as the authors coded it.
+"""Augmentation of training batches on the device (docs/paper.md section 6), as the authors coded it.
 
 - flip: horizontal flip of each image with probability 0.5;
 - crop: zero-pad `crop_padding` pixels on each side, crop back to the original size at a random corner drawn

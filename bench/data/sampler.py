@@ -1,4 +1,4 @@
-"""Minibatch indices: a fresh permutation each epoch, the last partial batch kept (SPEC section 6)."""
+"""Minibatch indices: a fresh permutation each epoch, the last partial batch kept (docs/paper.md section 6)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Myrtle CNNs (5, 7, 10 layers) as the authors coded them: 3x3 convolutions with ReLU, 2x2 average pooling after
-the convolutions listed in POOL_AFTER, a global mean over space, then a dense readout (SPEC section 5).
+the convolutions listed in POOL_AFTER, a global mean over space, then a dense readout (docs/paper.md section 5).
 
 Myrtle-d has d - 1 convolutions of `width` channels and the readout. muP is the authors' `Myrtle_mup`
 (why-warmup, vision/*/utils/model_utils.py): SP convolutions (variance 2 / fan_in, no multiplier) and the muP

@@ -1,4 +1,5 @@
-"""FCN-d-n: d dense layers, d - 1 hidden of width n with an activation, then a linear readout (SPEC section 5)."""
+"""FCN-d-n: d dense layers, d - 1 hidden of width n with an activation, then a linear readout (docs/paper.md
+section 5)."""
 
 from __future__ import annotations
 

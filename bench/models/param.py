@@ -1,4 +1,4 @@
-"""Initialization and parameterization (SP or muP) in one place, as the authors coded them (SPEC section 5).
+"""Initialization and parameterization (SP or muP) in one place, as the authors coded them (docs/paper.md section 5).
 
 Weights: truncated normal within +-2 sigma', sigma' = sqrt(variance) / 0.8796256610, so that the truncated
 distribution has exactly the wanted variance. Biases start at 0.

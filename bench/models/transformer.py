@@ -1,4 +1,4 @@
-"""A GPT-2-style decoder-only Transformer (SPEC section 5): token embedding + sinusoidal positions, causal
+"""A GPT-2-style decoder-only Transformer (docs/paper.md section 5): token embedding + sinusoidal positions, causal
 self-attention and a GELU MLP (4x width) in each block, an untied dense readout to the vocabulary.
 
 ln: pre (LN before each sub-layer, and a final LN before the readout), post (LN after each residual sum, as in the

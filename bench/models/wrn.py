@@ -1,4 +1,4 @@
-"""WRN-16-k with LayerNorm in place of BatchNorm, as the authors coded it (SPEC section 5).
+"""WRN-16-k with LayerNorm in place of BatchNorm, as the authors coded it (docs/paper.md section 5).
 
 stem: conv3x3 (16 channels) -> LN -> ReLU; 3 stages x 2 blocks of 16 * 2^s * k channels; a block is
 conv3x3 (stride 2 in the first block of stages 1 and 2) -> LN -> ReLU -> conv3x3 -> LN, plus a 1x1 convolution

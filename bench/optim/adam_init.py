@@ -1,4 +1,4 @@
-"""GI-Adam and RI-Adam: torch.optim.Adam with a different initial second moment (SPEC section 4).
+"""GI-Adam and RI-Adam: torch.optim.Adam with a different initial second moment (docs/paper.md section 4).
 
 GI-Adam: v0 = g0^2, g0 the gradient of the first training batch (spent on it, not used for an update), augmented
 as training batches are.

@@ -1,4 +1,4 @@
-"""Choosing eta_init with the loss catapult (SPEC section 3), with forward passes only.
+"""Choosing eta_init with the loss catapult (docs/paper.md section 3), with forward passes only.
 
 Every trial is one optimizer step from the same point theta0, with the same gradient g0 of one batch, and the loss
 is evaluated on that batch: L(eta) = L(theta0 - step(eta, g0)). The step is the optimizer's own (SGD, momentum,
@@ -145,8 +145,9 @@ def _search(trial: TrialStep, loss0: float, lr_trgt: float, lr: float, delta: fl
 
 
 def records(search: Search, lr_trgt: float, warmup_steps: int, rayleigh: float | None = None) -> dict:
-    """What result.json keeps of a search: eta_c, the forward passes, and T_reach / T_save of SPEC section 3; with
-    `rayleigh` = R(g0), also R(g0) and eta_rayleigh = 2 / R(g0), where a gradient step's loss starts to rise."""
+    """What result.json keeps of a search: eta_c, the forward passes, and T_reach / T_save of docs/paper.md section
+    3; with `rayleigh` = R(g0), also R(g0) and eta_rayleigh = 2 / R(g0), where a gradient step's loss starts to
+    rise."""
     t_wrm = max(warmup_steps, 1)
     frac = min(search.lr_c / lr_trgt, 1.0)
     out = {

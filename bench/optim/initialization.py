@@ -1,5 +1,5 @@
 """The optimizer-initialization interface and its registry: how the trainer sets the optimizer's initial state at
-theta0 without knowing the method (SPEC section 4: GI-Adam, RI-Adam).
+theta0 without knowing the method (docs/paper.md section 4: GI-Adam, RI-Adam).
 
 An initialization is an option of the `optimizer` config group. Its class is registered under the option's name with
 `@register("name")` (and, for an option with a schema of its own, `schema=` its config dataclass, which then goes into

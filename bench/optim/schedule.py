@@ -1,10 +1,11 @@
-"""The learning-rate schedule of SPEC section 1, in closed form. Steps count from s = 1.
+"""The learning-rate schedule of docs/paper.md section 1, in closed form. Steps count from s = 1.
 
 Warmup, s <= T_wrm:  eta(s) = eta_init + (eta_trgt - eta_init) * (s / T_wrm)^k, capped at eta_trgt.
 After warmup:        eta(s) = eta_min + (eta_trgt - eta_min) * [0.5 (1 + cos(pi u / T_cos))]^p,
                      u = s - T_wrm + 1, T_cos = T - T_wrm + 1, eta_min = eta_trgt / 10.
 T_wrm = 0 or 1 means no warmup: the full rate from the first step.
-The catapult warmup (SPEC section 3, `full_ramp`) adds the whole target: eta_init + eta_trgt * (s / T_wrm)^k, capped.
+The catapult warmup (docs/paper.md section 3, `full_ramp`) adds the whole target: eta_init + eta_trgt (s / T_wrm)^k,
+capped.
 """
 
 from __future__ import annotations
