@@ -1,11 +1,13 @@
-"""The README, run as a newcomer would: every block marked `<!-- walkthrough: NAME [fresh] -->` is run verbatim, in
-README order, from a fresh clone of this repository (HEAD plus the working tree's changes to tracked files), so a
-README change that breaks a documented path fails here. A line with a `# (skip: REASON)` comment is skipped and its
-reason printed; `fresh` removes outputs/ first (so that a launcher runs its points, not the previous one's). The
-basic launcher's block is not fresh: it follows `make demo`, the same grid on the same launcher, and resumes it as a
-reader's would (every point launched, its folder checked and found finished); the local and SLURM launchers train
-theirs. Each block runs in a session of its own: a block that times out is killed with all it started (make,
-launch.py, jobs). Each prints its wall time and CPU time (of its finished processes).
+"""The documentation, run as a newcomer would: every block marked `<!-- walkthrough: NAME [fresh] -->` is run
+verbatim from a fresh clone of this repository (HEAD plus the working tree's changes to tracked files), in the order
+of `documents()`: README.md, then every docs/*.md by file name (a new page is picked up without editing this test),
+so a documentation change that breaks a documented path fails here. A line with a `# (skip: REASON)` comment is
+skipped and its reason printed; `fresh` removes outputs/ first (so that a launcher runs its points, not the previous
+one's). The basic launcher's block (README) is not fresh: it follows `make demo`, the same grid on the same launcher,
+and resumes it as a reader's would (every point launched, its folder checked and found finished); the local and
+SLURM launchers (docs/clusters.md) train theirs. Each block runs in a session of its own: a block that times out is
+killed with all it started (make, launch.py, jobs). Each prints its wall time and CPU time (of its finished
+processes).
 The SLURM path runs in a clone of its own, as a test marked `slurm` (one cluster a machine: conftest.py keeps the
 slurm tests in one pytest-xdist worker, one after the other), so that the other paths run beside it.
 
@@ -44,7 +46,7 @@ SKIP = re.compile(r"#\s*\(skip: ([^)]*)\)")
 
 
 @dataclass
-class Path_:  # one documented path: a marked block of the README
+class Path_:  # one documented path: a marked block of README.md or docs/*.md
     name: str
     lang: str
     lines: list[str]
@@ -52,9 +54,15 @@ class Path_:  # one documented path: a marked block of the README
     fresh: bool
 
 
-def paths(readme: str) -> list[Path_]:
+def documents(root: Path) -> list[Path]:
+    """The pages whose marked blocks the walkthrough runs, in its order: README.md, then docs/*.md by file name."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def paths(text: str) -> list[Path_]:
+    """The marked blocks of one page, in its order."""
     out = []
-    for m in BLOCK.finditer(readme):
+    for m in BLOCK.finditer(text):
         name, opts, lang, body = m.groups()
         lines, skipped = [], []
         for line in body.splitlines() if lang != "python" else [body]:
@@ -68,13 +76,19 @@ def paths(readme: str) -> list[Path_]:
 
 
 def test_readme_blocks_are_found_and_skips_carry_their_reason():
-    readme = (ROOT / "README.md").read_text()
-    found = {p.name: p for p in paths(readme)}
+    docs = documents(ROOT)
+    assert docs[0].name == "README.md" and ROOT / "docs/clusters.md" in docs, docs
+    texts = [doc.read_text() for doc in docs]
+    walk = [p for text in texts for p in paths(text)]
+    found = {p.name: p for p in walk}
     assert {"set-up", "single-run", "sweep-basic", "sweep-local", "slurm", "reference", "python"} <= set(found)
     # the basic launcher resumes make demo's sweep (the same grid); the local and SLURM launchers train their own
     assert (found["sweep-basic"].fresh, found["sweep-local"].fresh, found["slurm"].fresh) == (False, True, True)
-    markers = re.findall(r"^<!-- walkthrough:", readme, re.M)
-    assert len(markers) == len(found), "a marker whose block the test cannot read (or a name used twice)"
+    order = [p.name for p in walk]
+    assert order[0] == "set-up", order  # make demo first: it installs, and the basic launcher's block resumes it
+    assert order.index("sweep-basic") < min(i for i, p in enumerate(walk) if p.fresh), "a fresh block before it"
+    markers = [m for text in texts for m in re.findall(r"^<!-- walkthrough:", text, re.M)]
+    assert len(markers) == len(found), "a marker whose block the test cannot read (or a name used twice, in any page)"
     assert [line.split("#")[0].strip() for line in found["slurm"].lines] == [
         "make slurm-up",
         "source .slurm/env",
@@ -137,7 +151,7 @@ def _slurm_unavailable() -> str | None:
 def _run(path: Path_, clone: Path, env: dict, log: list[str]) -> None:
     if path.lang == "python":
         cmd = [str(clone / ".venv/bin/python"), "-c", path.lines[0]]
-        shown = "python <<README snippet>>"
+        shown = "python <<documented snippet>>"
     else:
         # one shell per path: `source .slurm/env` carries to the next lines; -x echoes each command as run
         cmd = ["bash", "-euxo", "pipefail", "-c", "\n".join(path.lines)]
@@ -152,12 +166,12 @@ def _run(path: Path_, clone: Path, env: dict, log: list[str]) -> None:
         _kill_group(proc)
         out, err = proc.communicate()
         pytest.fail(
-            f"README path {path.name!r} still running after {TIMEOUT_S} s (killed):\n{out[-3000:]}\n{err[-3000:]}"
+            f"documented path {path.name!r} still running after {TIMEOUT_S} s (killed):\n{out[-3000:]}\n{err[-3000:]}"
         )
     print(f"walkthrough {path.name}: exit {proc.returncode} after {time.time() - start:.0f} s, "
           f"{_children_cpu() - cpu:.0f} CPU-s")  # fmt: skip
     log.append(f"== {path.name}: {shown}\n{out[-3000:]}\n{err[-3000:]}")
-    assert proc.returncode == 0, f"README path {path.name!r} failed (exit {proc.returncode}):\n{log[-1]}"
+    assert proc.returncode == 0, f"documented path {path.name!r} failed (exit {proc.returncode}):\n{log[-1]}"
 
 
 def _children_cpu() -> float:
@@ -177,7 +191,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _walk(tmp_path: Path, slurm: bool) -> None:
-    """Clone into tmp_path, then run the README's paths in order: the SLURM path alone (slurm=True) or every other
+    """Clone into tmp_path, then run the documented paths in order: the SLURM path alone (slurm=True) or every other
     one."""
     if os.environ.get("WARMUP_BENCH_WALKTHROUGH"):
         pytest.skip("inside a walkthrough already")
@@ -188,7 +202,7 @@ def _walk(tmp_path: Path, slurm: bool) -> None:
         pytest.skip("not a git checkout: nothing to clone")
     if slurm and (why := _slurm_unavailable()):
         if os.environ.get("WARMUP_BENCH_REQUIRE_SLURM") == "1":
-            pytest.fail(f"the README's SLURM path must run here: {why}")
+            pytest.fail(f"the documented SLURM path must run here: {why}")
         pytest.skip(why)
     clone = tmp_path / "warmup-bench"
     _clone(clone)
@@ -204,7 +218,7 @@ def _walk(tmp_path: Path, slurm: bool) -> None:
         env.pop(own, None)
 
     log: list[str] = []
-    walk = [p for p in paths((clone / "README.md").read_text()) if (p.name == "slurm") == slurm]
+    walk = [p for doc in documents(clone) for p in paths(doc.read_text()) if (p.name == "slurm") == slurm]
     try:
         for path in walk:
             for line, reason in path.skipped:
@@ -220,12 +234,13 @@ def _walk(tmp_path: Path, slurm: bool) -> None:
 
 @pytest.mark.slow
 def test_readme_walkthrough_from_a_fresh_clone(tmp_path):
-    """Every documented path but SLURM's, in README order (the python snippet reads the local launcher's sweep)."""
+    """Every documented path but SLURM's, in the walkthrough's order (docs/analysis.md's python snippet reads the demo
+    sweep of README's blocks)."""
     _walk(tmp_path, slurm=False)
 
 
 @pytest.mark.slow
-@pytest.mark.slurm  # the README's `make slurm-up` starts the machine's one cluster: never beside tests/test_slurm.py
+@pytest.mark.slurm  # the documented `make slurm-up` starts the machine's one cluster: never beside tests/test_slurm.py
 def test_readme_slurm_walkthrough_from_a_fresh_clone():
     """The SLURM path in its own fresh clone: `make slurm-up` ... `make slurm-down`, as printed. The clone lies in a
     short folder: slurmd's sockets under .slurm/spool/ must stay under the 108-byte Unix socket path limit, which
