@@ -1,5 +1,6 @@
-"""python -m analysis phase SWEEP_DIR... [--metric best_test_acc] [--facet KEY] [--ignore KEY] [--out DIR]: PNG + CSV
-next to the sweep (or in --out), eta_max printed; runs of different configs get their own panel and eta_max.
+"""python -m analysis phase SWEEP_DIR... [--metric best_test_acc] [--facet KEY] [--ignore KEY] [--rule test|authors]
+[--out DIR]: PNG + CSV next to the sweep (or in --out), eta_max printed; runs of different configs get their own panel
+and eta_max; the failure rule (analysis.phase.RULES) is named in the title and in a `rule` column of both CSVs.
 python -m analysis trajectories SWEEP_DIR: loss, sharpness and 2/eta against the step.
 python -m analysis reference [--data DIR]: the authors' published runs, drawn and summarized the same way.
 python -m analysis status SWEEP_DIR: the grid's completed / diverged / failed / running / missing points.
@@ -13,8 +14,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.aggregate import SkippedItems, load_runs
-from analysis.phase import LR, WARMUP, eta_max, mixed_keys, phase_grid, plot_phase
+from analysis.phase import LR, RULES, WARMUP, check_rule, eta_max, mixed_keys, phase_grid, plot_phase
 from analysis.reference import default_dir, load_reference
 
 
@@ -64,7 +67,14 @@ def _repeated(runs, keys: list[str]) -> None:
         print(f"note: {len(twice)} runs repeat another run's config and seed (e.g. {' and '.join(first)}): both count")
 
 
+def _without_last_acc(runs) -> int:
+    """Completed Adam-family runs without last_train_acc (the authors' rule then reads final_train_acc)."""
+    adam = (runs["status"] == "completed") & runs.get("optimizer.b1", pd.Series(index=runs.index)).notna()
+    return int((adam & runs.get("last_train_acc", pd.Series(index=runs.index)).isna()).sum())
+
+
 def phase(args: argparse.Namespace) -> None:
+    check_rule(args.rule)  # before anything is read
     runs = _load(args)
     missing = [k for k in (args.metric, *args.facet) if k not in runs.columns]
     missing += [k for k in args.ignore if k not in runs.columns and not any(c.startswith(f"{k}.") for c in runs)]
@@ -75,9 +85,13 @@ def phase(args: argparse.Namespace) -> None:
     from analysis.status import axis_values
 
     axes = axis_values(args.sweep_dirs, [LR, WARMUP])  # the grid's values, also where no run reached (sparse grids)
-    fig = plot_phase(runs, args.metric, facet=args.facet, annot_std=args.std, ignore=args.ignore, grid=axes)
-    grid = phase_grid(runs, args.metric, by=args.facet, ignore=args.ignore)
-    bound = eta_max(runs, by=args.facet, ignore=args.ignore, grid=axes)
+    rule = args.rule
+    title = f"{args.metric}, trained by rule {rule}: {RULES[rule]}"
+    fig = plot_phase(
+        runs, args.metric, title=title, facet=args.facet, annot_std=args.std, ignore=args.ignore, grid=axes, rule=rule
+    )
+    grid = phase_grid(runs, args.metric, by=args.facet, ignore=args.ignore, rule=rule).assign(rule=rule)
+    bound = eta_max(runs, by=args.facet, ignore=args.ignore, grid=axes, rule=rule).assign(rule=rule)
     png, csv = out / f"phase_{args.metric}.png", out / f"phase_{args.metric}.csv"
     try:
         grid.to_csv(csv, index=False)
@@ -89,8 +103,14 @@ def phase(args: argparse.Namespace) -> None:
     _repeated(runs, [*args.facet, *mixed])
     if mixed:
         print(f"the runs differ in {', '.join(mixed)}: one panel and one eta_max per value, never averaged")
+    print(f"trained by rule {rule}: {RULES[rule]}")
+    if rule == "authors" and (old := _without_last_acc(runs)):
+        print(
+            f"note: {old} Adam-family run(s) have no last_train_acc (written before it existed): judged on "
+            "final_train_acc, the mean since the last evaluation"
+        )
     print("largest trainable eta_trgt per T_wrm (lower_bound: the next eta_trgt above it did not run, or none):")
-    print(bound.rename(columns={WARMUP: "T_wrm"}).to_string(index=False))
+    print(bound.drop(columns="rule").rename(columns={WARMUP: "T_wrm"}).to_string(index=False))
     print(f"phase diagram: {png}")
     print(f"grid: {csv}")
 
@@ -169,6 +189,11 @@ def main(argv: list[str] | None = None) -> None:
         "(repeatable)",
     )
     p.add_argument("--std", action="store_true", help="annotate each cell with the spread over seeds")
+    p.add_argument(
+        "--rule",
+        default="test",
+        help="when a run counts as trained: " + "; ".join(f"{k}: {v}" for k, v in RULES.items()) + " (default test)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="name every skipped item")
     p.set_defaults(func=phase)
     t = sub.add_parser("trajectories", help="loss, sharpness and 2/eta against the step, one curve per T_wrm")

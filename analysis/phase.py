@@ -36,7 +36,7 @@ MAX_PANELS = 12  # plot_phase refuses more configs than this in one figure
 # how each kind of untrained cell is drawn: face colour, hatch, mark
 MARKS = {
     "diverged": ("#bdbdbd", "///", "x", "#b2182b"),
-    "not trained": ("#f2f2f2", "...", "–", "#252525"),  # completed, accuracy below 1.5 / num_classes
+    "not trained": ("#f2f2f2", "...", "–", "#252525"),  # completed, failed by the rule (`trainable`)
     "failed": ("#525252", "", "!", "#ffffff"),  # the run crashed (see its traceback.txt)
 }
 
@@ -45,18 +45,43 @@ def _col(runs: pd.DataFrame, key: str) -> pd.Series:
     return runs[key] if key in runs else pd.Series(np.nan, index=runs.index)
 
 
-def trainable(runs: pd.DataFrame) -> pd.Series:
-    """Completed and trained: final test accuracy at least 1.5 / num_classes (the authors' failure rule)."""
+# the failure rules of `trainable`, the default first
+RULES = {
+    "test": "final test accuracy >= 1.5 / num_classes",
+    "authors": "Adam family: last training minibatch's accuracy >= 1.5 / num_classes; SGD: no NaN/inf loss",
+}
+
+
+def check_rule(rule: str) -> str:
+    if rule not in RULES:
+        raise ValueError(f"rule {rule!r}: must be one of {', '.join(RULES)}")
+    return rule
+
+
+def trainable(runs: pd.DataFrame, rule: str = "test") -> pd.Series:
+    """Completed and trained, by `rule` (RULES):
+    - test (the default): final test accuracy at least 1.5 / num_classes, whatever the optimizer;
+    - authors (the authors' code): the Adam family (runs with optimizer.b1) fails when the last training minibatch's
+      accuracy (last_train_acc) is below 1.5 / num_classes; SGD only on a NaN/inf loss, so every completed SGD run
+      trains. A run written before last_train_acc existed is judged on final_train_acc (its mean since the last
+      evaluation) instead.
+    A diverged run fails under both: the harness stopped it (NaN/inf, or diverge_factor x the initial loss; with
+    diverge_factor=inf only NaN/inf, the authors' criterion exactly)."""
     chance = 1.5 / pd.to_numeric(_col(runs, "num_classes"), errors="coerce")
-    return (runs["status"] == "completed") & (pd.to_numeric(_col(runs, "final_test_acc"), errors="coerce") >= chance)
+    completed = runs["status"] == "completed"
+    if check_rule(rule) == "test":
+        return completed & (pd.to_numeric(_col(runs, "final_test_acc"), errors="coerce") >= chance)
+    last = pd.to_numeric(_col(runs, "last_train_acc"), errors="coerce")
+    last = last.fillna(pd.to_numeric(_col(runs, "final_train_acc"), errors="coerce"))
+    return completed & (_col(runs, "optimizer.b1").isna() | (last >= chance))
 
 
-def run_state(runs: pd.DataFrame) -> pd.Series:
+def run_state(runs: pd.DataFrame, rule: str = "test") -> pd.Series:
     """trained | diverged | not trained | failed, one per run."""
     state = pd.Series("not trained", index=runs.index)
     state[runs["status"] == "diverged"] = "diverged"
     state[~runs["status"].isin(["completed", "diverged"])] = "failed"
-    state[trainable(runs)] = "trained"
+    state[trainable(runs, rule)] = "trained"
     return state
 
 
@@ -137,13 +162,14 @@ def phase_grid(
     y: str = WARMUP,
     by: str | list[str] | None = None,
     ignore: list[str] = (),
+    rule: str = "test",
 ) -> pd.DataFrame:
     """One row per (by..., y, x) cell that ran: the metric's mean and std over the cell's trained seeds, the counts,
-    and the cell's state: trained (at least one seed trained), else diverged (some seed diverged), not trained or
-    failed. Config keys that differ between the runs (`mixed_keys`) are added to `by`, never averaged."""
+    and the cell's state: trained (at least one seed trained, by `rule`), else diverged (some seed diverged), not
+    trained or failed. Config keys that differ between the runs (`mixed_keys`) are added to `by`, never averaged."""
     runs, by = _facets(runs, x, y, by, ignore)
     keys = [*by, y, x]
-    state = run_state(runs)
+    state = run_state(runs, rule)
     df = runs.assign(
         _value=numeric(runs, metric).where(state == "trained"),
         **{f"_{s}": state == s for s in ("trained", "diverged", "not trained", "failed")},
@@ -185,14 +211,15 @@ def eta_max(
     by: str | list[str] | None = None,
     ignore: list[str] = (),
     grid: dict | None = None,
+    rule: str = "test",
 ) -> pd.DataFrame:
-    """The stability boundary: the largest eta_trgt at which every seed trains, for each T_wrm (and each value of
-    the `by` keys and of the config keys that differ between the runs); NaN where none does. Computed from the cells
+    """The stability boundary: the largest eta_trgt at which every seed trains (by `rule`), for each T_wrm (and each
+    value of the `by` keys and of the config keys that differ between the runs); NaN where none does. From the cells
     that ran; `lower_bound` is true where the next grid value above eta_max (the panel's eta_trgt values) did not run
     in that row, or eta_max is the top of the grid: the boundary may lie higher. `grid` ({x: values, y: values}, e.g.
     from the sweep's multirun.yaml) adds the grid values no run of a panel reached."""
     runs, by = _facets(runs, x, y, by, ignore)
-    df = runs.assign(_trainable=trainable(runs), _panel=_groups(runs, by))
+    df = runs.assign(_trainable=trainable(runs, rule), _panel=_groups(runs, by))
     cells = df.groupby(["_panel", *by, y, x])["_trainable"].all().reset_index()
     rows = []
     for _, panel in cells.groupby("_panel"):
@@ -237,8 +264,8 @@ def pyplot():
     return plt, sns
 
 
-def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm, cbar: bool, annot_std: bool, ignore, grid):
-    cells = phase_grid(runs, metric, x, y, ignore=ignore)
+def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm, cbar: bool, annot_std: bool, ignore, grid, rule):
+    cells = phase_grid(runs, metric, x, y, ignore=ignore, rule=rule)
     values = cells.pivot(index=y, columns=x, values=metric)
     rows = sorted({*values.index, *(grid or {}).get(y, [])}, reverse=True)
     values = values.reindex(index=rows, columns=sorted({*values.columns, *(grid or {}).get(x, [])}))
@@ -268,7 +295,7 @@ def _draw(ax, runs: pd.DataFrame, metric: str, x: str, y: str, norm, cbar: bool,
         face, hatch, mark, color = MARKS[states.iat[i, j]]
         ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=face, hatch=hatch, edgecolor="#636363", lw=0.5))
         ax.text(j + 0.5, i + 0.5, mark, ha="center", va="center", color=color, fontsize=13, fontweight="bold")
-    bound = eta_max(runs, x, y, ignore=ignore, grid=grid).set_index(y)
+    bound = eta_max(runs, x, y, ignore=ignore, grid=grid, rule=rule).set_index(y)
     cols = list(values.columns)
     xs, ys, lower = [], [], []
     for i, t in enumerate(values.index):  # the right edge of the last trainable cell of each row
@@ -301,6 +328,7 @@ def plot_phase(
     annot_std: bool = False,
     ignore: list[str] = (),
     grid: dict | None = None,
+    rule: str = "test",
 ):
     """Heatmap of the metric (seed mean; `annot_std` adds the spread), eta_trgt ticks as powers of two (or of
     1/lambda0), diverged cells hatched grey with a red x, not-trained cells dotted with a dash, crashed runs dark
@@ -308,7 +336,7 @@ def plot_phase(
     last trainable cell of each row (a triangle where it is a lower bound). `facet`: one panel per value of these
     keys (stacked), sharing the colour scale; config keys that differ between the runs are facets too (see
     `mixed_keys`); more than MAX_PANELS panels is refused (ValueError). `grid` ({x: values, y: values}, e.g. from
-    the sweep's multirun.yaml): rows and columns no run reached are drawn too, blank."""
+    the sweep's multirun.yaml): rows and columns no run reached are drawn too, blank. `rule`: `trainable`'s."""
     keyed, keys = _facets(runs, x, y, facet, ignore)
     mixed = [k for k in keys if k not in _by(facet)]
     groups = list(keyed.groupby(keys, sort=True)) if keys else [((), keyed)]
@@ -317,7 +345,7 @@ def plot_phase(
             f"the runs hold {len(groups)} configs (they differ in {', '.join(mixed or keys)}), more than "
             f"{MAX_PANELS} panels: analyse fewer at a time, or ignore a key that does not change results"
         )
-    cells = phase_grid(runs, metric, x, y, by=facet, ignore=ignore)
+    cells = phase_grid(runs, metric, x, y, by=facet, ignore=ignore, rule=rule)
     norm = (np.nanmin(cells[metric]), np.nanmax(cells[metric])) if cells[metric].notna().any() else (0.0, 1.0)
     width = 4.0 + (0.6 if annot_std else 0.5) * len({*runs[x], *(grid or {}).get(x, [])})
     height = 1.6 + (0.5 if annot_std else 0.4) * len({*runs[y], *(grid or {}).get(y, [])})
@@ -328,7 +356,7 @@ def plot_phase(
     fig, axes = plt.subplots(len(groups), 1, layout="constrained", figsize=size, squeeze=False)
     blank = 0
     for ax, (values, sub) in zip(axes[:, 0], groups):
-        blank += _draw(ax, runs.loc[sub.index], metric, x, y, norm, True, annot_std, ignore, grid)
+        blank += _draw(ax, runs.loc[sub.index], metric, x, y, norm, True, annot_std, ignore, grid, rule)
         values = values if isinstance(values, tuple) else (values,)
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, values))
         ax.set_title(label if keys else (title or f"{metric} over the (eta_trgt, T_wrm) grid"))

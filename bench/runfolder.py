@@ -77,6 +77,11 @@ RESULT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
         "training loss (mean over the steps since the last evaluation) at the end; NaN unless completed",
     ),
     "final_train_acc": (FLOAT, "training accuracy, likewise"),
+    "last_train_acc": (
+        FLOAT,
+        "accuracy on the last training minibatch, at the parameters before its update (the authors' failure rule "
+        "for the Adam family: analysis.phase.trainable rule=authors); absent in runs written before it existed",
+    ),
     "final_test_loss": (FLOAT, "test loss at the last evaluation of a completed run"),
     "final_test_acc": (FLOAT, "test accuracy at the last evaluation of a completed run"),
     "best_test_acc": (FLOAT, "the highest test accuracy over all evaluations"),
@@ -103,7 +108,13 @@ RESULT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "T_reach": (FLOAT, "catapult: steps the warmup needs to reach eta_trgt from eta_c (docs/paper.md section 3)"),
     "T_save": (FLOAT, "catapult: warmup steps saved, less the search's cost"),
     "rayleigh_g0": (FLOAT, "R(g0) = g0'H g0 / |g0|^2 at theta0 on the catapult's search batch"),
-    "eta_rayleigh": (FLOAT, "2 / R(g0): the absolute learning rate where a gradient step's loss starts to rise"),
+    "eta_rayleigh": (
+        FLOAT,
+        "2 / R(g0): a second-order estimate of the one-step stability limit along -g0 (exact on a quadratic; the "
+        "loss's measured first rise lies at 0.6-2x of it on FCN-4, 8.8x on a width-16 net); null for the Adam "
+        "family (eta_rayleigh_null says why)",
+    ),
+    "eta_rayleigh_null": (STR, "why eta_rayleigh is null: the optimizer's step is not along g0 (the Adam family)"),
     "checkpoint_discarded": (STR, "why a damaged checkpoint was discarded (the run started again from step 0)"),
     "precision": (STR, "fp32 | tf32 | bf16 (bench/numerics.py)"),
     "deterministic": (BOOL, "whether deterministic algorithms were enforced"),

@@ -276,6 +276,7 @@ class Trainer:
             "initial_loss": self.initial_loss,
             "final_train_loss": last.get("train_loss", math.nan),
             "final_train_acc": last.get("train_acc", math.nan),
+            "last_train_acc": self.means.last_acc(),  # the authors' Adam failure rule (analysis.phase.trainable)
             "final_test_loss": last.get("test_loss", math.nan),
             "final_test_acc": last.get("test_acc", math.nan),
             "best_test_acc": max((r["test_acc"] for r in evals), default=math.nan),
@@ -300,17 +301,25 @@ class Pending(NamedTuple):
 
 
 class RunningMeans:
-    """Sums of the training minibatches' loss and correct predictions since the last evaluation."""
+    """Sums of the training minibatches' loss and correct predictions since the last evaluation, and the last
+    minibatch's correct count and size (kept across evaluations)."""
 
     def __init__(self, device: torch.device | None = None):
         self.device = device  # where the correct counts (0-dim tensors, no sync per step) live
         self.loss_sum, self.correct, self.seen, self.steps = 0.0, 0, 0, 0
+        self.last: tuple = (0, 0)  # (correct, size) of the last minibatch
 
     def add(self, loss: float, n_correct, n: int) -> None:
         self.loss_sum += loss
         self.correct += n_correct
         self.seen += n
         self.steps += 1
+        self.last = (n_correct, n)
+
+    def last_acc(self) -> float:
+        """The last training minibatch's accuracy (at the parameters before its update); NaN before any step."""
+        n_correct, n = self.last
+        return float(n_correct) / n if n else math.nan
 
     def pop(self) -> dict:
         """train_loss and train_acc (nothing when no step was taken), then start again."""
@@ -322,12 +331,14 @@ class RunningMeans:
 
     def state_dict(self) -> dict:
         n_correct = self.correct.detach().cpu() if isinstance(self.correct, torch.Tensor) else self.correct
-        return {"loss_sum": self.loss_sum, "correct": n_correct, "seen": self.seen, "steps": self.steps}
+        last = (float(self.last[0]), self.last[1])
+        return {"loss_sum": self.loss_sum, "correct": n_correct, "seen": self.seen, "steps": self.steps, "last": last}
 
     def load_state_dict(self, state: dict) -> None:
         self.loss_sum, self.correct, self.seen, self.steps = (
             state[k] for k in ("loss_sum", "correct", "seen", "steps")
         )
+        self.last = tuple(state.get("last", (0, 0)))  # a checkpoint from before it was kept: NaN until the next step
         if isinstance(self.correct, torch.Tensor):
             self.correct = self.correct.to(self.device)
 

@@ -84,7 +84,10 @@ def test_real_sweep_boundary_and_png(sweep, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "largest trainable eta_trgt" in out and (tmp_path / "phase_best_test_acc.png").stat().st_size > 10_000
     saved = pd.read_csv(tmp_path / "eta_max.csv")
-    assert list(saved.columns) == ["seed", "schedule.warmup_steps", "eta_max", "lower_bound"] and len(saved) == 4
+    assert list(saved.columns) == ["seed", "schedule.warmup_steps", "eta_max", "lower_bound", "rule"]
+    assert len(saved) == 4 and set(saved["rule"]) == {"test"}  # the default rule, named
+    assert set(pd.read_csv(tmp_path / "phase_best_test_acc.csv")["rule"]) == {"test"}
+    assert "trained by rule test: final test accuracy" in out
 
 
 def test_axis_in_units_of_inverse_sharpness():

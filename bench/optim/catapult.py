@@ -22,10 +22,12 @@ from dataclasses import dataclass
 
 import torch
 
+from bench.data.augment import build_augment
+from bench.measure import preconditioned
 from bench.optim.schedule import Schedule, build_schedule
 from bench.optim.warmup import Theta0, WarmupMethod, register
 from bench.seeding import generator
-from bench.sharpness import hvp_operator, sharpness
+from bench.sharpness import hvp_operator, lambda0_batches, sharpness
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +146,13 @@ def _search(trial: TrialStep, loss0: float, lr_trgt: float, lr: float, delta: fl
     return Search(upper, lower, loss0, trial.forward_passes, "bracketed")
 
 
-def records(search: Search, lr_trgt: float, warmup_steps: int, rayleigh: float | None = None) -> dict:
+def records(
+    search: Search, lr_trgt: float, warmup_steps: int, rayleigh: float | None = None, along_g0: bool = True
+) -> dict:
     """What result.json keeps of a search: eta_c, the forward passes, and T_reach / T_save of docs/paper.md section
-    3; with `rayleigh` = R(g0), also R(g0) and eta_rayleigh = 2 / R(g0), where a gradient step's loss starts to
-    rise."""
+    3; with `rayleigh` = R(g0), also R(g0) and eta_rayleigh = 2 / R(g0), the second-order estimate of the rate where
+    a step along -g0 starts to raise the loss (`rayleigh_g0`). `along_g0` false (the Adam family, whose step
+    P^-1 m is not along g0): eta_rayleigh is null, and eta_rayleigh_null says why."""
     t_wrm = max(warmup_steps, 1)
     frac = min(search.lr_c / lr_trgt, 1.0)
     out = {
@@ -160,16 +165,23 @@ def records(search: Search, lr_trgt: float, warmup_steps: int, rayleigh: float |
     }
     if rayleigh is not None:
         out["rayleigh_g0"] = rayleigh
-        out["eta_rayleigh"] = 2 / rayleigh if rayleigh > 0 else math.inf
+        out["eta_rayleigh"] = (2 / rayleigh if rayleigh > 0 else math.inf) if along_g0 else None
+        if not along_g0:
+            out["eta_rayleigh_null"] = NOT_ALONG_G0
     return out
+
+
+NOT_ALONG_G0 = "the Adam family's step P^-1 m is not along g0: 2 / R(g0) does not estimate where its loss rises"
 
 
 def rayleigh_g0(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor) -> float:
     """R(g0) = g0' H g0 / |g0|^2 at the model's parameters on (x, y): one Hessian-vector product.
 
-    Why eta_c is not 2 / lambda0: one SGD step of rate eta changes the loss by -eta |g0|^2 + eta^2 g0'H g0 / 2 (to
-    second order), which turns positive at eta = 2 / R(g0), and R(g0) <= lambda^H, well below it when g0 is not
-    aligned with the top eigenvector (cross-entropy at initialization); the loss-catapult search finds that rate."""
+    Why eta_c is not 2 / lambda0: one SGD step of rate eta changes the loss by -eta |g0|^2 + eta^2 g0'H g0 / 2 to
+    second order, which turns positive at eta = 2 / R(g0), and R(g0) <= lambda^H, well below it when g0 is not
+    aligned with the top eigenvector (cross-entropy at initialization). 2 / R(g0) is that second-order estimate,
+    exact on a quadratic only: the loss's real first rise along -g0 (what the search finds) was measured at 0.6-2x
+    of it on FCN-4 and 8.8x on a width-16 net (issue 22), where the higher-order terms matter."""
     op, _ = hvp_operator(model, loss_fn, x, y)
     params = [p for _, p in model.named_parameters() if p.requires_grad]  # hvp_operator's order
     grads = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
@@ -180,7 +192,14 @@ def rayleigh_g0(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tenso
 class PersistentCatapult:
     """The persistent catapult warmup: the rate is the last eta_c (capped by the decay schedule `base`); whenever
     the training loss falls below the loss at the reference point theta*, eta_c is re-estimated at theta_t (the
-    exponential search starting from the current rate) and theta* = theta_t, until eta reaches eta_trgt."""
+    exponential search starting from the current rate) and theta* = theta_t, until eta reaches eta_trgt.
+
+    The reference loss `ref_loss` is L(theta*) on the batch its search used: at theta0 the search batch
+    (`search_batch`), later the training minibatch of the step that set it; each step's training minibatch loss
+    (before its update) is compared with it. Why: it is the training loss the step has already computed (a fixed
+    evaluation batch would cost a forward pass every step), and the search at theta_t runs on that same batch, so
+    the reference is its L0. The price is minibatch noise: a lucky batch can start a search early, which costs
+    forward passes (counted) and re-estimates eta_c, nothing else."""
 
     def __init__(self, base: Schedule, optimizer, search: Search, delta: float, budget: int, extras: dict):
         self.base = base  # eta_trgt from step 1, then the decay of the schedule's p after T_wrm
@@ -226,19 +245,29 @@ class PersistentCatapult:
         log.info("step %d: loss %.4g below the reference, eta_c -> %.4g", s, loss, self.level)
 
 
+def search_batch(cfg, data) -> tuple[torch.Tensor, torch.Tensor]:
+    """The search's batch at theta0: batch_size training examples from the own "catapult" stream, augmented (flips,
+    crops, mixup) from the own "catapult_augment" stream, as a training minibatch is and as lambda0's batches are.
+    Why augmented: eta_c is the rate the training steps start from, and they see augmented batches; and the
+    persistent catapult compares training minibatch losses with this batch's loss (its first reference), which a
+    clean batch would bias low. The own streams leave the training data order and augmentation as they are."""
+    stream = generator(cfg.seed, "catapult")
+    augment = build_augment(cfg.dataset, cfg.seed, data.x_train.device, stream="catapult_augment")
+    return lambda0_batches(data.x_train, data.y_train, cfg.batch_size, 1, stream, augment)[0]
+
+
 def search_at_theta0(cfg, lr_trgt: float, model, optimizer, loss_fn, data, known: dict) -> tuple[Search, float, dict]:
-    """eta_c from one search at theta0 on a batch drawn from its own RNG stream (the training data order is left as
-    it is). Returns the search, its tolerance delta, and its records for result.json: R(g0) and 2 / R(g0) on the
-    search batch and, unless `known` (the run's records so far) hold it, lambda0 as the search batch's sharpness."""
+    """eta_c from one search at theta0 on `search_batch` (the training data order is left as it is). Returns the
+    search, its tolerance delta, and its records for result.json: R(g0) and 2 / R(g0) on the search batch (null for
+    the Adam family) and, unless `known` (the run's records so far) hold it, lambda0 as the search batch's
+    sharpness."""
     sc = cfg.schedule
-    x, y = data.x_train, data.y_train
-    size = cfg.batch_size if 0 < cfg.batch_size < len(x) else len(x)
-    idx = torch.randperm(len(x), generator=generator(cfg.seed, "catapult"))[:size].to(x.device)
-    xb, yb = x[idx], y[idx]
+    xb, yb = search_batch(cfg, data)
     delta = sc.delta or (0.1 if cfg.optimizer.name == "sgd" else 0.01)
     lr0 = sc.search_lr or lr_trgt / max(sc.warmup_steps, 1)
     search = catapult_search(optimizer, lambda: loss_fn(model(xb), yb), lr_trgt, lr0, delta, sc.max_forward_passes)
-    out = records(search, lr_trgt, sc.warmup_steps, rayleigh_g0(model, loss_fn, xb, yb))
+    rayleigh = rayleigh_g0(model, loss_fn, xb, yb)
+    out = records(search, lr_trgt, sc.warmup_steps, rayleigh, along_g0=not preconditioned(cfg.optimizer))
     if "lambda0" not in known:  # the run's lambda0 (lr_unit=inverse_sharpness) or the search batch's sharpness
         out["lambda0"] = sharpness(model, loss_fn, xb, yb, generator=generator(cfg.seed, "catapult_lambda0")).value
     log.info(
