@@ -13,8 +13,9 @@ from bench.config import validate
 from bench.data import build_dataset
 from bench.losses import mse
 from bench.models import build_model
-from bench.optim.catapult import PersistentCatapult, Search, catapult_search
+from bench.optim.catapult import PersistentCatapult, Search, catapult_search, search_batch
 from bench.optim.schedule import Schedule
+from bench.seeding import generator
 from bench.store import RESULT, RunStore
 from bench.train import Trainer
 from tests.conftest import compose_cfg
@@ -99,15 +100,33 @@ def test_catapult_run_records_and_ramp(tmp_path, tiny):
         assert rate == pytest.approx(min(eta_c + lr * step / 8, lr))
 
 
-def test_catapult_search_uses_its_own_batch(tmp_path, tiny):
-    """The search draws its batch from its own stream and restores what it touched: with warmup_steps = 1 (eta_trgt
-    from step 1) a catapult run is the linear-schedule run, step for step."""
-    a = bench.run(compose_cfg(*tiny, "schedule=catapult", "optimizer.lr=0.5"), tmp_path / "a")
-    b = bench.run(compose_cfg(*tiny, "optimizer.lr=0.5"), tmp_path / "b")
+@pytest.mark.parametrize("augment", [[], ["dataset.flip=true"]])
+def test_catapult_search_uses_its_own_batch(tmp_path, tiny, augment):
+    """The search draws its batch (and its augmentation) from its own streams and restores what it touched: with
+    warmup_steps = 1 (eta_trgt from step 1) a catapult run is the linear-schedule run, step for step."""
+    a = bench.run(compose_cfg(*tiny, *augment, "schedule=catapult", "optimizer.lr=0.5"), tmp_path / "a")
+    b = bench.run(compose_cfg(*tiny, *augment, "optimizer.lr=0.5"), tmp_path / "b")
     assert a["catapult_outcome"] == "bracketed" and a["eta_c"] < 0.5 and "eta_c" not in b
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "a" / "metrics.csv"), pd.read_csv(tmp_path / "b" / "metrics.csv")
     )
+
+
+def test_search_batch_is_augmented_like_a_training_batch(tmp_path, tiny):
+    """The search batch, and with it the persistent catapult's first reference loss: batch_size training examples
+    from the own "catapult" stream, augmented as training batches are (here: each example as it is or mirrored, some
+    mirrored); without augmentation the clean examples, as before augmentation was applied."""
+    cfg = validate(compose_cfg(*tiny, "schedule=persistent_catapult", "optimizer.lr=50", "dataset.flip=true"))
+    tr = Trainer(cfg, RunStore(tmp_path))  # theta0: the search restored the parameters it tried
+    x, y = tr.data.x_train, tr.data.y_train
+    idx = torch.randperm(len(x), generator=generator(cfg.seed, "catapult"))[:64]
+    xb, yb = search_batch(cfg, tr.data)
+    same, mirrored = ((xb == v).flatten(1).all(1) for v in (x[idx], x[idx].flip(-1)))
+    assert torch.equal(yb, y[idx]) and (same | mirrored).all() and (mirrored & ~same).any()
+    with torch.no_grad():
+        assert tr.schedule.catapult.ref_loss == pytest.approx(tr.loss_fn(tr.model(xb), yb).item())
+    cfg.dataset.flip = False
+    assert torch.equal(search_batch(cfg, tr.data)[0], x[idx])
 
 
 def persistent(lam: float, level: float, lr_trgt: float):

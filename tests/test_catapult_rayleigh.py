@@ -12,6 +12,7 @@ from torch import nn
 
 import bench
 from bench.optim.catapult import catapult_search, rayleigh_g0
+from bench.runfolder import check_result
 from bench.store import RESULT
 from tests.conftest import compose_cfg
 
@@ -68,9 +69,19 @@ def test_catapult_run_records_rayleigh_and_lambda0(tmp_path, tiny, unit):
     result = bench.run(compose_cfg(*args, "optimizer.lambda0_batches=1"), tmp_path)
     on_disk = json.loads((tmp_path / RESULT).read_text())
     r, lam = on_disk["rayleigh_g0"], on_disk["lambda0"]
-    assert on_disk["eta_rayleigh"] == pytest.approx(2 / r)
+    assert on_disk["eta_rayleigh"] == pytest.approx(2 / r) and "eta_rayleigh_null" not in on_disk
     assert math.isfinite(r) and r > 0 and lam > 0
     if unit == "absolute":  # lambda0 is the search batch's sharpness: the Rayleigh quotient cannot exceed it
         assert r <= lam * (1 + 1e-3)
     else:  # the run's own lambda0, which set eta_trgt
         assert result["lr"] == pytest.approx(50 / lam)
+
+
+def test_adam_records_eta_rayleigh_as_null_with_the_reason(tmp_path, tiny):
+    """2 / R(g0) estimates where a step along -g0 raises the loss; the Adam family's step P^-1 m is not along g0, so
+    its search records R(g0) but no eta_rayleigh, and says why."""
+    args = (*tiny, "optimizer=adam", "schedule=catapult", "schedule.warmup_steps=8", "optimizer.lr=0.01")
+    bench.run(compose_cfg(*args), tmp_path)
+    on_disk = json.loads((tmp_path / RESULT).read_text())
+    assert on_disk["eta_rayleigh"] is None and "not along g0" in on_disk["eta_rayleigh_null"]
+    assert on_disk["rayleigh_g0"] > 0 and on_disk["eta_c"] > 0 and check_result(on_disk) == []

@@ -1,13 +1,16 @@
 """Phase diagrams: cell states, seed means and spreads, the boundary eta_max(T_wrm), facets, ticks, the PNG."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis import load_runs
 from analysis.__main__ import main as analysis_main
-from analysis.phase import eta_max, lr_unit, phase_grid, plot_phase, run_state, tick
+from analysis.phase import eta_max, lr_unit, phase_grid, plot_phase, run_state, tick, trainable
 from tests.sweeps import phase_sweep
+from tests.test_phase_configs import write_run
 
 
 def runs_table(rows):
@@ -49,6 +52,68 @@ def test_boundary_per_facet():
     bound = eta_max(SYNTHETIC, by="optimizer.name")
     got = {(r["optimizer.name"], r["schedule.warmup_steps"]): r["eta_max"] for _, r in bound.iterrows()}
     assert got == {("adam", 1): 1.0, ("sgd", 1): 0.5, ("sgd", 8): 1.0}
+
+
+def boundary(bound: pd.DataFrame) -> dict:
+    """{(optimizer, T_wrm): eta_max} where some eta_trgt trains."""
+    bound = bound.dropna(subset="eta_max")
+    return {(r["optimizer.name"], r["schedule.warmup_steps"]): r["eta_max"] for _, r in bound.iterrows()}
+
+
+def rule_table(rows):
+    """(optimizer, lr, T_wrm, status, final_test_acc, last_train_acc, final_train_acc) -> a run table; Adam-family
+    runs carry optimizer.b1, as load_runs gives them."""
+    cols = ["optimizer.name", "optimizer.lr", "schedule.warmup_steps", "status", "final_test_acc"]
+    df = pd.DataFrame(rows, columns=[*cols, "last_train_acc", "final_train_acc"])
+    b1 = np.where(df["optimizer.name"] == "sgd", np.nan, 0.9)
+    return df.assign(**{"optimizer.b1": b1, "seed": 0, "num_classes": 10})
+
+
+RULE_RUNS = rule_table(
+    [
+        ("adam", 0.1, 1, "completed", 0.90, 0.05, 0.9),  # NaN-free, high test accuracy, last minibatch 0.05 < 0.15
+        ("adam", 0.2, 1, "completed", 0.10, 0.40, 0.4),  # last minibatch above 1.5/10, test accuracy below
+        ("sgd", 0.1, 1, "completed", 0.05, 0.05, 0.05),  # low accuracy, finite loss
+        ("sgd", 0.2, 1, "diverged", np.nan, np.nan, np.nan),  # stopped by the harness: fails under both
+        ("adam", 0.4, 8, "completed", 0.90, np.nan, 0.50),  # written before last_train_acc: final_train_acc stands in
+        ("adam", 0.8, 8, "completed", 0.90, np.nan, 0.10),
+    ]
+)
+
+
+def test_the_authors_rule_and_the_test_rule_on_hand_made_runs():
+    assert trainable(RULE_RUNS).tolist() == [True, False, False, False, True, True]  # test, the default
+    assert trainable(RULE_RUNS, "authors").tolist() == [False, True, True, False, True, False]
+    assert run_state(RULE_RUNS, "authors").tolist()[:4] == ["not trained", "trained", "trained", "diverged"]
+    assert boundary(eta_max(RULE_RUNS, by="optimizer.name")) == {("adam", 1): 0.1, ("adam", 8): 0.8}
+    assert boundary(eta_max(RULE_RUNS, by="optimizer.name", rule="authors")) == {
+        ("adam", 1): 0.2,
+        ("adam", 8): 0.4,
+        ("sgd", 1): 0.1,
+    }
+    with pytest.raises(ValueError, match="rule 'Authors': must be one of test, authors"):
+        trainable(RULE_RUNS, "Authors")
+
+
+def test_phase_names_its_rule_and_refuses_a_bad_one_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as bad:
+        analysis_main(["phase", str(tmp_path / "sweep"), "--rule", "strict", "--out", str(tmp_path / "out")])
+    assert bad.value.code == "error: rule 'strict': must be one of test, authors"  # exit status 1, one line
+    assert not (tmp_path / "out").exists()  # refused before anything was read or written
+    for i, row in RULE_RUNS.iterrows():
+        opt, lr, t_wrm = row["optimizer.name"], row["optimizer.lr"], row["schedule.warmup_steps"]
+        write_run(tmp_path / "sweep" / str(i), opt, lr, t_wrm, status=row["status"])
+        path = tmp_path / "sweep" / str(i) / "result.json"
+        keys = ("final_test_acc", "last_train_acc", "final_train_acc")
+        result = {**json.loads(path.read_text()), **{k: None if np.isnan(row[k]) else row[k] for k in keys}}
+        path.write_text(json.dumps({k: v for k, v in result.items() if v is not None or k != "last_train_acc"}))
+    analysis_main(["phase", str(tmp_path / "sweep"), "--rule", "authors", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert "trained by rule authors: Adam family: last training minibatch" in out
+    assert "note: 2 Adam-family run(s) have no last_train_acc" in out
+    saved = pd.read_csv(tmp_path / "out" / "eta_max.csv")
+    assert set(saved["rule"]) == {"authors"} and boundary(saved) == boundary(eta_max(RULE_RUNS, rule="authors"))
+    assert set(pd.read_csv(tmp_path / "out" / "phase_best_test_acc.csv")["rule"]) == {"authors"}
 
 
 def test_ticks_powers_of_two_and_inverse_sharpness():

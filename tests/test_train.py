@@ -112,3 +112,13 @@ def test_mnist5k_cache_is_the_same_data(tmp_path, monkeypatch):
     cache_path().write_bytes(b"not an npz")
     x3, _ = raw_mnist5k()
     assert (x3 == x0).all()
+
+
+def test_last_training_minibatch_accuracy_is_recorded(tmp_path, tiny):
+    """result.json's last_train_acc (the authors' Adam failure rule) is the last minibatch's accuracy: with an
+    evaluation every step, metrics.csv's train_acc of the last step is that minibatch's alone."""
+    result = bench.run(compose_cfg(*tiny, "optimizer=adam", "optimizer.lr=0.003", "steps=3", "eval_every=1"), tmp_path)
+    on_disk = json.loads((tmp_path / RESULT).read_text())
+    last = pd.read_csv(tmp_path / "metrics.csv")["train_acc"].iloc[-1]
+    assert on_disk["last_train_acc"] == pytest.approx(last) == pytest.approx(result["last_train_acc"])
+    assert 0 < on_disk["last_train_acc"] <= 1 and (on_disk["last_train_acc"] * 64).is_integer()
