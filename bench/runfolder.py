@@ -110,9 +110,9 @@ RESULT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "rayleigh_g0": (FLOAT, "R(g0) = g0'H g0 / |g0|^2 at theta0 on the catapult's search batch"),
     "eta_rayleigh": (
         FLOAT,
-        "2 / R(g0): a second-order estimate of the one-step stability limit along -g0 (exact on a quadratic; the "
-        "loss's measured first rise lies at 0.6-2x of it on FCN-4, 8.8x on a width-16 net); null for the Adam "
-        "family (eta_rayleigh_null says why)",
+        "2 / R(g0): a second-order estimate of the rate above which one step along -g0 raises the loss (exact on "
+        "a quadratic only; the measured first rise lies at 0.6-3.7x of it on FCN-4-256, up to 15x at width 16: "
+        "docs/paper.md section 3); null for the Adam family (eta_rayleigh_null says why)",
     ),
     "eta_rayleigh_null": (STR, "why eta_rayleigh is null: the optimizer's step is not along g0 (the Adam family)"),
     "checkpoint_discarded": (STR, "why a damaged checkpoint was discarded (the run started again from step 0)"),

@@ -6,6 +6,13 @@ Myrtle-d has d - 1 convolutions of `width` channels and the readout. muP is the 
 readout (variance 1 / fan_in, times 1 / sqrt(fan_in)). Their muConv multiplier sqrt(C_out / (H_in W_in C_in)) on
 every convolution of this network without normalization shrinks the signal by that factor per layer (output rms
 about 7e-7 at init on 32x32 images); the WRN, whose LayerNorms undo it, keeps muConv.
+
+Not followed: their CNN script (vision/phase-diagrams/train_cnn_lobpcg.py) also divides muP inputs by sqrt(H W C)
+after per-sample standardization. At init this network is positively homogeneous (ReLU, zero biases, average
+pools), so that divides the output by exactly sqrt(H W C): rms 0.060 -> 0.0021 on mnist5k (Myrtle-5-64). As
+published the script cannot run (its model table names Myrtle5_int..., which its model_utils does not define), so
+no published run used the scaling, and it is not an option here: a new model key would change every CNN run's
+identity (docs/fidelity.md).
 """
 
 from __future__ import annotations

@@ -180,8 +180,8 @@ def rayleigh_g0(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tenso
     Why eta_c is not 2 / lambda0: one SGD step of rate eta changes the loss by -eta |g0|^2 + eta^2 g0'H g0 / 2 to
     second order, which turns positive at eta = 2 / R(g0), and R(g0) <= lambda^H, well below it when g0 is not
     aligned with the top eigenvector (cross-entropy at initialization). 2 / R(g0) is that second-order estimate,
-    exact on a quadratic only: the loss's real first rise along -g0 (what the search finds) was measured at 0.6-2x
-    of it on FCN-4 and 8.8x on a width-16 net (issue 22), where the higher-order terms matter."""
+    exact on a quadratic only: the loss's real first rise along -g0 (what the search finds) lies at 0.6-3.7x of it
+    on FCN-4-256 and up to 15x at width 16, where the higher-order terms matter (docs/paper.md section 3)."""
     op, _ = hvp_operator(model, loss_fn, x, y)
     params = [p for _, p in model.named_parameters() if p.requires_grad]  # hvp_operator's order
     grads = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
