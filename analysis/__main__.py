@@ -86,7 +86,7 @@ def phase(args: argparse.Namespace) -> None:
 
     axes = axis_values(args.sweep_dirs, [LR, WARMUP])  # the grid's values, also where no run reached (sparse grids)
     rule = args.rule
-    title = f"{args.metric}, trained by rule {rule}: {RULES[rule]}"
+    title = f"{args.metric}, failure rule: {rule}"  # the rule in full: the printout, analysis.phase.RULES
     fig = plot_phase(
         runs, args.metric, title=title, facet=args.facet, annot_std=args.std, ignore=args.ignore, grid=axes, rule=rule
     )
