@@ -56,6 +56,7 @@ def test_packed_points_equal_the_same_points_alone(tmp_path):
     results = ensemble.run_packed(cfgs, dirs)
     assert [r["status"] for r in results] == ["completed"] * 3
     assert [r["packed_with"] for r in results] == [3, 3, 3]
+    assert all(0 <= r["last_train_acc"] <= 1 for r in results)  # recorded by packed members too (the authors' rule)
     assert results[2]["stop_step"] == 15
     for i, cfg in enumerate(cfgs):
         run(cfg, tmp_path / f"alone{i}")
