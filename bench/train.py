@@ -17,7 +17,7 @@ from bench.config import Config, ConfigError, train_size_problem, validate
 from bench.data import EpochSampler, build_dataset
 from bench.data.augment import build_augment
 from bench.failure import describe_failure
-from bench.identity import check_run_folder, run_identity
+from bench.identity import check_run_folder, run_identity, same_device_config
 from bench.logger import NoLogger, build_logger
 from bench.losses import LOSSES, correct, xent
 from bench.measure import Measurer, fixed_batch, preconditioned, threshold
@@ -375,6 +375,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     into the run folder (Hydra's output folder unless run_dir is given)."""
     typed = validate(cfg)  # a ConfigError here: nothing has been computed or written
     run_dir = Path(run_dir or output_dir())
+    if (same := same_device_config(run_dir, cfg)) is not cfg:  # device=auto and the device it ran on: one run
+        cfg, typed = same, validate(same)
     check_run_folder(run_dir, cfg)  # a folder of another config is neither resumed nor skipped, nor touched
     identity = run_identity(cfg)
     store = RunStore(run_dir)
