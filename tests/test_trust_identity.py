@@ -75,3 +75,52 @@ def test_device_auto_and_the_device_it_ran_on_are_one_run(tmp_path, tiny):
     assert again == first and again.status == "completed"
     assert (run / "config.yaml").read_text() == config, "the folder's run, unchanged"
     assert mismatch(run, compose_cfg(*plain, "device=cuda")) is not None, "another device is another run"
+
+
+def test_stating_a_default_uses_the_same_folder_and_old_folders_are_kept(tmp_path, tiny):
+    """optimizer=sgd is the default: `optimizer=sgd optimizer.lr=...` and `optimizer.lr=...` are one folder (the
+    second launch trains nothing); a sweep folder written before, whose folders name the stated default, is resumed
+    in its own folders."""
+    from bench.runfolder import NON_RESULT_KEYS, run_id
+
+    sweep = tmp_path / "sweep"
+    first = multirun(*tiny, "optimizer=sgd", "optimizer.lr=0.1,0.2", f"hydra.sweep.dir={sweep}")
+    folders = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert len(folders) == 2 and not any("optimizer=" in f for f in folders)
+    again = multirun(*tiny, "optimizer.lr=0.1,0.2", f"hydra.sweep.dir={sweep}")
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == folders
+    assert [r.return_value for r in again] == [r.return_value for r in first]
+
+    point = [*tiny, "optimizer=sgd", "optimizer.lr=0.1"]  # an old sweep: its folder named optimizer=sgd
+    old = run_id(point, NON_RESULT_KEYS)
+    assert "optimizer=sgd" in old
+    (new,) = [f for f in folders if "lr=0.1," in f]
+    (sweep / new).rename(sweep / old)
+    third = multirun(*tiny, "optimizer=sgd", "optimizer.lr=0.1", f"hydra.sweep.dir={sweep}")
+    assert not (sweep / new).exists(), "the old folder is used, nothing trained again"
+    assert third[0].return_value == first[0].return_value
+
+
+def test_eval_batch_size_changes_no_recorded_byte(tmp_path, tiny):
+    """eval_batch_size is listed as not changing results: metrics.csv is byte-identical whatever it is."""
+    from bench.train import run
+
+    for size in (7, 1000):
+        run(compose_cfg(*tiny, f"eval_batch_size={size}"), tmp_path / str(size))
+    assert (tmp_path / "7" / "metrics.csv").read_bytes() == (tmp_path / "1000" / "metrics.csv").read_bytes()
+
+
+@pytest.mark.parametrize("lm", [False, True])
+def test_per_example_losses_average_to_the_loss(lm):
+    import torch
+
+    from bench.losses import LOSSES, PER_EXAMPLE
+
+    g = torch.Generator().manual_seed(0)
+    out = torch.randn(6, 5, 11, generator=g) if lm else torch.randn(6, 11, generator=g)
+    targets = (
+        torch.randint(0, 11, (6, 5), generator=g) if lm else torch.softmax(torch.randn(6, 11, generator=g), -1)
+    )
+    for name, loss in LOSSES.items():
+        each = PER_EXAMPLE[name](out, targets)
+        assert each.shape == (6,) and torch.allclose(each.mean(), loss(out, targets), atol=1e-6)
