@@ -11,8 +11,9 @@ force=true or more threads lands in the same folder. conf/config.yaml sets
 
 A group override that states the default (`optimizer=sgd` where the defaults lists, with the command's presets,
 choose sgd anyway) changes nothing in the config, so it does not count either: `optimizer=sgd optimizer.lr=0.1` and
-`optimizer.lr=0.1` name one folder. A sweep folder written before this rule keeps its folders: where the folder the
-old rule names (with the stated default) exists and the new one does not, that one is used.
+`optimizer.lr=0.1` name one folder. A group a preset sweeps (its hydra.sweeper.params) still counts, so that the
+presets' folder names stay as they were. A sweep folder written before this rule keeps its folders: where the folder
+the old rule names (with the stated default) exists and the new one does not, that one is used.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def _resolver(overrides, exclude=None, *, _root_=None) -> str:
         return OmegaConf.to_container(x) if OmegaConf.is_config(x) else (x or [])
 
     overrides, exclude = [str(o) for o in plain(overrides)], plain(exclude)
-    stated = stated_defaults(overrides)
+    swept = OmegaConf.select(_root_, "hydra.sweeper.params", default=None) if _root_ is not None else None
+    stated = {o for o in stated_defaults(overrides) if o.partition("=")[0] not in (swept or {})}
     name = run_id([o for o in overrides if o not in stated], exclude)
     if stated and _root_ is not None:  # a folder named by the old rule (stated defaults counted) is kept
         old = run_id(overrides, exclude)
