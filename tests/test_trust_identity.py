@@ -118,9 +118,7 @@ def test_per_example_losses_average_to_the_loss(lm):
 
     g = torch.Generator().manual_seed(0)
     out = torch.randn(6, 5, 11, generator=g) if lm else torch.randn(6, 11, generator=g)
-    targets = (
-        torch.randint(0, 11, (6, 5), generator=g) if lm else torch.softmax(torch.randn(6, 11, generator=g), -1)
-    )
+    targets = torch.randint(0, 11, (6, 5), generator=g) if lm else torch.softmax(torch.randn(6, 11, generator=g), -1)
     for name, loss in LOSSES.items():
         each = PER_EXAMPLE[name](out, targets)
         assert each.shape == (6,) and torch.allclose(each.mean(), loss(out, targets), atol=1e-6)

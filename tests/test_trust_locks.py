@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import socket
 import time
@@ -16,7 +17,7 @@ import pytest
 
 from bench import Outcome, objective, outcome
 from bench.lock import LOCK, RUNNING_ELSEWHERE, Incomplete, RunLock, check_complete
-from tests.conftest import launch, multirun, run_in_process
+from tests.conftest import multirun, run_in_process
 from tests.test_launchers import LOCAL, _start
 
 # a boundary search of two rows (T_wrm 1, 16) over four rates: 5 runs of a fraction of a second each, a boundary that
@@ -78,17 +79,15 @@ def test_a_sweep_with_points_running_elsewhere_is_not_complete(tmp_path, tiny, c
     assert not (held / "result.json").exists()
 
 
-def test_job_returns_carry_the_run_outcome(tiny):
-    from omegaconf import OmegaConf
+def test_job_returns_carry_the_run_outcome():
     from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
 
     cfg = OmegaConf.create({"objective": "final_test_acc"})
     done = objective(cfg, {"status": "completed", "final_test_acc": 0.5})
     skipped = objective(cfg, {"status": RUNNING_ELSEWHERE})
     assert float(done) == 0.5 and done.status == "completed"
     assert skipped != skipped and skipped.status == RUNNING_ELSEWHERE  # NaN for Hydra's sweepers
-    import pickle
-
     assert pickle.loads(pickle.dumps(skipped)).status == RUNNING_ELSEWHERE
     rets = [JobReturn(overrides=["a=1"], status=JobStatus.COMPLETED, _return_value=r) for r in (done, skipped)]
     assert [outcome(r) for r in rets] == ["completed", RUNNING_ELSEWHERE]
@@ -155,7 +154,8 @@ def test_two_boundary_searches_on_one_folder_find_the_uninterrupted_boundary(tmp
         for p in (first, second):
             if p is not None:
                 p.kill()
-    assert f"{holder['dir'].name.split('_')[0]}" in (tmp_path / "second.log").read_text()
+    waited = [ln for ln in (tmp_path / "second.log").read_text().splitlines() if "waiting for its result" in ln]
+    assert waited and f"running elsewhere (host {holder['host']}, pid {first.pid}" in waited[0]  # the first point
     assert _boundary(sweep) == uninterrupted
 
 
@@ -184,3 +184,19 @@ def test_a_killed_local_boundary_search_relaunched_finds_the_uninterrupted_bound
                 p.kill()
     assert json.loads((holder["dir"] / "result.json").read_text())["status"] in ("completed", "diverged")
     assert _boundary(sweep) == uninterrupted
+
+
+def test_a_boundary_search_told_not_to_wait_stops_with_one_line_naming_the_point_and_holder(tmp_path):
+    """wait=false: a point held by a live process ends the search in one line (the point, the holder), and it is
+    never read as not trained (no boundary.csv)."""
+    from bench.config import ConfigError
+    from bench.runfolder import NON_RESULT_KEYS, run_id
+
+    sweep = tmp_path / "sweep"
+    first_probe = [*TINY, "optimizer.lr=1", "schedule.warmup_steps=1"]  # the middle of the first row's axis
+    _lock(sweep / run_id(first_probe, NON_RESULT_KEYS), 1, 5)
+    with pytest.raises(ConfigError) as stop:
+        multirun(*SEARCH[1:], "hydra.sweeper.wait=false", f"hydra.sweep.dir={sweep}")
+    line = str(stop.value)
+    assert "optimizer.lr=1 schedule.warmup_steps=1 is running elsewhere (host" in line and "pid 1," in line
+    assert "\n" not in line and not (sweep / "boundary.csv").exists()
