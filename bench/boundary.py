@@ -35,9 +35,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import outcome
 from bench.config import ConfigError
-from bench.lock import RunLock, describe
-from bench.runfolder import STATUSES, atomic_write_text
+from bench.lock import RUNNING_ELSEWHERE, RunLock, describe
+from bench.runfolder import FINISHED, STATUSES, atomic_write_text
 from bench.sweeper import ValidatingSweeper, point_name
 
 log = logging.getLogger(__name__)
@@ -196,12 +197,14 @@ class BoundarySweeper(ValidatingSweeper):
 
     def launch_round(self, batch: list[list[str]], job_idx: int, grid) -> list[list]:
         """Launch the round's points and wait until each holds a result (their JobReturns, one list per launch): a
-        point held elsewhere is waited for, and launched again when its holder ended without a result."""
+        point the launch skipped as held elsewhere (bench.Outcome.status) is waited for, and launched again when its
+        holder ended without a result."""
         launches, todo = [], batch
         for _ in range(RELAUNCHES):
             launches.append(self.launcher.launch(todo, initial_job_idx=job_idx))
             job_idx += len(todo)
-            todo = [point for point in todo if not self.settled(point, grid)]
+            elsewhere = [p for p, r in zip(todo, launches[-1]) if outcome(r) == RUNNING_ELSEWHERE or self.missing(p)]
+            todo = [point for point in elsewhere if not self.settled(point, grid)]
             if not todo:
                 return launches
             log.warning("boundary: %d point(s) whose holder ended without a result: launched again", len(todo))
@@ -209,11 +212,14 @@ class BoundarySweeper(ValidatingSweeper):
             f"boundary search: {point_name(todo[0], grid)} has no result after {RELAUNCHES} launches: see its folder"
         )
 
+    def missing(self, point: Sequence[str]) -> bool:
+        return self.result(point).get("status") not in STATUSES
+
     def settled(self, point: Sequence[str], grid) -> bool:
-        """Whether the point's folder holds a result, waiting while another live process holds its lock (False: no
-        result and no live holder: launch it again)."""
+        """Whether the point's folder holds a result, waiting while another live process holds its lock (a failed
+        result too: that process retries it) (False: no result and no live holder: launch it again)."""
         lock, announced = RunLock(self.run_dirs[tuple(point)]), False
-        while self.result(point).get("status") not in STATUSES:
+        while self.result(point).get("status") not in FINISHED:
             held = lock.live_holder()
             if held is None:  # released (or stale): its result, if written before the release, is there now
                 return self.result(point).get("status") in STATUSES
@@ -224,7 +230,7 @@ class BoundarySweeper(ValidatingSweeper):
                 log.warning("boundary: %s: waiting for its result", where)
                 announced = True
             time.sleep(self.poll_s)
-        return True
+        return True  # finished
 
     def next_runs(self, row: Row, rows: list[Row]) -> tuple[int, list[int]] | None:
         """The eta index and the seeds the row runs next; None when its search is over."""
