@@ -9,7 +9,11 @@ checkpoint.pt also carry it ("run_identity").
 
 `check_run_folder(run_dir, cfg)` refuses, in one line naming the folder and the keys that differ (old -> new), to
 run a config in a folder that holds a run of another config: resuming its checkpoint or skipping its result would
-mix configs silently. force=true replaces that run instead.
+mix configs silently. force=true replaces that run instead. It also refuses a folder whose result.json's run_identity
+is not its config.yaml's (the config edited after the run: the result proves nothing; bench.runfolder.unproven_result)
+and, even with force=true, a sweep's folder (multirun.yaml, or run folders inside). device=auto and the device it
+resolved to (the one result.json says the run ran on, else this machine's) name the same run: such a command resumes
+or skips the folder's run under its own config (same_device_config).
 """
 
 from __future__ import annotations
