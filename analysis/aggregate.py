@@ -7,6 +7,8 @@ ONE warning (a `SkippedItems`, which lists them), never an error. Skipped items:
   - a run folder whose result.json is missing (still running, or killed), truncated, or not a run's result, or has a
     field of the wrong type (a status that is not completed / diverged / failed, a metric that is not a number);
   - a run folder whose config.yaml is missing or unreadable, or whose eta_trgt, T_wrm or seed is not a number;
+  - a run folder whose result.json's run_identity is not its config.yaml's (config.yaml edited after the run, or the
+    result copied): its result proves nothing about that config (bench.runfolder.unproven_result);
   - a completed or diverged run without metrics.csv (the harness writes it before result.json: the folder is partial;
     the run is left out of both tables, so that they agree). A failed run may have no metrics.csv (it can fail
     before its first evaluation): it is a row of the run table with no steps;
@@ -37,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from bench.runfolder import CONFIG, METRICS, NONFINITE, NUMBERS, RESULT, STATUSES, atomic_write
+from bench.runfolder import CONFIG, METRICS, NONFINITE, NUMBERS, RESULT, STATUSES, atomic_write, unproven_result
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,8 @@ def read_run(run_dir: Path) -> tuple[dict, dict]:
     for key in AXES:
         if key in config:
             _number(config[key], f"config.yaml: {key}")
+    if unproven := unproven_result(run_dir):  # never used: its result is not of the config it would be read as
+        raise ValueError(f"excluded: {unproven}")
     if result["status"] in ("completed", "diverged") and not (run_dir / METRICS).exists():
         raise ValueError(f"{result['status']} run without metrics.csv (partial folder)")
     return config, result

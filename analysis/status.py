@@ -7,7 +7,8 @@ Every grid point of the sweep (read from the multirun.yaml Hydra writes into the
   missing                         no folder yet (never started)
 A run folder is matched to its grid point by the overrides Hydra saved in it (.hydra/overrides.yaml), compared as
 bench/runfolder.py's run_id compares them, so the folder-naming pattern does not matter. A result.json that cannot be
-read counts as failed (its error says why); an unreadable metrics.csv or multirun.yaml is noted, never a traceback. A
+read, or whose run_identity is not its config.yaml's (config.yaml edited after the run: the result proves nothing about
+it), counts as failed (its error says why); an unreadable metrics.csv or multirun.yaml is noted, never a traceback. A
 single run's folder (no multirun.yaml, run files of its own) gets one line: its status. A result.json that does not
 match the contract's schema (bench/runfolder.py: a required key missing, a known key of the wrong type) is noted.
 Imports no torch and nothing of bench but its run-folder contract.
@@ -35,6 +36,7 @@ from bench.runfolder import (
     TRACEBACK,
     check_result,
     run_id,
+    unproven_result,
 )
 from bench.runfolder import overrides_identity as identity
 
@@ -123,6 +125,9 @@ def folder_state(run_dir: Path) -> dict:
             raise ValueError(f"status {result.get('status')!r}" if isinstance(result, dict) else "not a run's result")
     except (OSError, ValueError) as e:  # a result is written last and atomically: the run ended, its record is damaged
         row.update(status="failed", error=f"result.json unreadable ({str(e).splitlines()[0][:120]})")
+        return row
+    if unproven := unproven_result(run_dir):  # not a result of this folder's config: counted as failed, never used
+        row.update(status="failed", error=f"excluded: {unproven}")
         return row
     row["status"] = result["status"]
     problems = check_result(result)  # against the contract's schema (bench/runfolder.py)

@@ -11,8 +11,35 @@ def run(cfg, run_dir=None):
     return locked_run(cfg, run_dir)
 
 
-def objective(cfg, result: dict) -> float:
-    """What a run returns to Hydra's sweeper: result.json's `cfg.objective` value, NaN unless the run completed."""
+class Outcome(float):
+    """What a job returns to the sweeper (JobReturn.return_value): a float for Hydra's sweepers (the objective), and
+    `status`, the run's outcome: completed | diverged | failed, or "running elsewhere" (bench.lock.RUNNING_ELSEWHERE):
+    skipped, not trained, because another launch holds the point's lock; the point is not finished."""
+
+    status: str
+
+    def __new__(cls, value: float, status: str) -> Outcome:
+        out = super().__new__(cls, value)
+        out.status = status
+        return out
+
+    def __reduce__(self):  # a job's return crosses processes (submitit pickles it)
+        return Outcome, (float(self), self.status)
+
+    def __repr__(self) -> str:
+        return f"Outcome({float(self)!r}, {self.status!r})"
+
+
+def objective(cfg, result: dict) -> Outcome:
+    """What a run returns to Hydra's sweeper: result.json's `cfg.objective` value, NaN unless the run completed; its
+    status rides along (Outcome.status)."""
     import math
 
-    return float(result.get(cfg.objective, math.nan)) if result.get("status") == "completed" else math.nan
+    status = str(result.get("status"))
+    return Outcome(float(result.get(cfg.objective, math.nan)) if status == "completed" else math.nan, status)
+
+
+def outcome(ret) -> str | None:
+    """A JobReturn's run status (Outcome.status): "completed", "running elsewhere", ...; None when the job failed
+    without one (its exception is the return value)."""
+    return getattr(getattr(ret, "_return_value", None), "status", None)

@@ -13,6 +13,11 @@ wherever a longer one fails, so each row's bracket starts from what its neighbou
 measured. Checked: the final bracket of every row (eta_max and the next eta) is measured in the row itself, and a
 row whose own result contradicts its neighbours is searched again on its own measurements only.
 
+A point held by another launch (its run.lock, bench/lock.py) is never read as a result: the search waits for its
+result.json, polling every poll_s while the holder is alive by the lock's heartbeat rule, and launches it again if
+the holder ended without a result (wait=false: stops instead, with one line naming the point and the holder). So two
+searches on one folder, or a relaunch after a killed search whose jobs still run, find the same boundary.
+
 Every run is an ordinary run folder (reused when it already holds a finished result), and the sweep folder gets
 boundary.csv: the row's keys, eta_max (empty when no eta trains), the runs it took, lower_bound (eta_max is the top
 of the grid: the true boundary may be higher) and monotone_checked (false: contradicted, searched on its own).
@@ -21,19 +26,25 @@ of the grid: the true boundary may be higher) and monotone_checked (false: contr
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import outcome
 from bench.config import ConfigError
-from bench.sweeper import ValidatingSweeper
+from bench.lock import RUNNING_ELSEWHERE, RunLock, describe
+from bench.runfolder import FINISHED, STATUSES, atomic_write_text
+from bench.sweeper import ValidatingSweeper, point_name
 
 log = logging.getLogger(__name__)
 
 BOUNDARY_CSV = "boundary.csv"
+RELAUNCHES = 3  # launches of a point whose holder keeps ending without a result, before the search stops
 
 
 def _split(override: str) -> tuple[str, str]:
@@ -117,10 +128,12 @@ class BoundarySweeper(ValidatingSweeper):
         seed: str = "seed",
         monotone: bool = True,
         seed_by_seed: bool = True,
+        wait: bool = True,
+        poll_s: float = 5.0,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.eta, self.warmup, self.seed, self.monotone = eta, warmup, seed, monotone
-        self.seed_by_seed = seed_by_seed
+        self.seed_by_seed, self.wait, self.poll_s = seed_by_seed, wait, poll_s
 
     def rows(self, grid: Sequence[Sequence[str]]) -> list[Row]:
         by_row: dict[tuple[str, ...], dict[float, list[list[str]]]] = {}
@@ -168,10 +181,10 @@ class BoundarySweeper(ValidatingSweeper):
             round_no += 1
             batch = [row.points[i][j] for row, i, seeds in probes for j in seeds]
             log.info("boundary round %d: %d rows, %d runs", round_no, len(probes), len(batch))
-            results = self.launcher.launch(batch, initial_job_idx=job_idx)
-            job_idx += len(batch)
-            returns.append(results)
-            failed += sum(1 for r in results if r.status.name == "FAILED")
+            for results in self.launch_round(batch, job_idx, grid):
+                job_idx += len(results)
+                returns.append(results)
+                failed += sum(1 for r in results if r.status.name == "FAILED")
             for row, i, seeds in probes:
                 for j in seeds:
                     row.record(i, j, trains([self.result(row.points[i][j])]))
@@ -181,6 +194,43 @@ class BoundarySweeper(ValidatingSweeper):
         if failed:
             raise RuntimeError(f"boundary search: {failed} run(s) failed (counted as not trained); see their folders")
         return returns
+
+    def launch_round(self, batch: list[list[str]], job_idx: int, grid) -> list[list]:
+        """Launch the round's points and wait until each holds a result (their JobReturns, one list per launch): a
+        point the launch skipped as held elsewhere (bench.Outcome.status) is waited for, and launched again when its
+        holder ended without a result."""
+        launches, todo = [], batch
+        for _ in range(RELAUNCHES):
+            launches.append(self.launcher.launch(todo, initial_job_idx=job_idx))
+            job_idx += len(todo)
+            elsewhere = [p for p, r in zip(todo, launches[-1]) if outcome(r) == RUNNING_ELSEWHERE or self.missing(p)]
+            todo = [point for point in elsewhere if not self.settled(point, grid)]
+            if not todo:
+                return launches
+            log.warning("boundary: %d point(s) whose holder ended without a result: launched again", len(todo))
+        raise ConfigError(
+            f"boundary search: {point_name(todo[0], grid)} has no result after {RELAUNCHES} launches: see its folder"
+        )
+
+    def missing(self, point: Sequence[str]) -> bool:
+        return self.result(point).get("status") not in STATUSES
+
+    def settled(self, point: Sequence[str], grid) -> bool:
+        """Whether the point's folder holds a result, waiting while another live process holds its lock (a failed
+        result too: that process retries it) (False: no result and no live holder: launch it again)."""
+        lock, announced = RunLock(self.run_dirs[tuple(point)]), False
+        while self.result(point).get("status") not in FINISHED:
+            held = lock.live_holder()
+            if held is None:  # released (or stale): its result, if written before the release, is there now
+                return self.result(point).get("status") in STATUSES
+            where = f"{point_name(point, grid)} is running elsewhere ({describe(*held)})"
+            if not self.wait:
+                raise ConfigError(f"boundary search: {where}: relaunch once it ends (or wait=true to wait for it)")
+            if not announced:
+                log.warning("boundary: %s: waiting for its result", where)
+                announced = True
+            time.sleep(self.poll_s)
+        return True  # finished
 
     def next_runs(self, row: Row, rows: list[Row]) -> tuple[int, list[int]] | None:
         """The eta index and the seeds the row runs next; None when its search is over."""
@@ -205,7 +255,7 @@ class BoundarySweeper(ValidatingSweeper):
     def write(self, path: Path, rows: list[Row]) -> None:
         keys = [k for k in dict.fromkeys(_split(o)[0] for r in rows for o in r.keys)]
         varying = [k for k in keys if len({dict(map(_split, r.keys)).get(k) for r in rows}) > 1] or keys
-        with path.open("w", newline="") as f:
+        with io.StringIO(newline="") as f:
             out = csv.writer(f)
             out.writerow([*varying, "eta_max", "runs", "lower_bound", "monotone_checked"])
             for r in rows:
@@ -214,3 +264,4 @@ class BoundarySweeper(ValidatingSweeper):
                 eta_max = r.etas[lo] if lo >= 0 else ""
                 top = lo == len(r.etas) - 1
                 out.writerow([*(values.get(k, "") for k in varying), eta_max, r.runs, top, not r.own_only])
+            atomic_write_text(path, f.getvalue())  # two searches of one folder may both write it

@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 import bench
 from bench.checkpoint import Terminated
 from bench.config import ConfigError
+from bench.lock import RUNNING_ELSEWHERE, Incomplete, elsewhere_line
 from bench.preflight import CONF_DIR
 
 
@@ -32,7 +33,16 @@ def main(cfg: DictConfig) -> float:
         if (line := one_line_failure(e)) is None:
             raise
         sys.exit(f"error: {line}")  # a single run: bad input or the machine's failure, one line (a sweep goes on)
+    if result.get("status") == RUNNING_ELSEWHERE and not _multirun():  # a sweep counts it (bench.sweeper)
+        sys.exit(f"error: {elsewhere_line(result)}")
     return bench.objective(cfg, result)
+
+
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 # presets sit in config.yaml's defaults list, so Hydra refuses `+sweep=NAME`; commands written before (`+sweep=demo`,
@@ -55,6 +65,8 @@ def cli() -> None:
         from bench.preflight import compose_error
 
         sys.exit(f"error: {compose_error(e)}")
+    except Incomplete as e:  # points skipped as running elsewhere (counted on the console)
+        sys.exit(f"incomplete: {e}")
     except Terminated as e:  # SIGTERM: checkpointed first
         print(f"stopped ({e})", file=sys.stderr)
         sys.exit(e.code)

@@ -2,9 +2,11 @@
 
 bench.run takes the lock before training: `run.lock` in the run folder, created atomically (O_CREAT | O_EXCL) and
 holding the holder's host, pid and start time; its modification time is the holder's heartbeat, renewed every
-HEARTBEAT_S by a thread. A lock is stale, and taken over, when its holder is a dead process on this host or its
-heartbeat is older than STALE_MIN minutes (a holder on another host that died). A run whose lock is held elsewhere
-is not trained: bench.run returns {"status": "running elsewhere", ...} and writes nothing into the folder.
+HEARTBEAT_S by a thread. A lock is stale, and taken over, when its heartbeat is older than STALE_MIN minutes, whatever
+its pid (a pid is evidence of life only while the heartbeat is fresh: a dead holder's pid may have been reused), or
+when its holder is a dead process on this host. A run whose lock is held elsewhere is not trained: bench.run returns
+{"status": "running elsewhere", ...} and writes nothing into the folder; a single run then exits non-zero with the
+holder, a sweep counts the point as skipped (bench.launch), and the boundary search waits for its result.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class RunLock:
         self.stale_min, self.heartbeat_s = stale_min, heartbeat_s
         self.held = False
         self.holder: dict = {}
+        self.age: float | None = None  # the holder's heartbeat age when the lock was found held
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
@@ -69,9 +72,18 @@ class RunLock:
         return text, holder if isinstance(holder, dict) else {}, age
 
     def stale(self, holder: dict, age: float) -> bool:
+        if age > 60 * self.stale_min:  # no heartbeat for that long: dead, whatever its pid (pids are reused)
+            return True
         if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
             return not _alive(holder["pid"])
-        return age > 60 * self.stale_min
+        return False
+
+    def live_holder(self) -> tuple[dict, float] | None:
+        """(holder, heartbeat age) of the lock when a live process holds it (by the rule of `stale`); else None."""
+        seen = self._read()
+        if seen is None or self.stale(seen[1], seen[2]):
+            return None
+        return seen[1], seen[2]
 
     def acquire(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +97,7 @@ class RunLock:
             if seen is None:
                 continue  # released meanwhile: try again
             text, self.holder, age = seen
+            self.age = age
             if not self.stale(self.holder, age):
                 return False
             log.warning("taking over the stale lock of %s (%s)", self.path.parent, describe(self.holder, age))
@@ -144,8 +157,15 @@ def not_ours(folder: Path, lock: RunLock, force: bool) -> dict:
     done = _result(folder)
     if done.get("status") in FINISHED and not force:
         return done  # it finished elsewhere meanwhile
-    log.warning("%s: running elsewhere (%s); skipped", folder, describe(lock.holder))
-    return {"status": RUNNING_ELSEWHERE, "holder": lock.holder, "run_dir": str(folder)}
+    result = {"status": RUNNING_ELSEWHERE, "holder": lock.holder, "heartbeat_age_s": lock.age, "run_dir": str(folder)}
+    log.warning(elsewhere_line(result))
+    return result
+
+
+def elsewhere_line(result: dict) -> str:
+    """One line for a run skipped because another process holds its lock."""
+    holder = describe(result.get("holder") or {}, result.get("heartbeat_age_s"))
+    return f"{result.get('run_dir')}: running elsewhere ({holder}); skipped, not trained"
 
 
 def _result(folder: Path) -> dict:
@@ -154,3 +174,23 @@ def _result(folder: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return result if isinstance(result, dict) else {}
+
+
+class Incomplete(Exception):
+    """A sweep ended with points skipped because another launch holds them: not complete (exit status 1)."""
+
+
+def check_complete(returns) -> None:
+    """Say on the console how many of a sweep's points were skipped as running elsewhere (JobReturn outcomes, see
+    bench.Outcome), and raise Incomplete when any was: the sweep is not complete until that launch ends them."""
+    from bench import outcome
+
+    flat = [r for batch in returns or [] for r in (batch if isinstance(batch, list) else [batch])]
+    skipped = [r for r in flat if outcome(r) == RUNNING_ELSEWHERE]
+    if skipped:
+        counted = f"{len(skipped)} of {len(flat)} points skipped as running elsewhere"
+        log.warning("%s (another launch holds their lock)", counted)
+        raise Incomplete(
+            f"{counted} (first: {' '.join(skipped[0].overrides)}): the sweep is not complete; the same command, once"
+            " the other launch ends, finishes it"
+        )

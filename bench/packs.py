@@ -178,12 +178,13 @@ def _train(members: list[Point], locks: ExitStack) -> None:
     unfinished points alone. Sets each point's result or error."""
     from bench.config import validate
     from bench.ensemble import run_packed
-    from bench.identity import check_run_folder
+    from bench.identity import check_run_folder, same_device_config
     from bench.lock import RunLock, not_ours
 
     held = []
     for i, m in enumerate(members):
         try:
+            m.task = same_device_config(m.dir, m.task)  # device=auto and the device it ran on: one run
             typed = validate(m.task)
             check_run_folder(m.dir, m.task)  # another config's folder: this point fails, its folder untouched
             if any(m.dir.resolve() == other.dir.resolve() for other in members[:i]):

@@ -46,6 +46,20 @@ MULTIRUN = "multirun.yaml"  # in a sweep folder: Hydra's record of the sweep (it
 RUN_FILES = (CONFIG, RESULT, CHECKPOINT)  # a folder holding any of them holds a run
 
 
+def sweep_evidence(folder: Path) -> str | None:
+    """What makes a folder a sweep's (its multirun.yaml, or a subfolder holding a run), or None: no single run may be
+    written there (its files would mix with the sweep's, and analysis would read the sweep as one run)."""
+    folder = Path(folder)
+    if (folder / MULTIRUN).is_file():
+        return f"it holds {MULTIRUN}"
+    try:
+        subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return None
+    held = next((p for p in sorted(subfolders) if any((p / name).is_file() for name in RUN_FILES)), None)
+    return f"its subfolder {held.name} holds a run" if held else None
+
+
 # --- statuses ------------------------------------------------------------------------------------------------------
 class Status(str, enum.Enum):
     """result.json's status."""
@@ -273,6 +287,25 @@ def run_identity(cfg) -> str:
     """The hash of the config's result keys (16 hex digits): result.json's and checkpoint.pt's run_identity."""
     text = json.dumps(result_keys(cfg), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def unproven_result(run_dir: Path) -> str | None:
+    """Why the folder's result.json is not a result of its config.yaml (its run_identity is another config's: the
+    config was edited, or the result copied, after the run), or None: it is, or either file is missing or unreadable,
+    or the result predates run identities. Such a result proves nothing: it is refused and excluded from analysis."""
+    from omegaconf import OmegaConf
+
+    try:
+        stored = json.loads((Path(run_dir) / RESULT).read_text()).get("run_identity")
+        config = OmegaConf.load(Path(run_dir) / CONFIG)
+    except Exception:  # missing, unreadable, not a mapping: other checks name those
+        return None
+    if not isinstance(stored, str) or not OmegaConf.is_dict(config):
+        return None
+    own = run_identity(config)
+    if stored == own:
+        return None
+    return f"its result.json is of run {stored}, not of its config.yaml ({own}): config.yaml edited after the run?"
 
 
 # --- a grid point's folder name, from its overrides ----------------------------------------------------------------

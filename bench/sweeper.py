@@ -16,6 +16,7 @@ from hydra.core.utils import filter_overrides
 from hydra.plugins.sweeper import Sweeper
 
 from bench.config import ConfigError
+from bench.lock import check_complete
 from bench.preflight import check_duplicates, check_point, compose_error, run_dir
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ class ValidatingSweeper(BasicSweeper):
 
     def sweep(self, arguments: list[str]):
         self.checked_grid(arguments)  # the whole grid, before anything is launched
-        return super().sweep(arguments)
+        returns = super().sweep(arguments)
+        check_complete(returns)  # points skipped as running elsewhere: counted on the console, not complete
+        return returns
 
     def validate_batch_is_legal(self, batch) -> None:
         """Nothing left to do: sweep() checked every point before the first launch."""

@@ -17,9 +17,9 @@ from bench.config import Config, ConfigError, train_size_problem, validate
 from bench.data import EpochSampler, build_dataset
 from bench.data.augment import build_augment
 from bench.failure import describe_failure
-from bench.identity import check_run_folder, run_identity
+from bench.identity import check_run_folder, run_identity, same_device_config
 from bench.logger import NoLogger, build_logger
-from bench.losses import LOSSES, correct, xent
+from bench.losses import LOSSES, PER_EXAMPLE, correct, xent_each
 from bench.measure import Measurer, fixed_batch, preconditioned, threshold
 from bench.models import build_model, num_params
 from bench.numerics import build_numerics
@@ -194,19 +194,20 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Test loss and accuracy over the whole test set, in chunks."""
+        """Test loss and accuracy over the whole test set, in chunks of eval_batch_size: the losses of each example,
+        summed once in float64, so that the chunks do not change a bit of the result."""
         x, y = self.data.x_test, self.data.y_test
-        loss_sum, n_correct, xent_sum = 0.0, 0.0, 0.0
+        losses, xents, n_correct = [], [], 0.0
         for i in range(0, len(x), self.cfg.eval_batch_size):
             out = self.model(x[i : i + self.cfg.eval_batch_size])
             yb = y[i : i + self.cfg.eval_batch_size]
-            loss_sum += self.loss_fn(out, yb).item() * len(yb)
+            losses.append(PER_EXAMPLE[self.cfg.loss](out, yb).double())
             n_correct += float(correct(out, yb))
             if self.data.is_lm:  # perplexity = exp(next-token cross-entropy), whatever the training loss
-                xent_sum += xent(out, yb).item() * len(yb)
-        metrics = {"test_loss": loss_sum / len(x), "test_acc": n_correct / len(x)}
+                xents.append(xent_each(out, yb).double())
+        metrics = {"test_loss": torch.cat(losses).sum().item() / len(x), "test_acc": n_correct / len(x)}
         if self.data.is_lm:
-            metrics["test_ppl"] = math.exp(xent_sum / len(x))
+            metrics["test_ppl"] = math.exp(torch.cat(xents).sum().item() / len(x))
         return metrics
 
     def log_row(self, step: int, **values) -> dict:
@@ -386,6 +387,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     into the run folder (Hydra's output folder unless run_dir is given)."""
     typed = validate(cfg)  # a ConfigError here: nothing has been computed or written
     run_dir = Path(run_dir or output_dir())
+    if (same := same_device_config(run_dir, cfg)) is not cfg:  # device=auto and the device it ran on: one run
+        cfg, typed = same, validate(same)
     check_run_folder(run_dir, cfg)  # a folder of another config is neither resumed nor skipped, nor touched
     identity = run_identity(cfg)
     store = RunStore(run_dir)

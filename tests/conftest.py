@@ -91,6 +91,8 @@ SLOWEST = [
     "tests/test_resume.py::test_ctrl_c_then_the_same_command_resumes",
     "tests/test_launch_packing.py::test_a_signalled_pack_checkpoints_is_requeued_and_resumes",
     "tests/test_launchers.py::test_two_launches_of_a_sweep_never_train_a_point_twice",
+    "tests/test_trust_locks.py::test_a_killed_local_boundary_search_relaunched",
+    "tests/test_trust_locks.py::test_two_boundary_searches_on_one_folder",
     "tests/test_launchers.py::test_stopping_the_launcher_stops_its_jobs",
     "tests/test_packaging.py::test_installed",
     "tests/test_cli.py::test_printing_a_config_needs_no_data",

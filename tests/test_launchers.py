@@ -299,7 +299,7 @@ def test_two_launches_of_a_sweep_never_train_a_point_twice(tmp_path):
         assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-3000:]
     finally:
         first.kill()
-    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.returncode == 1 and "incomplete: 1 of 2 points skipped" in second.stderr, second.stderr[-3000:]
     second_log, first_log = second.stdout + second.stderr, (tmp_path / "first.log").read_text()
     assert "running elsewhere" in second_log
     assert _trained(second_log) + _trained(first_log) == 2, "each point trained once"

@@ -79,6 +79,8 @@ class BoundarySweeperConf(ValidatingSweeperConf):
     monotone: bool = True  # start each row's bracket from its T_wrm neighbours' results (checked)
     seed_by_seed: bool = True  # a cell's seeds one per round, stopping at the first that fails (fewer runs, more
     # rounds); false: all its seeds in one round
+    wait: bool = True  # a point held by another launch: wait for its result (false: stop, one line naming it)
+    poll_s: float = 5.0  # how often a point held elsewhere is looked at (its result.json and lock)
 
 
 def register() -> None:
