@@ -61,10 +61,10 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
         "# Reproduction of Kalra & Barkeshli (2024) at CPU scale",
         "",
         f"Written by `python -m analysis.reproduce` (`make reproduce`) from the run folders under `{shown}`: every "
-        "number and verdict below is computed from the runs by the claim registry `analysis/reproduce.py:CLAIMS`. "
-        "The presets are `conf/experiment/cpu/<figure>.yaml`; each shrinks the full-scale preset "
-        "`conf/experiment/<figure>.yaml` (see its comment for what changed and why); the column *CPU stand-in* says "
-        "what each verdict used in place of the paper's setting.",
+        "number and verdict below is computed from the runs by the claim registry "
+        "`analysis/reproduce/claims.py:CLAIMS`. The presets are `conf/experiment/cpu/<figure>.yaml`; each shrinks the "
+        "full-scale preset `conf/experiment/<figure>.yaml` (see its comment for what changed and why); the column "
+        "*CPU stand-in* says what each verdict used in place of the paper's setting.",
         "",
         "Verdicts: **reproduced** when every check of the claim passes, **partly** when some do, **not reproduced** "
         "when none does, **not run** when a preset has no runs (**error**: the evidence function failed, its "
