@@ -239,7 +239,8 @@ def test_report_prints_rules_numbers_and_stand_ins(tmp_path):
 
 def test_the_command_line_reports_on_the_sweeps_on_disk(tmp_path, monkeypatch, capsys):
     """`python -m analysis.reproduce --report-only` (in this process): the report from the sweeps on disk, its claims
-    table printed; `--fig4-search` writes the search's report only."""
+    table printed; `--fig4-search` writes the search's report only, and a folder that is not a sweep of the search
+    is one line, nothing written."""
     write_sweep(tmp_path / "out" / "fig3_wrn_sp_mse", {1: 2, 16: 8, 64: 16})
     argv = ["reproduce", "--report-only", "--out", str(tmp_path / "out"), "--reports", str(tmp_path / "reports")]
     monkeypatch.setattr(sys, "argv", argv)
@@ -255,6 +256,11 @@ def test_the_command_line_reports_on_the_sweeps_on_disk(tmp_path, monkeypatch, c
     assert (
         search.name == "fig4_search.md" and "| mse | 1 | 1 | 3/3 (0.9, 0.9) | 2/3 (0.63, 0.9) |" in search.read_text()
     )
+    sweep = tmp_path / "out" / "fig3_wrn_sp_mse"  # no optimizer.name: not a sweep of the search, one line
+    monkeypatch.setattr(sys, "argv", ["reproduce", "--fig4-search", str(sweep), "--reports", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match=f"^error: {re.escape(str(sweep))}: no finished runs with an optimizer.name"):
+        runpy.run_module("analysis.reproduce", run_name="__main__")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_sweeps_go_through_the_projects_launcher(tmp_path):

@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--note", default="", help="a line for the report's header (e.g. what was not rerun)")
     args = parser.parse_args(argv)
     if args.fig4_search:
-        print(f"[reproduce] {write_search([Path(f).resolve() for f in args.fig4_search], Path(args.reports))}")
+        try:
+            print(f"[reproduce] {write_search([Path(f).resolve() for f in args.fig4_search], Path(args.reports))}")
+        except (FileNotFoundError, ValueError) as e:  # a folder that is not a sweep of the search: one line
+            sys.exit(f"error: {e}")
         return
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")

@@ -145,12 +145,16 @@ def search_cells(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_search(folders: list[Path], rep: Path) -> Path:
-    rep.mkdir(parents=True, exist_ok=True)
+    """reports/fig4_search.md from the search's sweeps; a folder without finished runs of named optimizers (not a
+    sweep of the search) is a ValueError, raised before anything is written."""
     blocks = [FIG4_SEARCH]
     for folder in folders:
         runs = load_runs(folder)
+        if runs.empty or OPT not in runs:
+            raise ValueError(f"{folder}: no finished runs with an {OPT} (not a sweep of the Figure 4 search)")
         shas = ", ".join(sorted(set(runs["git_sha"].dropna().astype(str).str[:8]))) if "git_sha" in runs else "?"
         blocks.append(f"## {folder.name} (code: {shas})\n\n" + table(search_cells(runs), 4) + "\n")
+    rep.mkdir(parents=True, exist_ok=True)
     path = rep / "fig4_search.md"
     path.write_text("\n".join(blocks))
     return path
