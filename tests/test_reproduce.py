@@ -1,10 +1,13 @@
-"""analysis/reproduce.py: the claim registry judged on synthetic sweeps with known answers (boundaries, seed
+"""analysis/reproduce/: the claim registry judged on synthetic sweeps with known answers (boundaries, seed
 fractions, eta_c against 2/R(g0)), and the report printing each check's rule and number beside its verdict."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import runpy
+import sys
 
 import pandas as pd
 import pytest
@@ -12,6 +15,7 @@ import yaml
 
 from analysis import reproduce as rp
 from analysis.reproduce import NOT, NOT_RUN, PARTLY, REPRODUCED, Check, judge, load_sweeps, write_report
+from tests.conftest import ROOT
 
 CLAIMS = {c.key: c for c in rp.CLAIMS}
 
@@ -229,6 +233,34 @@ def test_report_prints_rules_numbers_and_stand_ins(tmp_path):
     assert "`warmup gain eta_max(longest T_wrm)/eta_max(T_wrm=1), least over seeds >= 2`: **4** pass" in row
     assert row.endswith(f"**{REPRODUCED}** |") and f"**{NOT_RUN}**" in text
     assert text.count("| **not run** |") == len(rp.CLAIMS) - 1  # every other claim lacks a preset's runs
+    (registry,) = re.findall(r"the claim registry `(.+?):CLAIMS`", text)  # the file it names defines CLAIMS
+    assert "\nCLAIMS = (" in (ROOT / registry).read_text()
+
+
+def test_the_command_line_reports_on_the_sweeps_on_disk(tmp_path, monkeypatch, capsys):
+    """`python -m analysis.reproduce --report-only` (in this process): the report from the sweeps on disk, its claims
+    table printed; `--fig4-search` writes the search's report only, and a folder that is not a sweep of the search
+    is one line, nothing written."""
+    write_sweep(tmp_path / "out" / "fig3_wrn_sp_mse", {1: 2, 16: 8, 64: 16})
+    argv = ["reproduce", "--report-only", "--out", str(tmp_path / "out"), "--reports", str(tmp_path / "reports")]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_module("analysis.reproduce", run_name="__main__")
+    printed = capsys.readouterr().out
+    assert f"[reproduce] report: {tmp_path / 'reports' / 'reproduction.md'}" in printed
+    assert "| 1 | Figure 3 (left) |" in printed and printed.count("| **not run** |") == len(rp.CLAIMS) - 1
+    write_fig4(tmp_path / "search", {("adam", 1): 3, ("gi_adam", 1): 2})
+    argv = ["reproduce", "--fig4-search", str(tmp_path / "search"), "--reports", str(tmp_path / "search_reports")]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_module("analysis.reproduce", run_name="__main__")
+    (search,) = (tmp_path / "search_reports").iterdir()
+    assert (
+        search.name == "fig4_search.md" and "| mse | 1 | 1 | 3/3 (0.9, 0.9) | 2/3 (0.63, 0.9) |" in search.read_text()
+    )
+    sweep = tmp_path / "out" / "fig3_wrn_sp_mse"  # no optimizer.name: not a sweep of the search, one line
+    monkeypatch.setattr(sys, "argv", ["reproduce", "--fig4-search", str(sweep), "--reports", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match=f"^error: {re.escape(str(sweep))}: no finished runs with an optimizer.name"):
+        runpy.run_module("analysis.reproduce", run_name="__main__")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_sweeps_go_through_the_projects_launcher(tmp_path):
