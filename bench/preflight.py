@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
@@ -54,12 +54,12 @@ def run_dir(cfg: DictConfig) -> Path | None:
         return None
 
 
-def check_point(cfg: DictConfig) -> None:
+def check_point(cfg: DictConfig, task: DictConfig | None = None) -> None:
     """Raise ConfigError (one line) if this run would not start: a key given twice, its values (bench.config), its
     data, wandb online without credentials or network, an output folder that cannot be written, or a folder that
-    holds a run of another config (bench/identity.py)."""
+    holds a run of another config (bench/identity.py). `task`: cfg's task_config when the caller has it already."""
     check_duplicates(OmegaConf.select(cfg, "hydra.overrides.task") or [])
-    task = task_config(cfg)
+    task = task_config(cfg) if task is None else task
     typed = validate(task)
     check_available(typed.dataset)  # DataMissing is a ConfigError: where to put the files, how to fetch them
     if typed.logger.name == "wandb" and typed.logger.mode == "online":
@@ -67,6 +67,7 @@ def check_point(cfg: DictConfig) -> None:
             raise ConfigError(problem)
     if folder := run_dir(cfg):
         check_writable(folder)
+        check_run_files(folder)
         check_run_folder(folder, task)
 
 
@@ -98,8 +99,21 @@ def check_writable(folder: Path) -> None:
     folder = folder.absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    if folder.is_dir() and not os.access(folder, os.W_OK):
+    if not folder.is_dir():  # the output folder, or a folder above it, is a file
+        raise ConfigError(f"{folder}: is a file, not a folder; choose another output folder")
+    if not os.access(folder, os.W_OK):
         raise ConfigError(f"{folder}: the output folder is read-only or not writable; choose another one")
+
+
+def check_run_files(folder: Path) -> None:
+    """The run's own files, where they exist, are files: a folder named run.lock or checkpoint.pt would fail the run
+    later with a traceback."""
+    from bench.runfolder import CHECKPOINT, CONFIG, LOCK, METRICS, RESULT
+
+    for name in (LOCK, CHECKPOINT, RESULT, CONFIG, METRICS):
+        path = folder / name
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path}: is a folder, not the run's file; remove it or choose another output folder")
 
 
 def one_line_failure(e: Exception) -> str | None:
@@ -109,9 +123,10 @@ def one_line_failure(e: Exception) -> str | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from bench.checkpoint import CheckpointError
     from bench.store import StorageError
 
-    if not isinstance(e, (ConfigError, StorageError)):
+    if not isinstance(e, (ConfigError, StorageError, CheckpointError)):
         return None
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return None
@@ -121,6 +136,8 @@ def one_line_failure(e: Exception) -> str | None:
 def explain(e: Exception) -> str:
     """Hydra's composition errors in one line naming the override."""
     msg = one_line(e)
+    if isinstance(e, OverrideParseException):  # Hydra's grammar: the message does not say which override
+        return _unparsable(e.override, msg)
     if "Could not find" in msg and "'" in msg:  # "In 'config': Could not find 'model/nope'"
         missing = msg.split("Could not find", 1)[1].strip().split("'")[1]
         group, _, option = missing.rpartition("/")
@@ -139,6 +156,14 @@ def explain(e: Exception) -> str:
     if msg.endswith(":") and len(lines) > 1:  # "In 'preset': ConfigKeyError raised while composing config:\nKey ..."
         return f"{msg} {lines[1].strip()}"
     return msg
+
+
+def _unparsable(override: str, msg: str) -> str:
+    key, _, value = override.partition("=")
+    odd = sorted({c for c in value if not c.isascii() or c.isspace()})
+    if odd:  # an unquoted path or name with characters outside the grammar (e.g. non-ASCII)
+        return f"{override}: Hydra reads {''.join(odd)!r} only in a quoted value: '{key}=\"{value}\"'"
+    return f"{override}: not a valid override ({msg.removeprefix('LexerNoViableAltException: ')})"
 
 
 def _options(group: str) -> list[str]:
