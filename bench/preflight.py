@@ -8,6 +8,7 @@ Hydra's own composition and the sweeper the command would use.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
@@ -54,12 +55,14 @@ def run_dir(cfg: DictConfig) -> Path | None:
         return None
 
 
-def check_point(cfg: DictConfig, task: DictConfig | None = None) -> None:
+def check_point(cfg: DictConfig, task: DictConfig | None = None) -> Path | None:
     """Raise ConfigError (one line) if this run would not start: a key given twice, its values (bench.config), its
     data, wandb online without credentials or network, an output folder that cannot be written, or a folder that
-    holds a run of another config (bench/identity.py). `task`: cfg's task_config when the caller has it already."""
-    check_duplicates(OmegaConf.select(cfg, "hydra.overrides.task") or [])
-    task = task_config(cfg) if task is None else task
+    holds a run of another config (bench/identity.py). Returns the run's folder (None: known only to its job).
+    `task`: a sweep's point as the sweeper composed it (its task config, one override per key by construction)."""
+    if task is None:
+        check_duplicates(OmegaConf.select(cfg, "hydra.overrides.task") or [])
+        task = task_config(cfg)
     typed = validate(task)
     check_available(typed.dataset)  # DataMissing is a ConfigError: where to put the files, how to fetch them
     if typed.logger.name == "wandb" and typed.logger.mode == "online":
@@ -69,6 +72,7 @@ def check_point(cfg: DictConfig, task: DictConfig | None = None) -> None:
         check_writable(folder)
         check_run_files(folder)
         check_run_folder(folder, task)
+    return folder
 
 
 @functools.lru_cache(maxsize=8)
@@ -187,7 +191,20 @@ def compose_error(e: Exception) -> ConfigError:
 def check_command(argv: list[str], config_dir: Path = CONF_DIR, config_name: str = "config") -> int:
     """Check `python launch.py ARGV` as the launch would, launching nothing; returns the number of runs checked.
     Raises ConfigError (one line) for the first bad point."""
+    with composed_command(argv, config_dir, config_name) as (cfg, sweeper):
+        if sweeper is None:
+            check_point(cfg)
+            return 1
+        task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)
+        return len(sweeper.checked_grid(task))
+
+
+@contextlib.contextmanager
+def composed_command(argv: list[str], config_dir: Path = CONF_DIR, config_name: str = "config"):
+    """(cfg, sweeper) of `python launch.py ARGV`: its composed config and, for a multirun (-m), the sweeper it would
+    use, set up (its launcher too); sweeper None for a single run. Hydra's global state is set inside the block."""
     from hydra import initialize_config_dir
+    from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.plugins import Plugins
     from hydra.types import HydraContext, RunMode
@@ -202,12 +219,9 @@ def check_command(argv: list[str], config_dir: Path = CONF_DIR, config_name: str
         except Exception as e:
             raise compose_error(e) from e
         if not multirun:
-            check_point(cfg)
-            return 1
-        from hydra._internal.callbacks import Callbacks
-
+            yield cfg, None
+            return
         sweeper = Plugins.instance().instantiate_sweeper(
             config=cfg, hydra_context=HydraContext(config_loader=loader, callbacks=Callbacks()), task_function=None
         )
-        task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)
-        return len(sweeper.checked_grid(task))
+        yield cfg, sweeper

@@ -26,7 +26,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from bench.config import ConfigError
-from bench.preflight import check_duplicates, check_point, compose_error, run_dir, task_config
+from bench.preflight import check_duplicates, check_point, compose_error, task_config
 from bench.summary import SweepEnded, outcomes, summary
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,23 @@ def grid_size(overrides: Sequence[Override]) -> int:
 class Composer:
     """Each point's config as Hydra's load_sweep_config composes it, for a few ms a point: Hydra composes once per
     combination of the point's config-group choices and hydra.* overrides (what shapes the config); each point then
-    applies its value overrides to a copy of that composition's task config with Hydra's own override code (the same
-    types, checks and errors), and its hydra node gets the point's task overrides (its run folder's name) and
-    override_dirname, as Hydra sets them. tests/test_sweeper_check.py compares it with load_sweep_config."""
+    applies its value overrides to that composition's task config with Hydra's own override code (the same types,
+    checks and errors), and its hydra node gets the point's task overrides (its run folder's name) and
+    override_dirname, as Hydra sets them. A point that sets the same keys as the one before, each to a plain value
+    (every point of a grid does), is applied in place of the previous values; any other starts from a copy of the
+    composition. tests/test_sweeper_check.py compares it with load_sweep_config."""
 
     def __init__(self, loader, master: DictConfig) -> None:
         self.loader, self.master = loader, master
         self.parser = OverridesParser.create(config_loader=loader)
-        self.bases: dict[tuple[str, ...], tuple[DictConfig, DictConfig]] = {}
+        self.bases: dict[tuple[str, ...], Base] = {}
+        self.overrides: dict[str, Override] = {}
+
+    def parsed(self, override: str) -> Override:
+        """Hydra's parse of one override, once per text (a grid repeats each value across many points)."""
+        if override not in self.overrides:
+            (self.overrides[override],) = self.parser.parse_overrides([override])
+        return self.overrides[override]
 
     def shapes(self, o: Override) -> bool:
         """A config-group choice (Hydra's defaults list; a dict value is a value override there too) or hydra.*."""
@@ -76,23 +85,44 @@ class Composer:
         return o.is_hydra_override() or is_group
 
     def __call__(self, point: Sequence[str]) -> tuple[DictConfig, DictConfig]:
-        """(cfg, task): cfg's hydra node is shared by the points of one composition, valid until the next call."""
-        parsed = self.parser.parse_overrides(list(point))
+        """(cfg, task) of the point; both are shared with the points of the same composition: valid until the next
+        call."""
+        parsed = [self.parsed(o) for o in point]
         choices = tuple(o.input_line for o in parsed if self.shapes(o))
         if choices not in self.bases:
             cfg = self.loader.load_sweep_config(self.master, list(choices))
-            self.bases[choices] = (cfg, task_config(cfg))
-        cfg, base = self.bases[choices]
-        task = copy.deepcopy(base)
-        ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if not self.shapes(o)], task)
+            self.bases[choices] = Base(cfg, task_config(cfg))
+        base = self.bases[choices]
+        base.apply([o for o in parsed if not self.shapes(o)])
         app = [o for o in parsed if not o.is_hydra_override()]
+        cfg = base.cfg
         dirname = cfg.hydra.job.config.override_dirname
         with read_write(cfg.hydra):
             cfg.hydra.overrides.task = [o.input_line for o in app]
             cfg.hydra.job.override_dirname = get_overrides_dirname(
                 overrides=app, kv_sep=dirname.kv_sep, item_sep=dirname.item_sep, exclude_keys=dirname.exclude_keys
             )
-        return cfg, task
+        return cfg, base.task
+
+
+class Base:
+    """One composition of a grid's points: its config (with the hydra node), its task config as composed, and the
+    task config the last point's value overrides were applied to (`keys`: those overrides' keys, None: start anew)."""
+
+    def __init__(self, cfg: DictConfig, task: DictConfig) -> None:
+        self.cfg, self.composed = cfg, task
+        self.task, self.keys = task, None
+
+    def apply(self, overrides: list[Override]) -> None:
+        keys = tuple(o.key_or_group for o in overrides)
+        plain = all(not (o.is_add() or o.is_delete() or o.is_force_add()) for o in overrides) and all(
+            not isinstance(o.value(), (dict, list)) for o in overrides
+        )
+        if not (plain and keys == self.keys):  # the previous point's values would not all be replaced: a copy
+            self.task = copy.deepcopy(self.composed)
+        self.keys = None  # until the overrides are applied
+        ConfigLoaderImpl._apply_overrides_to_config(overrides, self.task)
+        self.keys = keys if plain else None
 
 
 class Points:
@@ -174,8 +204,7 @@ class ValidatingSweeper(BasicSweeper):
                         cfg, task = compose(point)
                     except Exception as e:
                         raise compose_error(e) from e
-                    check_point(cfg, task)
-                    self.run_dirs[tuple(point)] = run_dir(cfg)
+                    self.run_dirs[tuple(point)] = check_point(cfg, task)
                 except ConfigError as e:
                     raise ConfigError(f"point {i + 1} of {len(grid)} ({point_name(point, grid)}): {e}") from e
                 bar.update()
