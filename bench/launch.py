@@ -52,6 +52,8 @@ def plain_presets(argv: list[str]) -> list[str]:
 
 def cli() -> None:
     """The `warmup-bench` console script and `python launch.py`: main() with one-line errors and exit statuses."""
+    global started
+    started = False
     sys.argv = plain_presets(sys.argv)
     # Hydra hands errors on to us (instead of printing them in several lines): a config error is then one line
     os.environ["HYDRA_FULL_ERROR"] = "1"
