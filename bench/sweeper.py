@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -138,7 +137,7 @@ class Points:
         return getattr(self.launcher, name)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
-        if isinstance(self.launcher, BasicLauncher):
+        if _is_basic(self.launcher):
             returns = [self._one(point, initial_job_idx + i) for i, point in enumerate(job_overrides)]
         else:
             returns = list(self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx))
@@ -154,6 +153,12 @@ class Points:
             log.error("%s: %s", " ".join(filter_overrides(point)), e)
             self.on_fault(point, e)
             return JobReturn(overrides=list(point), status=JobStatus.FAILED, _return_value=e)
+
+
+def _is_basic(launcher) -> bool:
+    """Hydra's basic launcher (by name: Hydra re-executes its core plugins on a rescan, making a new class)."""
+    cls = type(launcher)
+    return f"{cls.__module__}.{cls.__qualname__}" == "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
 class ValidatingSweeper(BasicSweeper):
