@@ -258,15 +258,16 @@ class Summarized:
     def sweep(self, arguments: list[str]):
         try:
             returns = super().sweep(arguments)  # type: ignore[misc]
-        except KeyboardInterrupt as e:
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM to the local launcher (bench.launcher)
             raise SweepEnded(self._stopped(str(e) or "Ctrl-C")) from None
-        except Exception:
-            if not self.checked or not self._counted("failed"):  # a bad point, or a bug: as it is
+        except Exception:  # the boundary search ends so when a run failed
+            if not self.checked or not self._outcomes()["failed"]:  # a bad point, or a bug: as it is
                 raise
             raise SweepEnded(f"error: the sweep ended with failed points: {self.summary()}") from None
-        log.info("sweep: %s", self.summary())
-        if self._counted("failed"):
-            raise SweepEnded(f"error: the sweep ended with failed points: {self.summary()}")
+        line = self.summary()
+        log.info("sweep: %s", line)
+        if self._outcomes()["failed"]:
+            raise SweepEnded(f"error: the sweep ended with failed points: {line}")
         return returns
 
     def _stopped(self, why: str) -> str:
@@ -277,10 +278,11 @@ class Summarized:
         return f"stopped ({why}): {self.summary()}; the same command resumes the rest"
 
     def summary(self) -> str:
-        returns = {self.run_dirs.get(tuple(r.overrides or ())): r for r in self.launcher.returns}
-        folders = list(self.run_dirs.values())
-        return summary(Path(str(self.config.hydra.sweep.dir)), outcomes(folders, returns))
+        return summary(Path(str(self.config.hydra.sweep.dir)), self._outcomes())
 
-    def _counted(self, outcome: str) -> bool:
-        returns = {self.run_dirs.get(tuple(r.overrides or ())): r for r in self.launcher.returns}
-        return outcomes(list(self.run_dirs.values()), returns)[outcome] > 0
+    def _outcomes(self):
+        """The grid's points by outcome: each folder's result.json, else this launch's JobReturn (Points keeps them;
+        a launcher put in its place, as tests do, may not)."""
+        kept = getattr(self.launcher, "returns", [])
+        returns = {self.run_dirs.get(tuple(r.overrides or ())): r for r in kept}
+        return outcomes(list(self.run_dirs.values()), returns)
