@@ -1,4 +1,4 @@
-"""How a sweep ended, in one line: its points completed / diverged / failed / skipped (running elsewhere) / not run,
+"""How a sweep ended, in one line: its points completed / diverged / failed / skipped (running elsewhere) / unfinished,
 and where to look. A sweep with a failed point, or stopped by a signal, ends with SweepEnded (launch.py prints its
 one line, exit status 1) instead of Hydra's or submitit's traceback; its other points have run (or were stopped
 cleanly), and `python -m analysis status SWEEP_DIR` shows each one."""
@@ -17,7 +17,7 @@ from bench.runfolder import RESULT, STATUSES
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("completed", "diverged", "failed", "skipped", "not run")
+OUTCOMES = ("completed", "diverged", "failed", "skipped", "unfinished")  # unfinished: not run, or stopped
 RUNNING_ELSEWHERE = "running elsewhere"  # what bench.lock logs (and returns) for a point held by another launch
 
 
@@ -48,7 +48,7 @@ def outcome(run_dir: Path | None, ret: JobReturn | None = None) -> str:
             pass
     if ret is not None and ret.status == JobStatus.FAILED:
         return "failed"
-    return "skipped" if run_dir is not None and skipped(Path(run_dir), ret) else "not run"
+    return "skipped" if run_dir is not None and skipped(Path(run_dir), ret) else "unfinished"
 
 
 def outcomes(run_dirs: Sequence[Path | None], returns: dict | None = None) -> Counter:
@@ -58,6 +58,6 @@ def outcomes(run_dirs: Sequence[Path | None], returns: dict | None = None) -> Co
 
 
 def summary(sweep_dir: Path, counts: Counter) -> str:
-    """'N points: a completed, b diverged, c failed, d skipped (running elsewhere), e not run; see: ...'."""
+    """'N points: a completed, b diverged, c failed, d skipped (running elsewhere), e unfinished; see: ...'."""
     parts = ", ".join(f"{counts[o]} {o}" + (f" ({RUNNING_ELSEWHERE})" if o == "skipped" else "") for o in OUTCOMES)
     return f"{sum(counts.values())} points: {parts}; see: python -m analysis status {sweep_dir}"

@@ -49,6 +49,6 @@ def test_a_cancelled_element_ends_the_sweep_with_its_summary_slurm(tmp_path):
     assert "Traceback" not in log and "UncompletedJobError" not in log.split("died:")[-1], log[-3000:]
     assert log.strip().splitlines()[-1] == (
         "error: the sweep ended with failed points: 2 points: 1 completed, 0 diverged, 1 failed, "
-        f"0 skipped (running elsewhere), 0 not run; see: python -m analysis status {sweep}"
+        f"0 skipped (running elsewhere), 0 unfinished; see: python -m analysis status {sweep}"
     ), log[-3000:]
     assert json.loads((victim.parent / "result.json").read_text())["status"] == "failed"

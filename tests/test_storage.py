@@ -98,7 +98,7 @@ def test_sweep_goes_on_when_one_point_hits_a_full_disk(tmp_path, monkeypatch, wh
         multirun("optimizer.lr=0.1,0.2", *TINY, f"hydra.sweep.dir={sweep}")
     assert str(info.value) == (
         "error: the sweep ended with failed points: 2 points: 1 completed, 0 diverged, 1 failed, "
-        f"0 skipped (running elsewhere), 0 not run; see: python -m analysis status {sweep}"
+        f"0 skipped (running elsewhere), 0 unfinished; see: python -m analysis status {sweep}"
     )
     (first,) = sweep.glob("*lr=0.1*")
     result = json.loads((first / "result.json").read_text())

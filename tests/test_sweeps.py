@@ -52,7 +52,7 @@ def test_failing_point_does_not_stop_the_sweep_then_status_and_relaunch(tmp_path
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == [  # the sweep's summary, not Hydra's traceback of the first failed point
         "error: the sweep ended with failed points: 6 points: 2 completed, 2 diverged, 2 failed, "
-        f"0 skipped (running elsewhere), 0 not run; see: python -m analysis status {sweep}"
+        f"0 skipped (running elsewhere), 0 unfinished; see: python -m analysis status {sweep}"
     ], proc.stderr
     table = sweep_status(sweep).set_index(["model.width", "optimizer.lr"])["status"]
     assert table.to_dict() == {
