@@ -331,8 +331,8 @@ def _case(name, tmp_path, monkeypatch, tiny) -> tuple[list[str], str]:
         ),
         "Ctrl-C in the sweep": (
             ["-m", *tiny, "optimizer.lr=0.1,0.2", sweep],
-            "stopped (Ctrl-C): 2 points: 1 completed, 0 diverged, 0 failed, 0 skipped (running elsewhere), 1 unfinished; "
-            f"see: python -m analysis status {tmp_path / 'sweep'}; the same command resumes the rest",
+            "stopped (Ctrl-C): 2 points: 1 completed, 0 diverged, 0 failed, 0 skipped (running elsewhere), "
+            f"1 unfinished; see: python -m analysis status {tmp_path / 'sweep'}; the same command resumes the rest",
         ),
     }[name]
 
