@@ -81,8 +81,12 @@ def test_the_check_finds_what_composing_every_point_finds(tmp_path, args):
     assert (args in BAD) == isinstance(expected[-1], str), expected[-1]
 
 
-def test_a_grid_is_composed_once_per_group_choice_and_counted(tmp_path, caplog):
-    """400 points over two optimizers: two compositions (the launcher composes each point again, when it runs)."""
+def test_a_grid_is_composed_once_per_group_choice_and_counted(tmp_path, caplog, capsys, monkeypatch):
+    """400 points over two optimizers: two compositions (the launcher composes each point again, when it runs); the
+    check says how many points it checks, and on a terminal shows its progress."""
+    import bench.progress
+
+    monkeypatch.setattr(bench.progress, "interactive", lambda: True)  # stderr a terminal
     with composed_command(["-m", "seed=range(0,200)", "optimizer=sgd,adam", f"hydra.sweep.dir={tmp_path}"]) as (
         cfg,
         sweeper,
@@ -104,3 +108,4 @@ def test_a_grid_is_composed_once_per_group_choice_and_counted(tmp_path, caplog):
     assert len(grid) == 400 and sorted(calls) == [["optimizer=adam"], ["optimizer=sgd"]]
     assert len(set(sweeper.run_dirs.values())) == 400
     assert "checking the 400 points of the sweep" in caplog.text
+    assert "/400 [" in capsys.readouterr().err, "a progress bar over the 400 points"
