@@ -138,7 +138,13 @@ class Points:
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
         if _is_basic(self.launcher):
-            returns = [self._one(point, initial_job_idx + i) for i, point in enumerate(job_overrides)]
+            basic = logging.getLogger(type(self.launcher).__module__)
+            basic.info("Launching %d jobs locally", len(job_overrides))
+            basic.addFilter(_one_job_at_a_time)
+            try:
+                returns = [self._one(point, initial_job_idx + i) for i, point in enumerate(job_overrides)]
+            finally:
+                basic.removeFilter(_one_job_at_a_time)
         else:
             returns = list(self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx))
         self.returns += returns
@@ -153,6 +159,11 @@ class Points:
             log.error("%s: %s", " ".join(filter_overrides(point)), e)
             self.on_fault(point, e)
             return JobReturn(overrides=list(point), status=JobStatus.FAILED, _return_value=e)
+
+
+def _one_job_at_a_time(record: logging.LogRecord) -> bool:
+    """The basic launcher's "Launching 1 jobs locally", once a point: said once for all of them."""
+    return record.getMessage() != "Launching 1 jobs locally"
 
 
 def _is_basic(launcher) -> bool:
