@@ -124,3 +124,26 @@ def test_local_launcher_runs_a_few_at_a_time_and_skips_finished_points(tmp_path)
     assert "2 of 2 runs already finished (result.json): not submitted" in lines
     assert [r.return_value for r in again] == [r.return_value for r in first]
     assert len({p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")}) == 2, "no new job"
+
+
+def test_the_summary_counts_each_point_once_by_its_outcome(tmp_path):
+    """bench.summary: result.json's status when the folder has one; a point its launch found running elsewhere (its
+    launch.log says so) is skipped; a failed job with no result.json (the disk was full) is failed; the rest,
+    unfinished (never run, or stopped)."""
+    from hydra.core.utils import JobReturn
+
+    from bench.summary import outcomes, summary
+
+    folders = {name: tmp_path / name for name in ("c", "d", "f", "held", "fault", "stopped", "never")}
+    for name in ("c", "d", "f", "held", "fault", "stopped"):
+        folders[name].mkdir()
+    for name, status in (("c", "completed"), ("d", "diverged"), ("f", "failed")):
+        (folders[name] / "result.json").write_text(json.dumps({"status": status}))
+    (folders["held"] / "launch.log").write_text("[...][bench.lock][WARNING] - X: running elsewhere (pid 1); skipped\n")
+    (folders["stopped"] / "launch.log").write_text("[...][bench.train][INFO] - step 4/12\n")
+    fault = JobReturn(overrides=["x=1"], status=JobStatus.FAILED, _return_value=OSError("disk full"))
+    counts = outcomes(list(folders.values()), {folders["fault"]: fault})
+    assert summary(tmp_path, counts) == (
+        "7 points: 1 completed, 1 diverged, 2 failed, 1 skipped (running elsewhere), 2 unfinished; "
+        f"see: python -m analysis status {tmp_path}"
+    )
