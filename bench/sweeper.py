@@ -22,10 +22,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf import DictConfig, read_write
 
 from bench.config import ConfigError
 from bench.preflight import check_duplicates, check_point, compose_error, task_config
+from bench.store import save_config
 from bench.summary import SweepEnded, outcomes, summary
 
 log = logging.getLogger(__name__)
@@ -237,9 +238,7 @@ class ValidatingSweeper(BasicSweeper):
         """BasicSweeper's sweep, less its end: a failed point does not stop the sweep (the summary counts it)."""
         assert self.config is not None and self.launcher is not None
         grid = self.checked_grid(arguments)  # the whole grid, before anything is launched
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        save_config(self.config, "multirun.yaml", Path(str(self.config.hydra.sweep.dir)))  # Hydra's record, atomic
         size = self.max_batch_size or max(1, len(grid))
         returns = []
         for start in range(0, len(grid), size):
