@@ -109,3 +109,12 @@ def test_a_grid_is_composed_once_per_group_choice_and_counted(tmp_path, caplog, 
     assert len(set(sweeper.run_dirs.values())) == 400
     assert "checking the 400 points of the sweep" in caplog.text
     assert "/400 [" in capsys.readouterr().err, "a progress bar over the 400 points"
+
+
+def test_a_grid_over_the_limit_is_refused_up_front_with_its_size():
+    """seed=range(0,200000) x 2: refused before anything is expanded or composed (the grid is never built)."""
+    from bench.preflight import check_command
+    from bench.sweeper import MAX_POINTS
+
+    with pytest.raises(ConfigError, match=f"^the grid has 400000 points, over the {MAX_POINTS} one sweep checks"):
+        check_command(["-m", "seed=range(0,200000)", "optimizer.lr=0.1,0.2"])
