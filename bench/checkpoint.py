@@ -151,8 +151,10 @@ def decode(data: bytes, path: Path) -> dict:
         size = int(fields[3])
     except ValueError:
         raise CheckpointDamaged("unreadable size in its header") from None
-    if len(body) != size:
+    if len(body) < size:
         raise CheckpointDamaged(f"truncated ({len(body)} of {size} payload bytes)")
+    if len(body) > size:
+        raise CheckpointDamaged(f"{len(body) - size} bytes after its {size}-byte payload (appended to the file)")
     if hashlib.sha256(body).hexdigest().encode() != fields[2]:
         raise CheckpointDamaged("checksum mismatch (the file was altered or damaged)")
     return torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)

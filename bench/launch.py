@@ -20,6 +20,8 @@ from bench.checkpoint import Terminated
 from bench.config import ConfigError
 from bench.lock import RUNNING_ELSEWHERE, Incomplete, elsewhere_line
 from bench.preflight import CONF_DIR
+from bench.store import StorageError
+from bench.summary import SweepEnded
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -27,6 +29,8 @@ def main(cfg: DictConfig) -> float:
     """One run; returns its objective (a result.json value) for Hydra's sweepers, NaN if it did not complete."""
     from bench.preflight import one_line_failure
 
+    global started
+    started = True
     try:
         result = bench.run(cfg)
     except Exception as e:
@@ -45,6 +49,8 @@ def _multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+started = False  # the task function was called: an interrupted run has a folder (and maybe a checkpoint)
+
 # presets sit in config.yaml's defaults list, so Hydra refuses `+sweep=NAME`; commands written before (`+sweep=demo`,
 # `+experiment=NAME`) keep working: the command line reads them as `sweep=NAME`, `experiment=NAME`
 PRESET_PLUS = ("+experiment=", "+sweep=")
@@ -56,6 +62,8 @@ def plain_presets(argv: list[str]) -> list[str]:
 
 def cli() -> None:
     """The `warmup-bench` console script and `python launch.py`: main() with one-line errors and exit statuses."""
+    global started
+    started = False
     sys.argv = plain_presets(sys.argv)
     # Hydra hands errors on to us (instead of printing them in several lines): a config error is then one line
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -67,13 +75,19 @@ def cli() -> None:
         sys.exit(f"error: {compose_error(e)}")
     except Incomplete as e:  # points skipped as running elsewhere (counted on the console)
         sys.exit(f"incomplete: {e}")
+    except SweepEnded as e:  # a sweep with failed points, or stopped: its summary
+        sys.exit(str(e))
+    except StorageError as e:  # the machine refused Hydra's own files (.hydra/config.yaml) before the run started
+        sys.exit(f"error: {e}")
     except Terminated as e:  # SIGTERM: checkpointed first
         print(f"stopped ({e})", file=sys.stderr)
         sys.exit(e.code)
     except KeyboardInterrupt as e:  # Ctrl-C (a run resumes from its last checkpoint), or the launcher stopped
-        sys.exit(
-            f"stopped: {e}" if str(e) else "interrupted (Ctrl-C): the same command resumes from the last checkpoint"
-        )
+        if str(e):
+            sys.exit(f"stopped: {e}")
+        if not started:
+            sys.exit("interrupted (Ctrl-C) before the run started: nothing to resume")
+        sys.exit("interrupted (Ctrl-C): the same command resumes from the last checkpoint")
 
 
 if __name__ == "__main__":

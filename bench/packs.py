@@ -34,10 +34,11 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobRuntime, JobStatus, _save_config, configure_log, env_override, setup_globals
+from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from bench.config import ConfigError
+from bench.store import save_config
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,9 @@ def _prepare(launcher, overrides: list[str], job_dir_key: str, num: int, job_id:
     out.mkdir(parents=True, exist_ok=True)
     if config.hydra.output_subdir is not None:
         meta = out / str(config.hydra.output_subdir)
-        _save_config(task, "config.yaml", meta)
-        _save_config(ret.hydra_cfg, "hydra.yaml", meta)
-        _save_config(config.hydra.overrides.task, "overrides.yaml", meta)
+        save_config(task, "config.yaml", meta)
+        save_config(ret.hydra_cfg, "hydra.yaml", meta)
+        save_config(config.hydra.overrides.task, "overrides.yaml", meta)
     return Point(config, task, out, ret)
 
 

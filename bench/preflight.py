@@ -8,13 +8,14 @@ Hydra's own composition and the sweeper the command would use.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
@@ -54,12 +55,14 @@ def run_dir(cfg: DictConfig) -> Path | None:
         return None
 
 
-def check_point(cfg: DictConfig) -> None:
+def check_point(cfg: DictConfig, task: DictConfig | None = None) -> Path | None:
     """Raise ConfigError (one line) if this run would not start: a key given twice, its values (bench.config), its
     data, wandb online without credentials or network, an output folder that cannot be written, or a folder that
-    holds a run of another config (bench/identity.py)."""
-    check_duplicates(OmegaConf.select(cfg, "hydra.overrides.task") or [])
-    task = task_config(cfg)
+    holds a run of another config (bench/identity.py). Returns the run's folder (None: known only to its job).
+    `task`: a sweep's point as the sweeper composed it (its task config, one override per key by construction)."""
+    if task is None:
+        check_duplicates(OmegaConf.select(cfg, "hydra.overrides.task") or [])
+        task = task_config(cfg)
     typed = validate(task)
     check_available(typed.dataset)  # DataMissing is a ConfigError: where to put the files, how to fetch them
     if typed.logger.name == "wandb" and typed.logger.mode == "online":
@@ -67,7 +70,9 @@ def check_point(cfg: DictConfig) -> None:
             raise ConfigError(problem)
     if folder := run_dir(cfg):
         check_writable(folder)
+        check_run_files(folder)
         check_run_folder(folder, task)
+    return folder
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,8 +103,21 @@ def check_writable(folder: Path) -> None:
     folder = folder.absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    if folder.is_dir() and not os.access(folder, os.W_OK):
+    if not folder.is_dir():  # the output folder, or a folder above it, is a file
+        raise ConfigError(f"{folder}: is a file, not a folder; choose another output folder")
+    if not os.access(folder, os.W_OK):
         raise ConfigError(f"{folder}: the output folder is read-only or not writable; choose another one")
+
+
+def check_run_files(folder: Path) -> None:
+    """The run's own files, where they exist, are files: a folder named run.lock or checkpoint.pt would fail the run
+    later with a traceback."""
+    from bench.runfolder import CHECKPOINT, CONFIG, LOCK, METRICS, RESULT
+
+    for name in (LOCK, CHECKPOINT, RESULT, CONFIG, METRICS):
+        path = folder / name
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path}: is a folder, not the run's file; remove it or choose another output folder")
 
 
 def one_line_failure(e: Exception) -> str | None:
@@ -109,9 +127,10 @@ def one_line_failure(e: Exception) -> str | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from bench.checkpoint import CheckpointError
     from bench.store import StorageError
 
-    if not isinstance(e, (ConfigError, StorageError)):
+    if not isinstance(e, (ConfigError, StorageError, CheckpointError)):
         return None
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return None
@@ -121,6 +140,8 @@ def one_line_failure(e: Exception) -> str | None:
 def explain(e: Exception) -> str:
     """Hydra's composition errors in one line naming the override."""
     msg = one_line(e)
+    if isinstance(e, OverrideParseException):  # Hydra's grammar: the message does not say which override
+        return _unparsable(e.override, msg)
     if "Could not find" in msg and "'" in msg:  # "In 'config': Could not find 'model/nope'"
         missing = msg.split("Could not find", 1)[1].strip().split("'")[1]
         group, _, option = missing.rpartition("/")
@@ -139,6 +160,14 @@ def explain(e: Exception) -> str:
     if msg.endswith(":") and len(lines) > 1:  # "In 'preset': ConfigKeyError raised while composing config:\nKey ..."
         return f"{msg} {lines[1].strip()}"
     return msg
+
+
+def _unparsable(override: str, msg: str) -> str:
+    key, _, value = override.partition("=")
+    odd = sorted({c for c in value if not c.isascii() or c.isspace()})
+    if odd:  # an unquoted path or name with characters outside the grammar (e.g. non-ASCII)
+        return f"{override}: Hydra reads {''.join(odd)!r} only in a quoted value: '{key}=\"{value}\"'"
+    return f"{override}: not a valid override ({msg.removeprefix('LexerNoViableAltException: ')})"
 
 
 def _options(group: str) -> list[str]:
@@ -162,7 +191,20 @@ def compose_error(e: Exception) -> ConfigError:
 def check_command(argv: list[str], config_dir: Path = CONF_DIR, config_name: str = "config") -> int:
     """Check `python launch.py ARGV` as the launch would, launching nothing; returns the number of runs checked.
     Raises ConfigError (one line) for the first bad point."""
+    with composed_command(argv, config_dir, config_name) as (cfg, sweeper):
+        if sweeper is None:
+            check_point(cfg)
+            return 1
+        task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)
+        return len(sweeper.checked_grid(task))
+
+
+@contextlib.contextmanager
+def composed_command(argv: list[str], config_dir: Path = CONF_DIR, config_name: str = "config"):
+    """(cfg, sweeper) of `python launch.py ARGV`: its composed config and, for a multirun (-m), the sweeper it would
+    use, set up (its launcher too); sweeper None for a single run. Hydra's global state is set inside the block."""
     from hydra import initialize_config_dir
+    from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.plugins import Plugins
     from hydra.types import HydraContext, RunMode
@@ -177,12 +219,9 @@ def check_command(argv: list[str], config_dir: Path = CONF_DIR, config_name: str
         except Exception as e:
             raise compose_error(e) from e
         if not multirun:
-            check_point(cfg)
-            return 1
-        from hydra._internal.callbacks import Callbacks
-
+            yield cfg, None
+            return
         sweeper = Plugins.instance().instantiate_sweeper(
             config=cfg, hydra_context=HydraContext(config_loader=loader, callbacks=Callbacks()), task_function=None
         )
-        task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)
-        return len(sweeper.checked_grid(task))
+        yield cfg, sweeper

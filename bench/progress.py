@@ -19,9 +19,10 @@ def interactive() -> bool:
     return sys.stderr.isatty() and "SLURM_JOB_ID" not in os.environ
 
 
-def progress_bar(total: int, initial: int = 0) -> tqdm:
-    """A tqdm bar over the training steps; disabled (a no-op) when nobody watches."""
-    return tqdm(total=total, initial=initial, unit="step", leave=False, dynamic_ncols=True, disable=not interactive())
+def progress_bar(total: int, initial: int = 0, unit: str = "step", show: bool | None = None) -> tqdm:
+    """A tqdm bar over the training steps (or a sweep's points); disabled (a no-op) when nobody watches."""
+    show = interactive() if show is None else show
+    return tqdm(total=total, initial=initial, unit=unit, leave=False, dynamic_ncols=True, disable=not show)
 
 
 def point_name(run_dir: Path) -> str:

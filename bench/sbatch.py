@@ -9,6 +9,7 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 # (words in sbatch's error, in lower case; the hydra.launcher keys; what to do). First match wins: sbatch prints the
 # precise reason before "Requested node configuration is not available", and "Invalid account or account/partition
@@ -70,6 +71,8 @@ def refusals(params: dict) -> Iterator[None]:
     submitit prints sbatch's stderr itself before raising; that text goes into the line instead."""
     from submitit.core.utils import FailedJobError
 
+    folder = _submission_folder(params)
+    before = _files(folder)
     printed = io.StringIO()
     try:
         with contextlib.redirect_stderr(printed):
@@ -87,4 +90,33 @@ def refusals(params: dict) -> Iterator[None]:
     else:
         sys.stderr.write(printed.getvalue())  # nothing was refused: what was printed meanwhile is not ours
         return
+    _remove_new(folder, before)
     raise SystemExit(f"error: {refused}")
+
+
+def _submission_folder(params: dict) -> Path | None:
+    """Where submitit writes a submission's pickles and script before sbatch answers: the part of submitit_folder
+    before its first %j (sweep/.submitit)."""
+    if not params.get("submitit_folder"):
+        return None
+    from submitit.core.utils import JobPaths
+
+    return Path(JobPaths.get_first_id_independent_folder(str(params["submitit_folder"])))
+
+
+def _files(folder: Path | None) -> set[Path]:
+    return set(folder.rglob("*")) if folder is not None and folder.is_dir() else set()
+
+
+def _remove_new(folder: Path | None, before: set[Path]) -> None:
+    """A refused submission leaves nothing behind: the files submitit wrote for it (pickles, the sbatch script), and
+    the folder when it made it."""
+    if folder is None:
+        return
+    for path in sorted(_files(folder) - before, reverse=True):  # files before the folders that hold them
+        if not path.is_dir():
+            path.unlink(missing_ok=True)
+        elif not any(path.iterdir()):
+            path.rmdir()
+    if not before and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

@@ -81,6 +81,20 @@ class RunStore:
         return json.loads(path.read_text()) if path.exists() else None
 
 
+def save_config(cfg, filename: str, output_dir: Path) -> None:
+    """Hydra's _save_config (a run's .hydra/config.yaml, hydra.yaml, overrides.yaml), written atomically: a full
+    disk is a StorageError in one line and leaves no empty file (hydra_plugins/warmup_bench puts it in Hydra's
+    place)."""
+    from omegaconf import OmegaConf
+
+    output_dir = Path(output_dir)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(output_dir, e) from None
+    atomic_write_text(output_dir / filename, OmegaConf.to_yaml(cfg))
+
+
 def git_sha() -> str:
     """The commit of the source tree the harness runs from ('+dirty' when it has uncommitted changes)."""
     src = Path(__file__).resolve().parent.parent

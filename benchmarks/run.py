@@ -22,6 +22,7 @@ BENCHMARKS = [
     "sync_free",
     "sharpness_solver",
     "sweep_throughput",
+    "grid_check",
     "divergence_savings",
     "packed_runs",
     "boundary_search",

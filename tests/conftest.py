@@ -82,6 +82,7 @@ def multirun(*overrides: str) -> list:
 # limits) leave the two cores to the others, hence more workers than cores.
 SLOWEST = [
     "tests/test_slurm.py",
+    "tests/test_slurm_summary.py",
     "tests/test_walkthrough.py::test_readme_slurm_walkthrough",
     "tests/test_walkthrough.py::test_readme_walkthrough",
     "tests/test_launchers.py::test_timeout_checkpoints_requeues_and_completes",

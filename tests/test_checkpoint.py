@@ -165,7 +165,7 @@ def killed_after_checkpoint(cfg, run_dir, monkeypatch) -> bytes:
     return (run_dir / checkpoint.CHECKPOINT).read_bytes()
 
 
-@pytest.mark.parametrize("damage", ["zeroed_middle", "truncated", "no_header"])
+@pytest.mark.parametrize("damage", ["zeroed_middle", "truncated", "appended", "no_header"])
 def test_damaged_checkpoint_restarts_from_scratch(tmp_path, monkeypatch, caplog, damage):
     """A checkpoint that fails its checksum or size is never loaded: the run trains from step 0 to the metrics of
     an uninterrupted run, logs a warning and records why in result.json; no force=true needed."""
@@ -178,6 +178,8 @@ def test_damaged_checkpoint_restarts_from_scratch(tmp_path, monkeypatch, caplog,
         data[mid : mid + 4096] = bytes(4096)
     elif damage == "truncated":
         data = data[: len(data) // 3]
+    elif damage == "appended":  # bytes written after the payload: said so, not "truncated"
+        data += b"garbage"
     else:
         data = bytearray(b"not a checkpoint")
     path.write_bytes(bytes(data))
@@ -186,7 +188,12 @@ def test_damaged_checkpoint_restarts_from_scratch(tmp_path, monkeypatch, caplog,
     with caplog.at_level("WARNING"):
         resumed = run(cfg, tmp_path / "run")
     assert steps == list(range(1, 41)), "restarted from step 0"
-    why = {"zeroed_middle": "checksum mismatch", "truncated": "truncated", "no_header": "no valid header"}[damage]
+    why = {
+        "zeroed_middle": "checksum mismatch",
+        "truncated": "truncated",
+        "appended": "7 bytes after its",
+        "no_header": "no valid header",
+    }[damage]
     assert why in resumed["checkpoint_discarded"]
     assert json_roundtrip(checkpoint.RunStore(tmp_path / "run").result())["checkpoint_discarded"].startswith(
         "checkpoint.pt"

@@ -213,3 +213,171 @@ def test_plus_preset_of_older_commands_is_the_plain_preset():
         "seed=1",
     ]
     assert preflight(plain_presets(["+experiment=cpu/fig3_wrn_sp_xent", "+sweep=demo"])) == 1
+
+
+def command_line(argv: list[str], capsys, monkeypatch) -> list[str]:
+    """`python launch.py ARGV` in this process (bench.launch.cli, as the console script runs it), which must end with
+    exit status 1: what it writes to stderr, in lines, its exit message (the line Python prints) last. Hydra's
+    global state and this process's root logger are left as they were."""
+    import logging
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from bench import launch as app
+
+    monkeypatch.setattr(sys, "argv", ["launch.py", *argv])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # what cli() sets
+    root, before = logging.getLogger(), HydraConfig.instance().cfg
+    handlers, level = root.handlers[:], root.level
+    try:
+        with pytest.raises(SystemExit) as exit:
+            app.cli()
+    finally:
+        GlobalHydra.instance().clear()
+        root.handlers[:], root.level = handlers, level
+        HydraConfig.instance().cfg = before
+    assert isinstance(exit.value.code, str), f"exit status {exit.value.code}"  # Python prints it, exit status 1
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()] + [exit.value.code]
+
+
+def _finished_tiny_run(folder, tiny) -> list[str]:
+    """A tiny run trained into folder, its result removed (so that it resumes): the overrides that name it."""
+    from tests.conftest import run_in_process
+
+    args = [*tiny, f"hydra.run.dir={folder}"]
+    run_in_process(*args)
+    (folder / "result.json").unlink()
+    return args
+
+
+def _full_disk(monkeypatch, folder: str, name: str) -> None:
+    """The kernel refuses to create `name` in a folder ending with `folder` (ENOSPC), as tests/test_storage.py."""
+    import errno
+    import os
+    import tempfile
+
+    from bench import runfolder
+
+    mkstemp = tempfile.mkstemp
+
+    def refusing(*args, dir=None, prefix="", **kwargs):
+        if str(dir).endswith(folder) and prefix.startswith(f".{name}."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return mkstemp(*args, dir=dir, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(runfolder.tempfile, "mkstemp", refusing)
+
+
+def _interrupt_at(monkeypatch, target, name: str, when=lambda *a: True):
+    original = getattr(target, name)
+
+    def interrupted(*args, **kwargs):
+        if when(*args):
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, interrupted)
+
+
+def _case(name, tmp_path, monkeypatch, tiny) -> tuple[list[str], str]:
+    """(argv, the start of its one line) of each bad input or machine fault."""
+    import torch
+
+    import bench
+    import bench.preflight
+    import bench.sweeper
+
+    run, sweep = f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    (tmp_path / "file").write_text("")
+    if name in ("lock dir", "checkpoint dir"):
+        (tmp_path / "run" / ("run.lock" if name == "lock dir" else "checkpoint.pt")).mkdir(parents=True)
+    if name in ("checkpoint format 1", "checkpoint format 3"):
+        args = _finished_tiny_run(tmp_path / "run", tiny)
+        path = tmp_path / "run" / "checkpoint.pt"
+        if name.endswith("1"):
+            torch.save({"a": 1}, path)
+        else:
+            path.write_bytes(b"warmup-bench-checkpoint 3 0 1\nx")
+        return args, f"error: {path}: format {name[-1]}"
+    if name == "disk full before the run":
+        _full_disk(monkeypatch, ".hydra", "config.yaml")
+    if name == "disk full during the run":
+        _full_disk(monkeypatch, "run", "metrics.csv")
+    if name == "Ctrl-C before the run":
+        _interrupt_at(monkeypatch, bench.preflight, "check_point")
+    if name == "Ctrl-C in the check":
+        _interrupt_at(monkeypatch, bench.sweeper, "check_point")
+    if name == "Ctrl-C in the sweep":
+        _interrupt_at(monkeypatch, bench, "run", when=lambda cfg, *a: cfg.optimizer.lr == 0.2)
+    return {
+        "unknown dataset": (["dataset.name=nope", run], "error: dataset.name=nope: no such dataset (available: mn"),
+        "range step 0": (["-m", "optimizer.lr=range(0,1,0)", sweep], "error: optimizer.lr=range(0,1,0): range() arg"),
+        "empty grid": (["-m", "seed=range(5,0)", sweep], "error: seed=range(5,0): sweeps no values (an empty grid)"),
+        "trailing comma": (["optimizer.lr=0.1,", run], "error: optimizer.lr=0.1,: not a valid override ("),
+        "unicode path": ([f"hydra.run.dir={tmp_path}/ü"], f"error: hydra.run.dir={tmp_path}/ü: Hydra reads 'ü' only"),
+        "run dir a file": ([f"hydra.run.dir={tmp_path}/file"], f"error: {tmp_path}/file: is a file, not a folder"),
+        "its parent a file": ([f"hydra.run.dir={tmp_path}/file/run"], f"error: {tmp_path}/file: is a file, not a f"),
+        "sweep dir a file": (
+            ["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}/file"],
+            f"error: point 1 of 2 (seed=0): {tmp_path}/file: is a file, not a folder",
+        ),
+        "lock dir": ([*tiny, run], f"error: {tmp_path}/run/run.lock: is a folder, not the run's file"),
+        "checkpoint dir": ([*tiny, run], f"error: {tmp_path}/run/checkpoint.pt: is a folder, not the run's file"),
+        "disk full before the run": (
+            [*tiny, run],
+            f"error: cannot write {tmp_path}/run/.hydra/config.yaml: the disk is full (or the quota is spent) (ENOSPC)",
+        ),
+        "disk full during the run": ([*tiny, run], f"error: cannot write {tmp_path}/run/metrics.csv: the disk is full"),
+        "Ctrl-C before the run": ([*tiny, run], "interrupted (Ctrl-C) before the run started: nothing to resume"),
+        "Ctrl-C in the check": (
+            ["-m", "seed=0,1", sweep],
+            "stopped (Ctrl-C) while checking point 1 of 2: nothing was launched",
+        ),
+        "Ctrl-C in the sweep": (
+            ["-m", *tiny, "optimizer.lr=0.1,0.2", sweep],
+            "stopped (Ctrl-C): 2 points: 1 completed, 0 diverged, 0 failed, 0 skipped (running elsewhere), "
+            f"1 unfinished; see: python -m analysis status {tmp_path / 'sweep'}; the same command resumes the rest",
+        ),
+    }[name]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "unknown dataset",
+        "range step 0",
+        "empty grid",
+        "trailing comma",
+        "unicode path",
+        "run dir a file",
+        "its parent a file",
+        "sweep dir a file",
+        "lock dir",
+        "checkpoint dir",
+        "checkpoint format 1",
+        "checkpoint format 3",
+        "disk full before the run",
+        "disk full during the run",
+        "Ctrl-C before the run",
+        "Ctrl-C in the check",
+        "Ctrl-C in the sweep",
+    ],
+)
+def test_every_bad_input_and_machine_fault_is_one_line(name, tmp_path, monkeypatch, capsys, tiny):
+    """Each case of "Trust, round 2" on the command line (in this process): one line on stderr, exit status 1, no
+    traceback; an interruption before anything started does not promise a resume."""
+    argv, start = _case(name, tmp_path, monkeypatch, tiny)
+    lines = command_line(argv, capsys, monkeypatch)
+    assert len(lines) == 1 and lines[0].startswith(start), lines
+    if name == "disk full before the run":
+        assert not (tmp_path / "run" / ".hydra" / "config.yaml").exists(), "no empty config.yaml left"
+
+
+def test_a_checkpoint_of_another_format_is_one_line_on_the_real_command_line(tmp_path, monkeypatch, tiny):
+    """The in-process cases above, checked once through a real interpreter: the run fails in its task function."""
+    argv, start = _case("checkpoint format 1", tmp_path, monkeypatch, tiny)
+    proc = launch(*argv)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith(start), proc.stderr

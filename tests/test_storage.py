@@ -72,30 +72,41 @@ def test_read_only_folder_is_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "result.json").exists()
 
 
-def test_sweep_goes_on_when_one_point_hits_a_full_disk(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["metrics.csv", ".hydra/config.yaml"])
+def test_sweep_goes_on_when_one_point_hits_a_full_disk(tmp_path, monkeypatch, where):
     """A sweep of two points (in this process, as launch.py runs it) in which the disk is "full" for the first point
-    only (its folder name has lr=0.1): that point fails with one line, the other completes, the multirun raises the
-    failure with no chained traceback (what launch.py prints: no "During handling of the above exception")."""
+    only (its folder name has lr=0.1), while it trains (metrics.csv) or before its run starts (Hydra's own
+    .hydra/config.yaml): that point fails with one line, the other completes, the multirun ends with the sweep's
+    one-line summary (what launch.py prints: no traceback), and no empty .hydra/config.yaml is left."""
     from omegaconf import OmegaConf
 
+    from bench.summary import SweepEnded
     from tests.conftest import multirun
 
     mkstemp = tempfile.mkstemp
+    folder, name = os.path.split(where)
 
     def refusing(*args, dir=None, **kwargs):
-        if "lr=0.1" in str(dir) and "metrics.csv" in kwargs.get("prefix", ""):
+        full = "lr=0.1" in str(dir) and str(dir).endswith(folder) and f".{name}." in kwargs.get("prefix", "")
+        if full:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return mkstemp(*args, dir=dir, **kwargs)
 
     monkeypatch.setattr(runfolder.tempfile, "mkstemp", refusing)
     sweep = tmp_path / "sweep"
-    with pytest.raises(StorageError, match="the disk is full") as info:  # the multirun says a point failed
+    with pytest.raises(SweepEnded) as info:
         multirun("optimizer.lr=0.1,0.2", *TINY, f"hydra.sweep.dir={sweep}")
-    results = {
-        OmegaConf.load(p.parent / "config.yaml").optimizer.lr: json.loads(p.read_text())
-        for p in sweep.glob("*/result.json")
-    }
-    assert results[0.1]["error_type"] == "disk_full"
-    assert results[0.2]["status"] == "completed", "the other point ran"
+    assert str(info.value) == (
+        "error: the sweep ended with failed points: 2 points: 1 completed, 0 diverged, 1 failed, "
+        f"0 skipped (running elsewhere), 0 unfinished; see: python -m analysis status {sweep}"
+    )
+    (first,) = sweep.glob("*lr=0.1*")
+    result = json.loads((first / "result.json").read_text())
+    assert result["status"] == "failed" and result["error_type"] == "disk_full"
+    assert result["error"] == f"cannot write {first / where}: the disk is full (or the quota is spent) (ENOSPC)"
+    assert not (first / where).exists() or (first / where).stat().st_size > 0, "no empty file left"
+    (second,) = sweep.glob("*lr=0.2*")
+    assert json.loads((second / "result.json").read_text())["status"] == "completed", "the other point ran"
+    assert OmegaConf.load(second / ".hydra/config.yaml").optimizer.lr == 0.2
     e = info.value
     assert e.__cause__ is None and (e.__context__ is None or e.__suppress_context__), "no chained traceback"

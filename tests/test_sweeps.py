@@ -13,6 +13,7 @@ from hydra.core.utils import JobStatus
 
 from analysis.status import counts, report, sweep_status
 from bench.runid import MAX_PREFIX, run_id
+from bench.summary import SweepEnded
 from tests.conftest import launch, multirun
 
 
@@ -46,8 +47,13 @@ GRID = ["-m", "model.width=100000000,16,24", "optimizer.lr=0.25,64"]
 def test_failing_point_does_not_stop_the_sweep_then_status_and_relaunch(tmp_path):
     sweep = tmp_path / "sweep"
     proc = launch(*GRID, *TINY, f"hydra.sweep.dir={sweep}")
-    assert proc.returncode != 0, "a failed point makes the multirun exit non-zero"
-    assert "can't allocate memory" in proc.stderr
+    assert proc.returncode == 1, "a failed point makes the multirun exit non-zero"
+    assert "can't allocate memory" in proc.stdout, "the point's failure, as it is logged"
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [  # the sweep's summary, not Hydra's traceback of the first failed point
+        "error: the sweep ended with failed points: 6 points: 2 completed, 2 diverged, 2 failed, "
+        f"0 skipped (running elsewhere), 0 unfinished; see: python -m analysis status {sweep}"
+    ], proc.stderr
     table = sweep_status(sweep).set_index(["model.width", "optimizer.lr"])["status"]
     assert table.to_dict() == {
         ("16", "0.25"): "completed",
@@ -73,7 +79,7 @@ def test_failing_point_does_not_stop_the_sweep_then_status_and_relaunch(tmp_path
     assert text.count("out of memory: RuntimeError") == 2
 
     finished = {p: p.read_bytes() for p in sweep.glob("*width=16,*/result.json")}
-    with bench_log() as lines, pytest.raises(RuntimeError, match="can't allocate memory"):
+    with bench_log() as lines, pytest.raises(SweepEnded, match=r"^error: .*: 6 points: 2 completed, 2 diverged, 2 f"):
         multirun(*GRID[1:], *TINY, f"hydra.sweep.dir={sweep}")  # the failing points fail again
     log = "\n".join(lines)
     assert log.count("skipped; force=true reruns it") == 2
@@ -118,3 +124,26 @@ def test_local_launcher_runs_a_few_at_a_time_and_skips_finished_points(tmp_path)
     assert "2 of 2 runs already finished (result.json): not submitted" in lines
     assert [r.return_value for r in again] == [r.return_value for r in first]
     assert len({p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")}) == 2, "no new job"
+
+
+def test_the_summary_counts_each_point_once_by_its_outcome(tmp_path):
+    """bench.summary: result.json's status when the folder has one; a point its launch found running elsewhere (its
+    launch.log says so) is skipped; a failed job with no result.json (the disk was full) is failed; the rest,
+    unfinished (never run, or stopped)."""
+    from hydra.core.utils import JobReturn
+
+    from bench.summary import outcomes, summary
+
+    folders = {name: tmp_path / name for name in ("c", "d", "f", "held", "fault", "stopped", "never")}
+    for name in ("c", "d", "f", "held", "fault", "stopped"):
+        folders[name].mkdir()
+    for name, status in (("c", "completed"), ("d", "diverged"), ("f", "failed")):
+        (folders[name] / "result.json").write_text(json.dumps({"status": status}))
+    (folders["held"] / "launch.log").write_text("[...][bench.lock][WARNING] - X: running elsewhere (pid 1); skipped\n")
+    (folders["stopped"] / "launch.log").write_text("[...][bench.train][INFO] - step 4/12\n")
+    fault = JobReturn(overrides=["x=1"], status=JobStatus.FAILED, _return_value=OSError("disk full"))
+    counts = outcomes(list(folders.values()), {folders["fault"]: fault})
+    assert summary(tmp_path, counts) == (
+        "7 points: 1 completed, 1 diverged, 2 failed, 1 skipped (running elsewhere), 2 unfinished; "
+        f"see: python -m analysis status {tmp_path}"
+    )

@@ -55,6 +55,10 @@ def subset(data: Data, num_examples: int) -> Data:
     return Data(data.x_train[:num_examples], data.y_train[:num_examples], data.x_test, data.y_test, data.num_classes)
 
 
+VISION = ("cifar10", "cifar100", "mnist", "fashion_mnist")  # torchvision's, read from data_dir
+DATASETS = ("mnist5k", "text", *VISION)
+
+
 def build_dataset(cfg, device: torch.device) -> Data:
     if cfg.name == "mnist5k":
         from bench.data.mnist5k import load_mnist5k
@@ -64,7 +68,7 @@ def build_dataset(cfg, device: torch.device) -> Data:
         from bench.data.text import load_text
 
         data = load_text(cfg)
-    elif cfg.name in ("cifar10", "cifar100", "mnist", "fashion_mnist"):
+    elif cfg.name in VISION:
         from bench.data.vision import load_torchvision
 
         data = load_torchvision(cfg)
@@ -74,10 +78,15 @@ def build_dataset(cfg, device: torch.device) -> Data:
 
 
 def check_available(cfg) -> None:
-    """Raise DataMissing (one line: where to put the files, how to fetch them) if the dataset is not on disk."""
+    """Raise DataMissing (one line: where to put the files, how to fetch them) if the dataset is not on disk, and
+    ConfigError for a name that is no dataset."""
+    if cfg.name not in DATASETS:
+        from bench.config import ConfigError
+
+        raise ConfigError(f"dataset.name={cfg.name}: no such dataset (available: {', '.join(DATASETS)})")
     if cfg.name == "text":
         from bench.data.text import missing_message
-    elif cfg.name in ("cifar10", "cifar100", "mnist", "fashion_mnist"):
+    elif cfg.name in VISION:
         from bench.data.vision import missing_message
     else:
         return

@@ -1,12 +1,14 @@
 """warmup-bench's Hydra plugins. Hydra finds plugins only in the hydra_plugins package, and re-executes these modules
 each time it scans for plugins (after a singleton reset too), so every ConfigStore entry of the app is stored here:
 the config schemas (bench.config), the launchers hydra/launcher=local|slurm (bench/launcher.py, extended by
-conf/hydra/launcher/*.yaml) and the sweepers hydra/sweeper=validating|boundary (bench/sweeper.py, bench/boundary.py).
+conf/hydra/launcher/*.yaml) and the sweepers hydra/sweeper=validating|boundary (bench/sweeper.py, bench/boundary.py),
+each ending a sweep with failed points, or a stopped one, with its one-line summary (bench.sweeper.Summarized).
 The Preflight callback checks a single run before Hydra makes its folder (a sweep's points: the sweeper)."""
 
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import hydra.core.utils
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
@@ -14,7 +16,14 @@ from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQu
 import bench.config
 from bench.boundary import BoundarySweeper as _BoundarySweeper
 from bench.launcher import LocalJobs, SlurmJobs
+from bench.store import save_config
+from bench.sweeper import Summarized
 from bench.sweeper import ValidatingSweeper as _ValidatingSweeper
+
+# Hydra's run_job writes a run's .hydra/*.yaml with open("w"): a full disk there is a traceback and an empty
+# config.yaml. bench.store.save_config writes them atomically and says so in one line (this module is imported in
+# every process that runs a job: Hydra's plugin scan, and the unpickling of a launcher in a submitit job)
+hydra.core.utils._save_config = save_config
 
 
 class SlurmLauncher(SlurmJobs):
@@ -25,11 +34,11 @@ class LocalLauncher(LocalJobs):
     """hydra/launcher=local (conf/hydra/launcher/local.yaml)."""
 
 
-class ValidatingSweeper(_ValidatingSweeper):
+class ValidatingSweeper(Summarized, _ValidatingSweeper):
     """hydra/sweeper=validating (this app's default, conf/config.yaml)."""
 
 
-class BoundarySweeper(_BoundarySweeper):
+class BoundarySweeper(Summarized, _BoundarySweeper):
     """hydra/sweeper=boundary: eta_max per row of the grid by bisection (bench/boundary.py)."""
 
 
