@@ -12,7 +12,12 @@ def run(cfg, run_dir=None):
 
 
 def objective(cfg, result: dict) -> float:
-    """What a run returns to Hydra's sweeper: result.json's `cfg.objective` value, NaN unless the run completed."""
+    """What a run returns to Hydra's sweeper: result.json's `cfg.objective` value; a run that did not complete
+    (diverged, failed, running elsewhere) returns the objective's penalty, the worst value it can take
+    (bench.config.OBJECTIVES: 0 for an accuracy, inf for a loss): NaN would fail an Optuna trial, and its study."""
     import math
 
-    return float(result.get(cfg.objective, math.nan)) if result.get("status") == "completed" else math.nan
+    from bench.config import OBJECTIVES
+
+    value = float(result.get(cfg.objective, math.nan)) if result.get("status") == "completed" else math.nan
+    return OBJECTIVES[cfg.objective] if math.isnan(value) else value

@@ -388,7 +388,8 @@ class Config:
     precision: str = "fp32"  # fp32 (TF32 off) | tf32 | bf16 (autocast; the training step only: sharpness, eval FP32)
     deterministic: bool = False  # deterministic algorithms + CUBLAS_WORKSPACE_CONFIG
     compile: bool = False  # torch.compile of the training forward (HVPs, Lanczos, catapult stay eager)
-    # the result.json value the task function returns to Hydra's sweeper (Optuna...); NaN unless the run completed
+    # the result.json value the task function returns to Hydra's sweeper (Optuna...); a run that did not complete
+    # returns the objective's penalty (OBJECTIVES: 0 for an accuracy, inf for a loss)
     objective: str = "best_test_acc"
 
     def __post_init__(self) -> None:
@@ -434,15 +435,17 @@ def train_size_problem(cfg: Config, n: int) -> str | None:
     return None
 
 
-# result.json values a sweeper (Optuna, ...) can optimize: the task returns one of them, NaN if the run diverged/failed
-OBJECTIVES = (
-    "best_test_acc",
-    "final_test_acc",
-    "final_train_acc",
-    "best_test_loss",
-    "final_test_loss",
-    "final_train_loss",
-)
+# result.json values a sweeper (Optuna, ...) can optimize, each with the value a run that did not complete (diverged,
+# failed) returns instead: the worst the objective can take (accuracy 0, loss inf), so that an optimizing sweeper
+# learns where runs diverge and its study goes on (Optuna fails a trial that returns NaN)
+OBJECTIVES = {
+    "best_test_acc": 0.0,
+    "final_test_acc": 0.0,
+    "final_train_acc": 0.0,
+    "best_test_loss": math.inf,
+    "final_test_loss": math.inf,
+    "final_train_loss": math.inf,
+}
 
 
 def check_model_dataset(model, dataset) -> None:

@@ -47,6 +47,36 @@ class Preflight(Callback):
             raise SystemExit(f"error: {e}") from None
 
 
+class StudySummary(Callback):
+    """hydra.callbacks.study_summary: an optimizing sweeper's study (Optuna...) ends with one line counting its sweep
+    folder's trials by status, so that diverged trials (which returned the objective's penalty) are not taken for
+    results. The grid sweepers report through the launchers and `python -m analysis status`."""
+
+    def on_multirun_end(self, config, **kwargs: Any) -> None:
+        import logging
+        from pathlib import Path
+
+        from bench.config import OBJECTIVES
+        from bench.launch import optimizing
+
+        if not optimizing(config.hydra.sweeper):
+            return
+        from analysis.status import folder_state, run_folders
+
+        sweep = Path(str(config.hydra.sweep.dir))
+        states = [folder_state(d)["status"] for d in run_folders(sweep)] if sweep.is_dir() else []
+        n = {s: states.count(s) for s in ("completed", "diverged", "failed")}
+        objective = config.get("objective", "best_test_acc")
+        logging.getLogger("bench.study").info(
+            "study: %d trials in %s: %s (each diverged or failed trial returned %s=%s, the penalty)",
+            sum(n.values()),
+            sweep,
+            ", ".join(f"{v} {k}" for k, v in n.items()),
+            objective,
+            OBJECTIVES.get(objective),
+        )
+
+
 @dataclass
 class SlurmConf(SlurmQueueConf):
     _target_: str = "hydra_plugins.warmup_bench.SlurmLauncher"
