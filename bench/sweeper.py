@@ -14,6 +14,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import filter_overrides
 from hydra.plugins.sweeper import Sweeper
+from omegaconf import OmegaConf
 
 from bench.config import ConfigError
 from bench.preflight import check_duplicates, check_point, compose_error, run_dir
@@ -25,6 +26,30 @@ def point_name(point: Sequence[str], grid: Sequence[Sequence[str]]) -> str:
     """The overrides that tell this point from the others of the grid (all of them for a one-point grid)."""
     varying = [o for o in point if len(grid) == 1 or any(o not in other for other in grid)]
     return " ".join(filter_overrides(varying or list(point)))
+
+
+PRESETS = ("sweep", "experiment")  # the preset groups: choosing one is not a change of its grid
+
+
+def changed_preset(config) -> str | None:
+    """One line when the command line changes a preset's grid (a key that changes results) but keeps the preset's own
+    folder: the trial's points would land among the preset's results. Choosing a folder (name=, hydra.sweep.dir=)
+    is fine."""
+    name = OmegaConf.select(config, "name", default="")
+    task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    chosen = [
+        o for o in [*task, *(config.hydra.overrides.hydra or [])] if o.split("=")[0] in ("name", "hydra.sweep.dir")
+    ]
+    if not name or chosen:
+        return None
+    exclude = set(OmegaConf.select(config, "hydra.job.config.override_dirname.exclude_keys", default=[]) or [])
+    changes = [o for o in task if o.split("=")[0].lstrip("+~") not in (*PRESETS, *exclude)]
+    if not changes:
+        return None
+    return (
+        f"{' '.join(changes)} changes the grid of the preset {name!r}, whose results are in {config.hydra.sweep.dir}: "
+        "give the trial a folder of its own with name=NAME (outputs/sweeps/NAME) or hydra.sweep.dir=DIR"
+    )
 
 
 class ValidatingSweeper(BasicSweeper):
@@ -64,6 +89,8 @@ class ValidatingSweeper(BasicSweeper):
                 self.run_dirs[tuple(point)] = run_dir(cfg)
             except ConfigError as e:
                 raise ConfigError(f"point {i + 1} of {len(grid)} ({point_name(point, grid)}): {e}") from e
+        if problem := changed_preset(self.config):  # after the points: a bad value is the more useful line
+            raise ConfigError(problem)
 
     def checked_grid(self, arguments: Sequence[str]) -> list[list[str]]:
         check_duplicates(arguments)  # a key twice on the command line (a preset's params are overridden, not doubled)
