@@ -34,6 +34,7 @@ from bench.runfolder import (
     STATUSES,
     TRACEBACK,
     check_result,
+    column,
     run_id,
 )
 from bench.runfolder import overrides_identity as identity
@@ -191,7 +192,7 @@ def sweep_status(sweep_dir: str | Path) -> pd.DataFrame:
 
 
 def _values(overrides: list[str]) -> dict:
-    return {k: shown for k, _, shown in identity(overrides)}
+    return {column(k): shown for k, _, shown in identity(overrides)}
 
 
 def counts(table: pd.DataFrame) -> dict[str, int]:

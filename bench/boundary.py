@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.config import ConfigError
+from bench.runfolder import column
 from bench.sweeper import ValidatingSweeper
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ class BoundarySweeper(ValidatingSweeper):
         varying = [k for k in keys if len({dict(map(_split, r.keys)).get(k) for r in rows}) > 1] or keys
         with path.open("w", newline="") as f:
             out = csv.writer(f)
-            out.writerow([*varying, "eta_max", "runs", "lower_bound", "monotone_checked"])
+            out.writerow([*map(column, varying), "eta_max", "runs", "lower_bound", "monotone_checked"])
             for r in rows:
                 values = dict(map(_split, r.keys))
                 lo, _ = r.bracket({})
