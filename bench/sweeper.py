@@ -31,10 +31,10 @@ def point_name(point: Sequence[str], grid: Sequence[Sequence[str]]) -> str:
 PRESETS = ("sweep", "experiment")  # the preset groups: choosing one is not a change of its grid
 
 
-def changed_preset(config) -> str | None:
-    """One line when the command line changes a preset's grid (a key that changes results) but keeps the preset's own
-    folder: the trial's points would land among the preset's results. Choosing a folder (name=, hydra.sweep.dir=)
-    is fine."""
+def changed_preset(config, study: bool = False) -> str | None:
+    """One line when the command line changes a preset's grid (a key that changes results), or an optimizing sweeper
+    runs a `study` over it, but keeps the preset's own folder: the trial's points would land among the preset's
+    results. Choosing a folder (name=, hydra.sweep.dir=) is fine."""
     name = OmegaConf.select(config, "name", default="")
     task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
     chosen = [
@@ -44,10 +44,11 @@ def changed_preset(config) -> str | None:
         return None
     exclude = set(OmegaConf.select(config, "hydra.job.config.override_dirname.exclude_keys", default=[]) or [])
     changes = [o for o in task if o.split("=")[0].lstrip("+~") not in (*PRESETS, *exclude)]
-    if not changes:
+    if not changes and not study:
         return None
+    change = f"a study of {str(config.hydra.sweeper._target_).rsplit('.', 1)[-1]}" if study else " ".join(changes)
     return (
-        f"{' '.join(changes)} changes the grid of the preset {name!r}, whose results are in {config.hydra.sweep.dir}: "
+        f"{change} changes the grid of the preset {name!r}, whose results are in {config.hydra.sweep.dir}: "
         "give the trial a folder of its own with name=NAME (outputs/sweeps/NAME) or hydra.sweep.dir=DIR"
     )
 

@@ -75,3 +75,30 @@ def test_a_run_that_did_not_complete_returns_the_objectives_penalty(objective):
 def test_a_missing_optional_sweeper_names_its_install_command():
     with pytest.raises(ConfigError, match=r"^hydra/sweeper=nevergrad: not installed; .*pip install hydra-nevergrad"):
         check_command(["-m", "hydra/sweeper=nevergrad", "steps=2"])
+
+
+@needs_optuna
+@pytest.mark.parametrize(
+    "overrides,line",
+    [
+        (
+            ["sweep=demo", "hydra.sweeper.direction=maximize"],
+            "error: a study of OptunaSweeper changes the grid of the preset 'demo', whose results are in "
+            "outputs/sweeps/demo: give the trial a folder of its own with name=NAME (outputs/sweeps/NAME) or "
+            "hydra.sweep.dir=DIR",
+        ),
+        (
+            ["optimizer.lr=tag(log,interval(1,2))"],  # Optuna's default direction: minimize
+            "error: hydra.sweeper.direction=minimize: objective=best_test_acc is maximized "
+            "(hydra.sweeper.direction=maximize)",
+        ),
+    ],
+)
+def test_a_study_that_would_mislead_is_refused_before_any_trial(tmp_path, monkeypatch, overrides, line):
+    """A study over a preset would land among its results; one that minimizes an accuracy would find the penalty of
+    a diverged run best."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        multirun("hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", *overrides)
+    assert str(e.value) == line
+    assert not (tmp_path / "outputs").exists()

@@ -47,10 +47,30 @@ class Preflight(Callback):
             raise SystemExit(f"error: {e}") from None
 
 
-class StudySummary(Callback):
-    """hydra.callbacks.study_summary: an optimizing sweeper's study (Optuna...) ends with one line counting its sweep
-    folder's trials by status, so that diverged trials (which returned the objective's penalty) are not taken for
-    results. The grid sweepers report through the launchers and `python -m analysis status`."""
+class Study(Callback):
+    """hydra.callbacks.study: an optimizing sweeper's study (Optuna...) is refused in one line before any trial when it
+    would land in a preset's folder (as a changed grid is by the validating sweeper) or optimize its objective the
+    wrong way (a diverged run's penalty would win), and ends with one line counting its sweep folder's trials by
+    status, so that diverged trials (which returned the penalty) are not taken for results. The grid sweepers report
+    through the launchers and `python -m analysis status`."""
+
+    def on_multirun_start(self, config, **kwargs: Any) -> None:
+        from bench.config import OBJECTIVES
+        from bench.launch import optimizing
+        from bench.sweeper import changed_preset
+
+        if not optimizing(config.hydra.sweeper):
+            return
+        objective, direction = config.get("objective"), config.hydra.sweeper.get("direction")
+        direction = getattr(direction, "name", direction)  # Optuna's config holds an enum (Direction.minimize)
+        best = "maximize" if OBJECTIVES.get(objective) == 0.0 else "minimize"  # the penalty is the worst value
+        if isinstance(direction, str) and direction.lower() != best:
+            problem = f"hydra.sweeper.direction={direction}: objective={objective} is {best}d "
+            problem += f"(hydra.sweeper.direction={best})"
+        else:
+            problem = changed_preset(config, study=True)
+        if problem:
+            raise SystemExit(f"error: {problem}")  # Hydra turns a callback's exceptions into warnings
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         import logging
