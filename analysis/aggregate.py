@@ -259,7 +259,7 @@ def notebook_sweeps(default: str = "outputs/sweeps/demo") -> list[Path]:
     out = []
     for p in map(Path, os.environ.get("WARMUP_BENCH_SWEEP", default).split(":")):
         out.append(p if p.is_absolute() or (p.exists() and not (REPOSITORY / p).exists()) else REPOSITORY / p)
-    return out
+    return [p.resolve() for p in out]  # one spelling per folder: the tables' run_dir columns match across caches
 
 
 def load_runs(*roots: str | Path, cache: bool = True) -> pd.DataFrame:
