@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 import bench
 from bench.config import OBJECTIVES, ConfigError
-from bench.preflight import check_command
+from bench.preflight import OPTIONAL_PLUGINS, check_command
 from bench.train import Trainer
 from tests.conftest import multirun
 
@@ -73,8 +73,10 @@ def test_a_run_that_did_not_complete_returns_the_objectives_penalty(objective):
 
 
 def test_a_missing_optional_sweeper_names_its_install_command():
+    """nevergrad is not installed here; optuna, where it is not, says the same with its extra."""
     with pytest.raises(ConfigError, match=r"^hydra/sweeper=nevergrad: not installed; .*pip install hydra-nevergrad"):
         check_command(["-m", "hydra/sweeper=nevergrad", "steps=2"])
+    assert OPTIONAL_PLUGINS["hydra/sweeper/optuna"].startswith("pip install -c constraints.txt -e '.[optuna]'")
 
 
 @needs_optuna
