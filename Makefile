@@ -6,15 +6,25 @@ STAMP := $(VENV)/.installed
 SWEEP ?= outputs/sweeps/demo
 
 LAUNCHER ?= basic
-# GRID: overrides added to the demo and sweep targets, e.g. two points of the demo grid in seconds:
-#   make demo GRID='optimizer.lr=4 schedule.warmup_steps=1,64 steps=64 eval_every=32'
+# GRID: overrides added to the demo, sweep and boundary targets, e.g. two points of the demo grid in seconds, in a folder of
+# their own (outputs/sweeps/demo-try):
+#   make demo GRID='optimizer.lr=4 schedule.warmup_steps=1,64 steps=64 eval_every=32 name=demo-try'
 GRID ?=
 # TESTS: what `make test` runs (default: the whole suite), e.g. TESTS=tests/test_schedule.py
 TESTS ?=
 # JOBS: pytest-xdist workers for `make test`: 4 for the whole suite (its slow tests wait on subprocesses, SLURM or
 # time limits, so more workers than cores pays), 0 (one process) with TESTS
 JOBS ?= $(if $(TESTS),0,4)
-SWEEP_DIR = $(if $(findstring /,$(SWEEP)),$(SWEEP),outputs/sweeps/$(SWEEP))
+# SWEEP, the same for every target that takes it: a preset's name (conf/sweep/NAME.yaml; its folder
+# outputs/sweeps/NAME) or a sweep folder (any path with a /: its last part names the preset). A GRID that changes a
+# preset's grid names a folder of its own, name=NAME (outputs/sweeps/NAME; the launch refuses it otherwise), which
+# every target then reads. The preset's own folder is left to the preset (no hydra.sweep.dir), so that the launch
+# tells a trial grid from the preset's
+SWEEP_PATH = $(patsubst %/,%,$(SWEEP))
+SWEEP_NAME = $(notdir $(SWEEP_PATH))
+GRID_NAME = $(patsubst name=%,%,$(filter name=%,$(GRID)))
+SWEEP_DIR = $(if $(GRID_NAME),outputs/sweeps/$(GRID_NAME),$(if $(findstring /,$(SWEEP_PATH)),$(SWEEP_PATH),outputs/sweeps/$(SWEEP_PATH)))
+SWEEP_DIR_ARG = $(if $(filter-out outputs/sweeps/$(SWEEP_NAME),$(SWEEP_DIR)),hydra.sweep.dir=$(SWEEP_DIR))
 
 .PHONY: help install demo test lint heatmaps clean sweep status slurm-up slurm-down boundary
 
@@ -38,7 +48,7 @@ hooks: install  ## enable the pre-commit hooks: ruff check --fix and ruff format
 
 demo: install  ## the demo sweep (FCN on mnist5k, SGD, MSE, eta_trgt x T_wrm), then its phase diagram (GRID=...: a subset)
 	$(PY) launch.py -m sweep=demo $(GRID)
-	$(PY) -m analysis phase outputs/sweeps/demo
+	$(PY) -m analysis phase $(or $(GRID_NAME:%=outputs/sweeps/%),outputs/sweeps/demo)
 
 test: install  ## the test suite in JOBS=4 processes (TESTS=tests/test_x.py: one file)
 	$(PY) -m pytest -q -n $(JOBS) $(TESTS)
@@ -47,25 +57,25 @@ lint: install  ## ruff check and format check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-heatmaps: install  ## phase diagram of a sweep folder: make heatmaps SWEEP=outputs/sweeps/NAME
-	$(PY) -m analysis phase $(SWEEP) $(ARGS)
+heatmaps: install  ## phase diagram of a sweep: make heatmaps SWEEP=NAME (or SWEEP=FOLDER)
+	$(PY) -m analysis phase $(SWEEP_DIR) $(ARGS)
 
 .PHONY: mechanisms trajectories
 mechanisms: install  ## warmup mechanisms (Figure 1 at CPU scale): loss, sharpness, 2/eta vs step per T_wrm
 	$(PY) launch.py -m sweep=mechanisms
 	$(PY) -m analysis trajectories outputs/sweeps/mechanisms
 
-trajectories: install  ## loss/sharpness/threshold plot of a sweep: make trajectories SWEEP=outputs/sweeps/NAME
-	$(PY) -m analysis trajectories $(SWEEP)
+trajectories: install  ## loss/sharpness/threshold plot of a sweep: make trajectories SWEEP=NAME (or SWEEP=FOLDER)
+	$(PY) -m analysis trajectories $(SWEEP_DIR)
 
-sweep: install  ## a sweep preset on a launcher: make sweep SWEEP=demo LAUNCHER=slurm|local|basic (again: resumes)
-	$(PY) launch.py -m sweep=$(notdir $(SWEEP)) hydra/launcher=$(LAUNCHER) hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP)) $(GRID)
+sweep: install  ## a sweep preset on a launcher: make sweep SWEEP=NAME|FOLDER LAUNCHER=slurm|local|basic (again: resumes)
+	$(PY) launch.py -m sweep=$(SWEEP_NAME) hydra/launcher=$(LAUNCHER) $(SWEEP_DIR_ARG) $(GRID)
 
-boundary: install  ## eta_max per T_wrm by bisection, a fraction of the runs: make boundary SWEEP=demo (boundary.csv)
-	$(PY) launch.py -m sweep=$(notdir $(SWEEP)) hydra/sweeper=boundary hydra.sweep.dir=outputs/sweeps/$(notdir $(SWEEP))
-	cat outputs/sweeps/$(notdir $(SWEEP))/boundary.csv
+boundary: install  ## eta_max per T_wrm by bisection, a fraction of the runs: make boundary SWEEP=NAME|FOLDER (boundary.csv)
+	$(PY) launch.py -m sweep=$(SWEEP_NAME) hydra/sweeper=boundary $(SWEEP_DIR_ARG) $(GRID)
+	cat $(SWEEP_DIR)/boundary.csv
 
-status: install  ## completed / diverged / failed / running / missing points: make status SWEEP=demo
+status: install  ## completed / diverged / failed / running / missing points: make status SWEEP=NAME|FOLDER
 	$(PY) -m analysis status $(SWEEP_DIR)
 
 slurm-up:  ## start a local single-node SLURM cluster (root; installs the Debian packages), then: source .slurm/env

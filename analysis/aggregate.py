@@ -253,6 +253,19 @@ def _warn(skipped: list[str]) -> None:
         warnings.warn(SkippedItems(skipped), stacklevel=3)
 
 
+REPOSITORY = Path(__file__).resolve().parent.parent  # the checkout: analysis/ sits at its top
+
+
+def notebook_sweeps(default: str = "outputs/sweeps/demo") -> list[Path]:
+    """The sweep folders a notebook reads: $WARMUP_BENCH_SWEEP (":"-separated), else `default`. A relative folder is
+    taken from the repository root, wherever the kernel starts (Jupyter starts it in analysis/notebooks/), unless it
+    exists only from the current folder (an installed package's user)."""
+    out = []
+    for p in map(Path, os.environ.get("WARMUP_BENCH_SWEEP", default).split(":")):
+        out.append(p if p.is_absolute() or (p.exists() and not (REPOSITORY / p).exists()) else REPOSITORY / p)
+    return [p.resolve() for p in out]  # one spelling per folder: the tables' run_dir columns match across caches
+
+
 def load_runs(*roots: str | Path, cache: bool = True) -> pd.DataFrame:
     """All runs below the roots, one row each: flattened config, result, run_dir and sweep (the root it came from).
     Unreadable items are skipped with one warning that counts them (see the module's docstring). The columns that come

@@ -151,6 +151,15 @@ def _groupable(column: pd.Series) -> pd.Series:
     return column.map(_hashable).astype(object).where(column.notna(), "<unset>")
 
 
+def config_labels(table: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Each row's config as plot_phase titles its panels ("schedule.name=linear"; "all runs" without keys): what a
+    notebook's own plots split by (col, row, hue), so that configs are never pooled."""
+    if not keys:
+        return pd.Series("all runs", index=table.index)
+    values = zip(*(_groupable(table[k]) for k in keys))
+    return pd.Series([", ".join(f"{k}={v}" for k, v in zip(keys, row)) for row in values], index=table.index)
+
+
 def _sort_key(column: pd.Series) -> pd.Series:
     return column if pd.api.types.is_numeric_dtype(column) else column.astype(str)
 

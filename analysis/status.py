@@ -35,6 +35,7 @@ from bench.runfolder import (
     STATUSES,
     TRACEBACK,
     check_result,
+    column,
     run_id,
     unproven_result,
 )
@@ -196,7 +197,7 @@ def sweep_status(sweep_dir: str | Path) -> pd.DataFrame:
 
 
 def _values(overrides: list[str]) -> dict:
-    return {k: shown for k, _, shown in identity(overrides)}
+    return {column(k): shown for k, _, shown in identity(overrides)}
 
 
 def counts(table: pd.DataFrame) -> dict[str, int]:

@@ -31,12 +31,17 @@ class Outcome(float):
 
 
 def objective(cfg, result: dict) -> Outcome:
-    """What a run returns to Hydra's sweeper: result.json's `cfg.objective` value, NaN unless the run completed; its
+    """What a run returns to Hydra's sweeper: result.json's `cfg.objective` value; a run that did not complete
+    (diverged, failed, running elsewhere) returns the objective's penalty, the worst value it can take
+    (bench.config.OBJECTIVES: 0 for an accuracy, inf for a loss): NaN would fail an Optuna trial, and its study. Its
     status rides along (Outcome.status)."""
     import math
 
+    from bench.config import OBJECTIVES
+
     status = str(result.get("status"))
-    return Outcome(float(result.get(cfg.objective, math.nan)) if status == "completed" else math.nan, status)
+    value = float(result.get(cfg.objective, math.nan)) if status == "completed" else math.nan
+    return Outcome(OBJECTIVES[cfg.objective] if math.isnan(value) else value, status)
 
 
 def outcome(ret) -> str | None:

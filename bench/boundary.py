@@ -38,7 +38,7 @@ from pathlib import Path
 from bench import outcome
 from bench.config import ConfigError
 from bench.lock import RUNNING_ELSEWHERE, RunLock, describe
-from bench.runfolder import FINISHED, STATUSES, atomic_write_text
+from bench.runfolder import FINISHED, STATUSES, atomic_write_text, column
 from bench.sweeper import ValidatingSweeper, point_name
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ class BoundarySweeper(ValidatingSweeper):
         varying = [k for k in keys if len({dict(map(_split, r.keys)).get(k) for r in rows}) > 1] or keys
         with io.StringIO(newline="") as f:
             out = csv.writer(f)
-            out.writerow([*varying, "eta_max", "runs", "lower_bound", "monotone_checked"])
+            out.writerow([*map(column, varying), "eta_max", "runs", "lower_bound", "monotone_checked"])
             for r in rows:
                 values = dict(map(_split, r.keys))
                 lo, _ = r.bracket({})

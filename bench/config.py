@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -263,8 +263,12 @@ class ScheduleConfig:
     name: str = "linear"
     lr_init: float = 0.0  # eta_init, the rate the warmup starts from
     warmup_steps: int = 1  # T_wrm; 0 and 1 both mean no warmup
-    k: float = 1.0  # warmup exponent (1 = linear): eta_init + (eta_trgt - eta_init) (s / T_wrm)^k
+    k: float = 1.0  # warmup exponent (1 = linear, 0.5 = square root): eta_init + (eta_trgt - eta_init) (s / T_wrm)^k
     p: float = 0.0  # after warmup: 0 = constant, 1 = cosine decay to eta_trgt / 10
+    # the keys (besides name) the method reads: a key of the schema not listed must keep its default, else the run is
+    # refused in one line (bench.optim.warmup.check_config). Each schema declares its own; one that declares none
+    # reads only the keys it adds to the schema it extends
+    reads: ClassVar[tuple[str, ...]] = ("lr_init", "warmup_steps", "k", "p")
 
     def __post_init__(self) -> None:
         for key in ("lr_init", "k", "p"):
@@ -279,6 +283,7 @@ class ScheduleConfig:
 class CosineConfig(ScheduleConfig):
     name: str = "cosine"
     p: float = 1.0  # decay exponent (1 = cosine)
+    reads: ClassVar[tuple[str, ...]] = ("lr_init", "warmup_steps", "k", "p")
 
 
 @dataclass
@@ -289,6 +294,8 @@ class CatapultConfig(ScheduleConfig):
     search_lr: float = 1e-4  # eta0, where the exponential search starts (absolute); 0 = eta_trgt / T_wrm
     delta: float = 0.0  # binary-search tolerance L(upper) <= L0 (1 + delta); 0 = 0.1 for SGD, 0.01 for Adam
     max_forward_passes: int = 100  # a search that needs more falls back to eta_init = eta_trgt / 10
+    # lr_init is set by the search (refused below with its own line)
+    reads: ClassVar[tuple[str, ...]] = ("warmup_steps", "k", "p", "search_lr", "delta", "max_forward_passes")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -306,6 +313,8 @@ class PersistentCatapultConfig(CatapultConfig):
     """Re-estimates eta_c whenever the loss falls below the reference point's, until eta reaches eta_trgt."""
 
     name: str = "persistent_catapult"
+    # no ramp: k is not read; warmup_steps is where the decay of p starts
+    reads: ClassVar[tuple[str, ...]] = ("warmup_steps", "p", "search_lr", "delta", "max_forward_passes")
 
 
 # --- logger --------------------------------------------------------------------------------------------------
@@ -390,7 +399,8 @@ class Config:
     precision: str = "fp32"  # fp32 (TF32 off) | tf32 | bf16 (autocast; the training step only: sharpness, eval FP32)
     deterministic: bool = False  # deterministic algorithms + CUBLAS_WORKSPACE_CONFIG
     compile: bool = False  # torch.compile of the training forward (HVPs, Lanczos, catapult stay eager)
-    # the result.json value the task function returns to Hydra's sweeper (Optuna...); NaN unless the run completed
+    # the result.json value the task function returns to Hydra's sweeper (Optuna...); a run that did not complete
+    # returns the objective's penalty (OBJECTIVES: 0 for an accuracy, inf for a loss)
     objective: str = "best_test_acc"
 
     def __post_init__(self) -> None:
@@ -436,15 +446,17 @@ def train_size_problem(cfg: Config, n: int) -> str | None:
     return None
 
 
-# result.json values a sweeper (Optuna, ...) can optimize: the task returns one of them, NaN if the run diverged/failed
-OBJECTIVES = (
-    "best_test_acc",
-    "final_test_acc",
-    "final_train_acc",
-    "best_test_loss",
-    "final_test_loss",
-    "final_train_loss",
-)
+# result.json values a sweeper (Optuna, ...) can optimize, each with the value a run that did not complete (diverged,
+# failed) returns instead: the worst the objective can take (accuracy 0, loss inf), so that an optimizing sweeper
+# learns where runs diverge and its study goes on (Optuna fails a trial that returns NaN)
+OBJECTIVES = {
+    "best_test_acc": 0.0,
+    "final_test_acc": 0.0,
+    "final_train_acc": 0.0,
+    "best_test_loss": math.inf,
+    "final_test_loss": math.inf,
+    "final_train_loss": math.inf,
+}
 
 
 def check_model_dataset(model, dataset) -> None:

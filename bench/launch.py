@@ -7,6 +7,7 @@ Preflight callback (hydra_plugins/warmup_bench). A bad config is one line and a 
 Hydra names the job after this module (`launch`: its log file is launch.log) and reads the configs from
 bench.preflight.CONF_DIR, which is conf/ in a checkout and its copy inside an installed package."""
 
+import logging
 import os
 import sys
 
@@ -17,16 +18,19 @@ from omegaconf.errors import OmegaConfBaseException
 
 import bench
 from bench.checkpoint import Terminated
-from bench.config import ConfigError
+from bench.config import ConfigError, one_line
 from bench.lock import RUNNING_ELSEWHERE, Incomplete, elsewhere_line
 from bench.preflight import CONF_DIR
 from bench.store import StorageError
 from bench.summary import SweepEnded
 
+log = logging.getLogger(__name__)
+
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    """One run; returns its objective (a result.json value) for Hydra's sweepers, NaN if it did not complete."""
+    """One run; returns its objective (a result.json value) for Hydra's sweepers, or the objective's penalty if it did
+    not complete (bench.objective)."""
     from bench.preflight import one_line_failure
 
     global started
@@ -34,9 +38,13 @@ def main(cfg: DictConfig) -> float:
     try:
         result = bench.run(cfg)
     except Exception as e:
-        if (line := one_line_failure(e)) is None:
+        if (line := one_line_failure(e)) is not None:
+            sys.exit(f"error: {line}")  # a single run: bad input or the machine's failure, one line (a sweep goes on)
+        if not optimizing_sweep():
             raise
-        sys.exit(f"error: {line}")  # a single run: bad input or the machine's failure, one line (a sweep goes on)
+        # an optimizing sweeper's trial: recorded failed in its folder (bench.train.run), the study goes on
+        log.error("failed (the objective's penalty goes to the sweeper): %s", one_line(e))
+        result = {"status": "failed"}
     if result.get("status") == RUNNING_ELSEWHERE and not _multirun():  # a sweep counts it (bench.sweeper)
         sys.exit(f"error: {elsewhere_line(result)}")
     return bench.objective(cfg, result)
@@ -50,6 +58,24 @@ def _multirun() -> bool:
 
 
 started = False  # the task function was called: an interrupted run has a folder (and maybe a checkpoint)
+
+# the grid sweepers (the app's and Hydra's basic one): a failed point ends the sweep with an error, after the others
+GRID_SWEEPERS = ("hydra_plugins.warmup_bench.", "hydra._internal.core_plugins.basic_sweeper.")
+
+
+def optimizing_sweep() -> bool:
+    """A multirun driven by a sweeper that reads the objective (Optuna, Nevergrad, Ax...), not a grid sweeper."""
+    if not _multirun():
+        return False
+    from hydra.core.hydra_config import HydraConfig
+
+    return optimizing(HydraConfig.get().sweeper)
+
+
+def optimizing(sweeper) -> bool:
+    """hydra.sweeper (a config node) is a sweeper that reads the objective, not a grid sweeper."""
+    return not str(sweeper.get("_target_", "")).startswith(GRID_SWEEPERS)
+
 
 # presets sit in config.yaml's defaults list, so Hydra refuses `+sweep=NAME`; commands written before (`+sweep=demo`,
 # `+experiment=NAME`) keep working: the command line reads them as `sweep=NAME`, `experiment=NAME`

@@ -137,6 +137,14 @@ def one_line_failure(e: Exception) -> str | None:
     return str(e)
 
 
+# Hydra plugins the app works with but does not install by default: the option's install command
+OPTIONAL_PLUGINS = {
+    "hydra/sweeper/optuna": "pip install -c constraints.txt -e '.[optuna]' (or: pip install hydra-optuna-sweeper)",
+    "hydra/sweeper/nevergrad": "pip install hydra-nevergrad-sweeper",
+    "hydra/sweeper/ax": "pip install hydra-ax-sweeper",
+}
+
+
 def explain(e: Exception) -> str:
     """Hydra's composition errors in one line naming the override."""
     msg = one_line(e)
@@ -145,6 +153,8 @@ def explain(e: Exception) -> str:
     if "Could not find" in msg and "'" in msg:  # "In 'config': Could not find 'model/nope'"
         missing = msg.split("Could not find", 1)[1].strip().split("'")[1]
         group, _, option = missing.rpartition("/")
+        if hint := OPTIONAL_PLUGINS.get(missing):  # a Hydra plugin the environment lacks
+            return f"{group}={option}: not installed; install it with: {hint}"
         opts = _options(group)
         return f"{group}={option}: no such option" + (f" (available: {', '.join(opts)})" if opts else "")
     cause = e.__cause__

@@ -341,6 +341,17 @@ def overrides_identity(overrides: Iterable[str], exclude: Iterable[str] = ()) ->
     return sorted(out)
 
 
+# One name per concept in every output file (status, the phase CSVs and eta_max.csv, boundary.csv, the reference
+# tables): a config key as the flattened config names it. A config group chosen on the command line (schedule=cosine)
+# is its option's name key (schedule.name), as in load_runs' tables.
+CONFIG_GROUPS = ("model", "dataset", "optimizer", "schedule", "logger")
+
+
+def column(key: str) -> str:
+    """The output files' name of an override's key: `schedule` -> `schedule.name`, `optimizer.lr` as it is."""
+    return f"{key}.name" if key in CONFIG_GROUPS else key
+
+
 def run_id(overrides: Iterable[str], exclude: Iterable[str] = ()) -> str:
     """The folder name of the run these task overrides define: `lr=0.5,warmup_steps=64_1f3a9c0e`."""
     ident = overrides_identity(overrides, exclude)

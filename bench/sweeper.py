@@ -22,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import DictConfig, read_write
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from bench.config import ConfigError
 from bench.lock import check_complete
@@ -174,6 +174,31 @@ def _is_basic(launcher) -> bool:
     return f"{cls.__module__}.{cls.__qualname__}" == "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
+PRESETS = ("sweep", "experiment")  # the preset groups: choosing one is not a change of its grid
+
+
+def changed_preset(config, study: bool = False) -> str | None:
+    """One line when the command line changes a preset's grid (a key that changes results), or an optimizing sweeper
+    runs a `study` over it, but keeps the preset's own folder: the trial's points would land among the preset's
+    results. Choosing a folder (name=, hydra.sweep.dir=) is fine."""
+    name = OmegaConf.select(config, "name", default="")
+    task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    chosen = [
+        o for o in [*task, *(config.hydra.overrides.hydra or [])] if o.split("=")[0] in ("name", "hydra.sweep.dir")
+    ]
+    if not name or chosen:
+        return None
+    exclude = set(OmegaConf.select(config, "hydra.job.config.override_dirname.exclude_keys", default=[]) or [])
+    changes = [o for o in task if o.split("=")[0].lstrip("+~") not in (*PRESETS, *exclude)]
+    if not changes and not study:
+        return None
+    change = f"a study of {str(config.hydra.sweeper._target_).rsplit('.', 1)[-1]}" if study else " ".join(changes)
+    return (
+        f"{change} changes the grid of the preset {name!r}, whose results are in {config.hydra.sweep.dir}: "
+        "give the trial a folder of its own with name=NAME (outputs/sweeps/NAME) or hydra.sweep.dir=DIR"
+    )
+
+
 class ValidatingSweeper(BasicSweeper):
     run_dirs: dict[tuple[str, ...], object]  # point -> its run folder, from the check
     checked: bool  # every point checked: what fails now is a point's run, counted in the summary
@@ -226,6 +251,8 @@ class ValidatingSweeper(BasicSweeper):
                 except ConfigError as e:
                     raise ConfigError(f"point {i + 1} of {len(grid)} ({point_name(point, grid)}): {e}") from e
                 bar.update()
+        if problem := changed_preset(self.config):  # after the points: a bad value is the more useful line
+            raise ConfigError(problem)
         self.checked = True
 
     def checked_grid(self, arguments: Sequence[str]) -> list[list[str]]:

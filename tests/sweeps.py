@@ -42,3 +42,22 @@ def phase_sweep(tmp_path_factory) -> Path:
         make_sweep(root, phase_grid_points([0.5, 2, 16], [1, 8], seeds=(0, 1)))
         _PHASE_SWEEP.append(root)
     return _PHASE_SWEEP[0]
+
+
+_TWO_METHODS: list[Path] = []
+
+
+def two_methods_sweep(tmp_path_factory) -> Path:
+    """Two warmup methods compared, as docs/comparing-methods.md does: schedule {linear, catapult} x eta_trgt
+    {0.5, 16} x T_wrm {1, 8}, launched as `launch.py -m` launches it (multirun.yaml, .hydra/), then the boundary
+    search in the same folder (boundary.csv; its runs are the grid's, reused). Built once per test session and
+    shared by the output-name and notebook tests (treat it as read-only)."""
+    if not _TWO_METHODS:
+        from tests.conftest import multirun
+
+        root = tmp_path_factory.mktemp("two_methods")
+        grid = ["schedule=linear,catapult", "optimizer.lr=0.5,16", "schedule.warmup_steps=1,8", *TINY]
+        multirun(*grid, f"hydra.sweep.dir={root}")
+        multirun(*grid, "hydra/sweeper=boundary", f"hydra.sweep.dir={root}")
+        _TWO_METHODS.append(root)
+    return _TWO_METHODS[0]

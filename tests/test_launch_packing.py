@@ -122,12 +122,12 @@ def _folders(sweep: Path) -> dict[str, Path]:
 
 
 def _assert_same_folder(a: Path, b: Path) -> None:
-    pd.testing.assert_frame_equal(pd.read_csv(a / "metrics.csv"), pd.read_csv(b / "metrics.csv"), rtol=1e-4, atol=1e-6)
+    pd.testing.assert_frame_equal(pd.read_csv(a / "metrics.csv"), pd.read_csv(b / "metrics.csv"), rtol=1e-5, atol=1e-6)
     ra, rb = (json.loads((d / "result.json").read_text()) for d in (a, b))
     assert set(ra) - {"packed_with"} == set(rb) - {"packed_with"}
     for key in set(ra) - NOT_COMPARED - {"packed_with"}:
         if isinstance(ra[key], float):
-            assert rb[key] == pytest.approx(ra[key], rel=1e-4, abs=1e-6), key
+            assert rb[key] == pytest.approx(ra[key], rel=1e-5, abs=1e-6), key
         else:
             assert rb[key] == ra[key], key
     assert (a / "config.yaml").read_text() == (b / "config.yaml").read_text()

@@ -1,6 +1,8 @@
-"""The notebooks in analysis/notebooks/ run headless (nbclient, the venv's own python3 kernel) on a fixture sweep and
-the authors' tables shipped in analysis/reference_data/, and show what they claim to show."""
+"""The notebooks in analysis/notebooks/ run headless (nbclient, the venv's own python3 kernel) on a fixture sweep of two
+warmup methods and the authors' tables shipped in analysis/reference_data/, and show what they claim to show: the two
+methods never pooled, a relative WARMUP_BENCH_SWEEP read from the repository root wherever the kernel starts."""
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -8,7 +10,7 @@ import pytest
 from nbclient import NotebookClient
 
 from analysis import eta_max, load_runs
-from tests.sweeps import phase_sweep
+from tests.sweeps import two_methods_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "analysis" / "notebooks"
@@ -16,14 +18,14 @@ NOTEBOOKS = ROOT / "analysis" / "notebooks"
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    return phase_sweep(tmp_path_factory)
+    return two_methods_sweep(tmp_path_factory)
 
 
-def execute(name: str) -> nbformat.NotebookNode:
-    """Run every cell in a fresh kernel started from the repository root (so `analysis` is this checkout's)."""
+def execute(name: str, cwd: Path = ROOT) -> nbformat.NotebookNode:
+    """Run every cell in a fresh kernel started in `cwd` (Jupyter starts it in the notebook's folder)."""
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     # kernel "python3" is ipykernel's own spec: jupyter_client starts it with this interpreter, nothing to install
-    NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(cwd)}}).execute()
     return nb
 
 
@@ -41,20 +43,24 @@ def outputs(nb, kind: str) -> list:
 
 @pytest.mark.slow
 def test_phase_diagrams_notebook(sweep, monkeypatch):
-    monkeypatch.setenv("WARMUP_BENCH_SWEEP", str(sweep))
-    nb = execute("phase_diagrams")
+    monkeypatch.setenv("WARMUP_BENCH_SWEEP", os.path.relpath(sweep, ROOT))  # relative: from the repository root
+    nb = execute("phase_diagrams", cwd=NOTEBOOKS)
     assert len(outputs(nb, "image/png")) >= 3
     text = "\n".join(outputs(nb, "text/plain"))
-    assert "12 runs" in text
+    assert "8 runs; configs differ in: schedule.name" in text
     bound = eta_max(load_runs(sweep))
-    assert bound.to_string() in text  # the boundary table the notebook shows is eta_max's
+    assert set(bound["schedule.name"]) == {"linear", "catapult"}
+    assert bound.to_string() in text  # the boundary table the notebook shows is eta_max's: one row per method
+    states = outputs(nb, "text/html")[0]  # the state table: a row per method and T_wrm, never pooled
+    assert states.count("catapult") >= 1 and states.count("linear") >= 1 and "schedule.name" in states
 
 
 @pytest.mark.slow
 def test_mechanisms_notebook(sweep, monkeypatch):
-    monkeypatch.setenv("WARMUP_BENCH_SWEEP", str(sweep))
-    nb = execute("mechanisms")
+    monkeypatch.setenv("WARMUP_BENCH_SWEEP", os.path.relpath(sweep, ROOT))
+    nb = execute("mechanisms", cwd=NOTEBOOKS)
     assert len(outputs(nb, "image/png")) >= 2
+    assert "configs differ in: schedule.name" in "\n".join(outputs(nb, "text/plain"))
     assert "train_loss" in "\n".join(outputs(nb, "text/html"))
 
 

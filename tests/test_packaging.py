@@ -160,7 +160,8 @@ def test_installed_commands_run_a_sweep_from_another_folder(installed, tmp_path)
     ).stdout.split()
     assert all(Path(f).is_relative_to(site) for f in where), where
 
-    grid = ["optimizer.lr=0.0625", "schedule.warmup_steps=1,4", "steps=8", "eval_every=4", "threads=1"]
+    # a trial of the demo grid, written into the demo's folder by choice (name=demo; without it: refused)
+    grid = ["optimizer.lr=0.0625", "schedule.warmup_steps=1,4", "steps=8", "eval_every=4", "threads=1", "name=demo"]
     run = subprocess.run(
         [venv / "bin" / "warmup-bench", "-m", "sweep=demo", *grid],
         cwd=tmp_path,

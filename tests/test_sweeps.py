@@ -147,3 +147,25 @@ def test_the_summary_counts_each_point_once_by_its_outcome(tmp_path):
         "7 points: 1 completed, 1 diverged, 2 failed, 1 skipped (running elsewhere), 2 unfinished; "
         f"see: python -m analysis status {tmp_path}"
     )
+
+
+def test_a_presets_grid_changed_on_the_command_line_needs_a_folder_of_its_own(tmp_path, monkeypatch):
+    """`-m sweep=demo optimizer.lr=0.5,2,8` would write a trial grid into outputs/sweeps/demo, among the preset's
+    results: refused in one line before anything runs, unless the trial names a folder (name=, hydra.sweep.dir=)."""
+    from bench.config import ConfigError
+    from bench.preflight import check_command
+
+    monkeypatch.chdir(tmp_path)
+    line = (
+        r"^optimizer.lr=0.5 steps=256 changes the grid of the preset 'demo', whose results are in "
+        r"outputs/sweeps/demo: give the trial a folder of its own with name=NAME \(outputs/sweeps/NAME\) or "
+        r"hydra.sweep.dir=DIR$"
+    )
+    with pytest.raises(ConfigError, match=line):
+        check_command(["-m", "sweep=demo", "optimizer.lr=0.5", "steps=256"])
+    with pytest.raises(ConfigError, match=r"^seed=5 changes the grid of the preset 'cpu/fig1_fcn_mechanisms'"):
+        check_command(["-m", "experiment=cpu/fig1_fcn_mechanisms", "seed=5"])
+    assert check_command(["-m", "sweep=demo", "optimizer.lr=0.5", "name=demo-try"]) == 4
+    assert check_command(["-m", "sweep=demo", "optimizer.lr=0.5", f"hydra.sweep.dir={tmp_path}/try"]) == 4
+    assert check_command(["-m", "sweep=mechanisms", "threads=1", "force=true"]) == 8, "keys that change no result"
+    assert not (tmp_path / "outputs").exists()

@@ -1,12 +1,17 @@
-"""Warmup methods are found by name through one registry; the step loops name no method."""
+"""Warmup methods are found by name through one registry; the step loops name no method. A method's schema declares
+the keys it reads: the others are refused in one line when set (a made-up method, as its author would write it)."""
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from hydra.core.config_store import ConfigStore
 
 import bench
-from bench.config import validate
-from bench.optim.warmup import METHODS, WarmupMethod, build_warmup
+from bench.config import GROUPS, ConfigError, ScheduleConfig, validate
+from bench.optim.warmup import METHODS, WarmupMethod, build_warmup, register
 from tests.conftest import compose_cfg
 
 ROOT = Path(bench.__file__).parent.parent
@@ -27,3 +32,70 @@ def test_the_step_loops_name_no_method(loop):
     named = [cls.__name__ for cls in METHODS.values() if cls.__name__ in source]
     assert named == [], f"{loop} names {named}: it should call the WarmupMethod interface only"
     assert "PersistentCatapult" not in source
+
+
+@dataclass
+class SqrtConfig(ScheduleConfig):
+    name: str = "sqrt_test"
+    reads: ClassVar[tuple[str, ...]] = ("lr_init", "warmup_steps")  # not k, not p
+
+
+class Sqrt(WarmupMethod):
+    """A square-root warmup written as a new method (the same as schedule=linear with schedule.k=0.5)."""
+
+    def lr(self, s: int) -> float:
+        t = self.cfg.schedule.warmup_steps
+        lr0 = self.cfg.schedule.lr_init * self.unit
+        return lr0 + (self.lr_trgt - lr0) * math.sqrt(min(s, t) / t) if t > 1 else self.lr_trgt
+
+
+@dataclass
+class SilentConfig(ScheduleConfig):
+    """A schema that declares no `reads`: it reads only the keys it adds (here: width)."""
+
+    name: str = "silent_test"
+    width: int = 3
+
+
+@pytest.fixture
+def made_up_methods():
+    """Two methods registered as their module would register them, taken out again (other tests list the options)."""
+    register("sqrt_test", schema=SqrtConfig)(Sqrt)
+    register("silent_test", schema=SilentConfig)(type("Silent", (Sqrt,), {}))
+    yield
+    for name in ("sqrt_test", "silent_test"):
+        METHODS.pop(name)
+        GROUPS["schedule"].pop(name)
+        ConfigStore.instance().repo["schedule"].pop(f"base_{name}.yaml")
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["schedule.k=3"], "schedule.k=3.0: is not used by schedule=sqrt_test (leave it 1.0)"),
+        (["schedule.p=1"], "schedule.p=1.0: is not used by schedule=sqrt_test (leave it 0.0)"),
+        (
+            ["schedule=base_silent_test", "schedule.warmup_steps=64"],
+            "schedule.warmup_steps=64: is not used by schedule=silent_test "
+            "(leave it 1, or add it to SilentConfig.reads)",
+        ),
+    ],
+)
+def test_a_key_the_method_does_not_read_is_refused_in_one_line(made_up_methods, args, line):
+    with pytest.raises(ConfigError) as e:
+        validate(compose_cfg("schedule=base_sqrt_test", *args, "device=cpu"))
+    assert str(e.value) == line
+
+
+def test_a_new_method_reads_its_declared_keys_and_matches_the_linear_schedule_at_k_half(made_up_methods):
+    keys = ["optimizer.lr=2", "schedule.warmup_steps=16", "schedule.lr_init=0.5", "device=cpu"]
+    sqrt = build_warmup(validate(compose_cfg("schedule=base_sqrt_test", *keys)), 2.0)
+    linear = build_warmup(validate(compose_cfg("schedule=linear", "schedule.k=0.5", *keys)), 2.0)
+    assert [sqrt(s) for s in range(1, 20)] == pytest.approx([linear(s) for s in range(1, 20)], rel=1e-12)
+    assert validate(compose_cfg("schedule=base_silent_test", "schedule.width=5", "device=cpu")).schedule.width == 5
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_every_built_in_method_declares_the_keys_it_reads(option):
+    schema = type(validate(compose_cfg("optimizer=adam", f"schedule={option}", "device=cpu")).schedule)
+    assert "reads" in vars(schema), f"{schema.__name__} declares no `reads`"

@@ -23,6 +23,7 @@ The interface (`WarmupMethod`):
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import pkgutil
@@ -115,8 +116,28 @@ def check_config(cfg) -> None:
     name = cfg.schedule.name
     if name not in METHODS:
         raise ConfigError(f"schedule.name={name}: no warmup method of that name (one of {', '.join(sorted(METHODS))})")
-    if problem := METHODS[name].check(cfg):
+    if problem := unread_key(cfg.schedule) or METHODS[name].check(cfg):
         raise ConfigError(problem)
+
+
+def reads(schema: type) -> tuple[str, ...]:
+    """The schedule keys a method reads: its schema's own `reads`; a schema that declares none reads the keys it adds
+    to the schema it extends, not those it inherits."""
+    if "reads" in vars(schema):
+        return tuple(schema.reads)
+    return tuple(k for k in vars(schema).get("__annotations__", {}) if k not in ("name", "reads"))
+
+
+def unread_key(schedule) -> str | None:
+    """One line for the first key of the schedule's schema that its method does not read yet is set away from its
+    default (a value that would be ignored silently); None when there is none."""
+    read = reads(type(schedule))
+    for f in dataclasses.fields(schedule):
+        value = getattr(schedule, f.name)
+        if f.name != "name" and f.name not in read and value != f.default:
+            hint = "" if "reads" in vars(type(schedule)) else f", or add it to {type(schedule).__name__}.reads"
+            return f"schedule.{f.name}={value}: is not used by schedule={schedule.name} (leave it {f.default}{hint})"
+    return None
 
 
 def build_warmup(cfg, lr: float, unit: float = 1.0) -> WarmupMethod:

@@ -56,6 +56,56 @@ class Preflight(Callback):
             raise SystemExit(f"error: {e}") from None
 
 
+class Study(Callback):
+    """hydra.callbacks.study: an optimizing sweeper's study (Optuna...) is refused in one line before any trial when it
+    would land in a preset's folder (as a changed grid is by the validating sweeper) or optimize its objective the
+    wrong way (a diverged run's penalty would win), and ends with one line counting its sweep folder's trials by
+    status, so that diverged trials (which returned the penalty) are not taken for results. The grid sweepers report
+    through the launchers and `python -m analysis status`."""
+
+    def on_multirun_start(self, config, **kwargs: Any) -> None:
+        from bench.config import OBJECTIVES
+        from bench.launch import optimizing
+        from bench.sweeper import changed_preset
+
+        if not optimizing(config.hydra.sweeper):
+            return
+        objective, direction = config.get("objective"), config.hydra.sweeper.get("direction")
+        direction = getattr(direction, "name", direction)  # Optuna's config holds an enum (Direction.minimize)
+        best = "maximize" if OBJECTIVES.get(objective) == 0.0 else "minimize"  # the penalty is the worst value
+        if isinstance(direction, str) and direction.lower() != best:
+            problem = f"hydra.sweeper.direction={direction}: objective={objective} is {best}d "
+            problem += f"(hydra.sweeper.direction={best})"
+        else:
+            problem = changed_preset(config, study=True)
+        if problem:
+            raise SystemExit(f"error: {problem}")  # Hydra turns a callback's exceptions into warnings
+
+    def on_multirun_end(self, config, **kwargs: Any) -> None:
+        import logging
+        from pathlib import Path
+
+        from bench.config import OBJECTIVES
+        from bench.launch import optimizing
+
+        if not optimizing(config.hydra.sweeper):
+            return
+        from analysis.status import folder_state, run_folders
+
+        sweep = Path(str(config.hydra.sweep.dir))
+        states = [folder_state(d)["status"] for d in run_folders(sweep)] if sweep.is_dir() else []
+        n = {s: states.count(s) for s in ("completed", "diverged", "failed")}
+        objective = config.get("objective", "best_test_acc")
+        logging.getLogger("bench.study").info(
+            "study: %d trials in %s: %s (each diverged or failed trial returned %s=%s, the penalty)",
+            sum(n.values()),
+            sweep,
+            ", ".join(f"{v} {k}" for k, v in n.items()),
+            objective,
+            OBJECTIVES.get(objective),
+        )
+
+
 @dataclass
 class SlurmConf(SlurmQueueConf):
     _target_: str = "hydra_plugins.warmup_bench.SlurmLauncher"
