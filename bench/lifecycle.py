@@ -21,7 +21,7 @@ from bench.logger import NoLogger, build_logger
 from bench.progress import run_line
 from bench.store import RunStore, StorageError, environment
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bench.train")  # the run lines keep the logger name they have always had
 
 
 class Lifecycle:
