@@ -24,7 +24,7 @@ from bench.models import build_model, num_params
 from bench.numerics import build_numerics
 from bench.optim import build_optimizer, set_lr
 from bench.optim.initialization import build_init
-from bench.optim.lambda0 import prepare_lambda0
+from bench.optim.lambda0 import Lambda0
 from bench.optim.warmup import Theta0, build_warmup
 from bench.progress import progress_bar
 from bench.seeding import derive, generator
@@ -73,18 +73,20 @@ class Trainer:
         self.num_params = num_params(self.model)
         self.loss_fn = LOSSES[cfg.loss]
         self.extras: dict = self._numerics.record()  # run-level values that go into result.json (lambda0, ...)
-        # the prepare steps at theta0, each with its records: lambda0 (the rate unit), the optimizer's initial state
-        # (spent first batch, GI-/RI-Adam's v0), the warmup method's (e.g. the catapult search, docs/paper.md section 3)
-        unit, lambda0 = prepare_lambda0(cfg, self.model, self.loss_fn, self.data, self.device)
-        self.extras.update(lambda0)
-        self.lr = cfg.optimizer.lr * unit  # eta_trgt in absolute units
+        # the prepare steps at theta0, each `prepare(theta0) -> records`: lambda0 (the rate unit, before the optimizer
+        # exists), the optimizer's initial state (spent first batch, GI-/RI-Adam's v0), the warmup method's (e.g. the
+        # catapult search, docs/paper.md section 3)
+        theta0 = Theta0(self.model, None, self.loss_fn, self.data, self.extras)
+        lambda0 = Lambda0(cfg, self.device)
+        self.extras.update(lambda0.prepare(theta0))
+        self.lr = cfg.optimizer.lr * lambda0.unit  # eta_trgt in absolute units
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters(), self.lr)
-        self.schedule = build_warmup(cfg, self.lr, unit)  # the `schedule` option's warmup method, by name
+        self.schedule = build_warmup(cfg, self.lr, lambda0.unit)  # the `schedule` option's warmup method, by name
         self.sampler = EpochSampler(len(self.data.x_train), cfg.batch_size, generator(cfg.seed, "data"), self.device)
-        theta0 = Theta0(self.model, self.optimizer, self.loss_fn, self.data, self.extras)
-        g0_augment = build_augment(cfg.dataset, cfg.seed, self.device, stream="g0_augment")
-        self.extras.update(build_init(cfg).prepare(theta0, self.sampler, g0_augment))  # by optimizer.name
-        self.extras.update(self.schedule.prepare(theta0))
+        theta0.optimizer, theta0.sampler = self.optimizer, self.sampler
+        theta0.augment = build_augment(cfg.dataset, cfg.seed, self.device, stream="g0_augment")
+        for step in (build_init(cfg), self.schedule):  # the initialization by optimizer.name, then the warmup method
+            self.extras.update(step.prepare(theta0))
         self.augment = build_augment(cfg.dataset, cfg.seed, self.device)
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
         self.measurer = Measurer(  # sharpness during training (measure.every)
