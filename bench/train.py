@@ -104,6 +104,7 @@ class Trainer:
         self.pending: list[Pending] = []  # steps whose loss is not read on the host yet (`flush`)
         self.initial_loss: float | None = None
         self.means = RunningMeans(self.device)  # of the training minibatches since the last evaluation
+        self.ckpt = self.checkpointer()  # resumed from at the start (`resume`), saved by `end_step`
 
     def checkpointer(self) -> checkpoint.Checkpointer:
         """checkpoint.pt in the run folder, of this run's components and identity."""
@@ -251,7 +252,6 @@ class Trainer:
 
     def resume(self) -> checkpoint.Checkpointer:
         """The run's checkpointer, after resuming from checkpoint.pt when the run folder has one (self.step: its)."""
-        self.ckpt = self.checkpointer()
         self.ckpt.resume()
         return self.ckpt
 
