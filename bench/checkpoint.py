@@ -242,8 +242,13 @@ class Checkpointer:
         signalled = self.signalled() if signalled is None else signalled
         if self.periodic(step) or signalled:
             self.save(step)
+        self.hand_on(signalled, f"checkpointed at step {step}")
+
+    @staticmethod
+    def hand_on(signalled: list[PreemptionSignal], done: str) -> None:
+        """Once checkpointed (`done` says what was): hand each signal on to the handler that was there before."""
         for sig in signalled:
-            log.warning("checkpointed at step %d on %s; handing the signal on", step, sig.name)
+            log.warning("%s on %s; handing the signal on", done, sig.name)
             sig.forward()
 
 

@@ -6,12 +6,14 @@ schedule, sampler (data order), augmentation, divergence check, metrics, checkpo
 pack: every active member draws its minibatch and sets its rate (`Trainer.next_batch`); the K parameter sets are
 stacked (`torch.stack`, differentiable: the gradients land in each member's own `.grad`), one vmapped forward gives
 the K outputs, the sum of the K losses is back-propagated (member k's gradient is that of its own loss alone), and
-each member finishes its step as it would alone (`Trainer.after_backward`: its own optimizer step, running sums).
-So each run folder holds what the same point trained alone writes, up to the order of float sums in the batched
-kernels: small layers sum alike (the tests' FCN-2-16: metrics within 2e-7 relative over 600 steps; checked to 1e-5),
-larger ones differ by rounding from the first step and training amplifies it, the most near the stability boundary
-(CPU, FCN-4-512, K = 4, benchmarks/packing_drift.py: train loss up to 2% / 3% / 10% apart at 256 / 1000 / 2000
-steps, test accuracy up to 0.005). Compare packed and unpacked results as one compares seeds, not bit for bit.
+each member finishes its step as it would alone (`Trainer.update`: its own optimizer step, its loss left unread on
+the device), then the per-step code of `Trainer.train` (`Trainer.end_step`: the reads every `sync_every` steps,
+divergence, evaluation, checkpoint). Each member's run folder is written by its `bench.lifecycle.Lifecycle`, as a run
+alone. So each run folder holds what the same point trained alone writes, up to the order of float sums in the
+batched kernels: small layers sum alike (the tests' FCN-2-16: metrics within 2e-7 relative over 600 steps; checked to
+1e-5), larger ones differ by rounding from the first step and training amplifies it, the most near the stability
+boundary (CPU, FCN-4-512, K = 4, benchmarks/packing_drift.py: train loss up to 2% / 3% / 10% apart at 256 / 1000 /
+2000 steps, test accuracy up to 0.005). Compare packed and unpacked results as one compares seeds, not bit for bit.
 A member that diverges (with stop_on_divergence) or reaches its last step leaves the pack and writes its result.json;
 the others go on.
 
@@ -28,8 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,12 +39,9 @@ from torch.func import functional_call, vmap
 
 from bench import checkpoint
 from bench.config import Config, ConfigError, validate
-from bench.failure import describe_failure
-from bench.identity import check_run_folder, run_identity
-from bench.logger import NoLogger, build_logger
+from bench.identity import check_run_folder
+from bench.lifecycle import Lifecycle
 from bench.optim.warmup import METHODS
-from bench.progress import run_line
-from bench.store import RunStore, environment
 from bench.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -108,65 +106,44 @@ def check_pack(cfgs: list[Config]) -> None:
 
 @dataclass
 class Member:
+    """One point of the pack: its run folder's lifecycle (bench/lifecycle.py) and its Trainer."""
+
     index: int
-    cfg: DictConfig
-    trainer: Trainer
-    logger: NoLogger
-    started: float
+    life: Lifecycle
+    trainer: Trainer | None = None
     pack_size: int = 1
-    done: bool = False
-    result: dict | None = field(default=None)
+
+    @property
+    def done(self) -> bool:
+        return self.life.result is not None
+
+    def finish(self) -> None:
+        """The member leaves the pack: its result.json, as bench.train.run writes it, at once."""
+        # wall time: the pack's, since this member started (the members trained side by side)
+        result = self.trainer.outcome(time.time() - self.life.started)
+        result["packed_with"] = self.pack_size
+        self.life.finish(result)
 
 
 def _start(index: int, cfg: DictConfig, typed: Config, run_dir: Path, data) -> tuple[Member | None, dict | None]:
-    """A member ready to train, or (None, result) for a point already finished in its folder."""
-    store = RunStore(run_dir)
-    if (done := checkpoint.finished_result(store, typed.force)) is not None:
+    """A member ready to train (resumed from its checkpoint), or (None, result) for a point already finished in its
+    folder. A member that cannot be built records its failure."""
+    life = Lifecycle(cfg, typed, run_dir)
+    if (done := life.start()) is not None:
         return None, done
-    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    logger = build_logger(typed.logger)
-    logger.start(cfg, store.dir)
-    member = Member(index, cfg, None, logger, time.time())  # type: ignore[arg-type]
-    try:
-        member.trainer = Trainer(typed, store, logger, run_identity(cfg), data=data)
-        member.trainer.checkpointer().resume()
-    except Exception as e:
-        _fail(member, e, typed.seed, store)
-        raise
+    member = Member(index, life)
+    with life.recording():
+        member.trainer = Trainer(typed, life.store, life.logger, life.identity, data=data)
+        member.trainer.resume()
     return member, None
-
-
-def _finish(member: Member) -> None:
-    """The member leaves the pack: its result.json, as bench.train.run writes it, at once."""
-    t = member.trainer
-    diverged_step = t.extras.pop("diverged_step", None)
-    # wall time: the pack's, since this member started (the members trained side by side)
-    result = t.result("diverged" if diverged_step else "completed", diverged_step, time.time() - member.started)
-    result["packed_with"] = member.pack_size
-    result.update(run_identity=t.run_identity, **environment())
-    t.store.write_result(result)
-    checkpoint.finish(t.store)
-    member.logger.finish(result)
-    member.done, member.result = True, result
-    log.info("%s -> %s", run_line(result, t.store.dir), t.store.dir)
-
-
-def _fail(member: Member, e: Exception, seed: int, store: RunStore) -> None:
-    store.write_text(checkpoint.TRACEBACK, traceback.format_exc())
-    result = {"status": "failed", **describe_failure(e), "seed": seed, "wall_time_s": time.time() - member.started}
-    result["run_identity"] = run_identity(member.cfg)
-    result.update(environment())
-    store.write_result(result)
-    member.logger.finish(result)
-    member.done, member.result = True, result
-    log.error(run_line(result, store.dir))
 
 
 # --- the packed step ---------------------------------------------------------------------------------------------
 
 
-def packed_step(members: list[Member]) -> list[float]:
-    """One step of every member, their forwards and backwards batched into one; returns the K losses."""
+def packed_step(members: list[Member]) -> None:
+    """One step of every member, their forwards and backwards batched into one; each member then updates as it
+    would alone (`Trainer.update`: its losses wait on the device until its loop reads them)."""
     trainers = [m.trainer for m in members]
     steps = [t.step + 1 for t in trainers]
     batches = [t.next_batch(s) for t, s in zip(trainers, steps)]
@@ -189,52 +166,32 @@ def packed_step(members: list[Member]) -> list[float]:
         for t in trainers:
             t.optimizer.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()
-    return [
-        t.after_backward(s, xb, yb, out[k].detach(), losses[k])
-        for k, (t, s, (xb, yb)) in enumerate(zip(trainers, steps, batches))
-    ]
-
-
-def after_step(member: Member, s: int, loss: float) -> None:
-    """What Trainer.train does after each step (keep the two in step): divergence, evaluation, periodic checkpoint."""
-    t = member.trainer
-    if t.initial_loss is None:
-        t.initial_loss = loss
-    t.step = s
-    if "diverged_step" not in t.extras and t.diverged(loss):
-        t.extras["diverged_step"] = s
-        t.log_row(s, train_loss=loss)
-        t.store.write_metrics(list(t.rows.values()))
-        t.logger.log(t.rows[s])
-        log.warning("%s: diverged at step %d: loss %.4g (initial %.4g)", t.store.dir, s, loss, t.initial_loss)
-        if t.cfg.stop_on_divergence:
-            return _finish(member)
-    if s % t.cfg.eval_every == 0 or s == t.cfg.steps:
-        t.log_eval(s)
-    if s == t.cfg.steps:
-        return _finish(member)
-    every = t.cfg.checkpoint_every
-    if every and s % every == 0:
-        t.checkpointer().save(t.step)
+    for k, (t, s, (xb, yb)) in enumerate(zip(trainers, steps, batches)):
+        t.update(s, xb, yb, out[k], losses[k])
 
 
 def train_packed(members: list[Member]) -> None:
-    """Step the active members together until each has finished (its last step, or diverged)."""
+    """Step the active members together until each has finished (its last step, or diverged); after each step,
+    each member's `Trainer.end_step`, as in `Trainer.train`."""
     for m in members:  # resumed at or past the end (a checkpoint of a finished run): finish at once
         if m.trainer.step >= m.trainer.cfg.steps:
-            _finish(m)
+            m.finish()
     while active := [m for m in members if not m.done]:
-        losses = packed_step(active)
-        for m, loss in zip(active, losses):
-            after_step(m, m.trainer.step + 1, loss)
-        signalled = [sig for sig in checkpoint.SIGNALS if sig.received]
-        if signalled:  # the pre-timeout signal or SIGTERM: checkpoint every member, then hand it on
-            for m in active:
-                if not m.done:
-                    m.trainer.checkpointer().save(m.trainer.step)
-            for sig in signalled:
-                log.warning("packed run checkpointed on %s; handing the signal on", sig.name)
-                sig.forward()
+        try:
+            packed_step(active)
+        except Exception:  # a step after an unread divergence may fail: those members had stopped before it
+            stopped = [m for m in active if m.trainer.stopped_at_divergence()]
+            for m in stopped:
+                m.finish()
+            if len(stopped) < len(active):
+                raise  # the others' samplers moved on: the pack cannot take the step again
+            continue
+        signalled = checkpoint.Checkpointer.signalled()  # read once for the pack
+        for m in active:
+            t = m.trainer
+            if t.end_step(t.step + 1, signalled) or t.step >= t.cfg.steps:
+                m.finish()
+        checkpoint.Checkpointer.hand_on(signalled, "packed run checkpointed")
 
 
 def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path], record_failures: bool = True) -> list[dict]:
@@ -273,17 +230,13 @@ def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path], record_failur
             m.pack_size = len(members)
         with checkpoint.STOP_SIGNALS:
             train_packed(members)
-    except Exception as e:
+    except BaseException as e:
         for m in members:
-            if m.done:
-                continue
-            if record_failures:
-                _fail(m, e, m.trainer.cfg.seed, m.trainer.store)
-            else:
-                m.logger.finish(None)
+            if not m.done:
+                m.life.stop(e if record_failures else None)
         raise
     for m in members:
-        results[m.index] = m.result
+        results[m.index] = m.life.result
     return results  # type: ignore[return-value]
 
 

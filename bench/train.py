@@ -5,31 +5,30 @@ from __future__ import annotations
 import logging
 import math
 import time
-import traceback
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bench import checkpoint
 from bench.config import Config, ConfigError, train_size_problem, validate
 from bench.data import EpochSampler, build_dataset
 from bench.data.augment import build_augment
-from bench.failure import describe_failure
-from bench.identity import check_run_folder, run_identity, same_device_config
-from bench.logger import NoLogger, build_logger
+from bench.identity import check_run_folder, same_device_config
+from bench.lifecycle import Lifecycle
+from bench.logger import NoLogger
 from bench.losses import LOSSES, PER_EXAMPLE, correct, xent_each
 from bench.measure import Measurer, fixed_batch, preconditioned, threshold
 from bench.models import build_model, num_params
 from bench.numerics import build_numerics
 from bench.optim import build_optimizer, set_lr
 from bench.optim.initialization import build_init
-from bench.optim.lambda0 import prepare_lambda0
+from bench.optim.lambda0 import Lambda0
 from bench.optim.warmup import Theta0, build_warmup
-from bench.progress import progress_bar, run_line
+from bench.progress import progress_bar
 from bench.seeding import derive, generator
-from bench.store import RunStore, StorageError, environment
+from bench.store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +73,20 @@ class Trainer:
         self.num_params = num_params(self.model)
         self.loss_fn = LOSSES[cfg.loss]
         self.extras: dict = self._numerics.record()  # run-level values that go into result.json (lambda0, ...)
-        # the prepare steps at theta0, each with its records: lambda0 (the rate unit), the optimizer's initial state
-        # (spent first batch, GI-/RI-Adam's v0), the warmup method's (e.g. the catapult search, docs/paper.md section 3)
-        unit, lambda0 = prepare_lambda0(cfg, self.model, self.loss_fn, self.data, self.device)
-        self.extras.update(lambda0)
-        self.lr = cfg.optimizer.lr * unit  # eta_trgt in absolute units
+        # the prepare steps at theta0, each `prepare(theta0) -> records`: lambda0 (the rate unit, before the optimizer
+        # exists), the optimizer's initial state (spent first batch, GI-/RI-Adam's v0), the warmup method's (e.g. the
+        # catapult search, docs/paper.md section 3)
+        theta0 = Theta0(self.model, None, self.loss_fn, self.data, self.extras)
+        lambda0 = Lambda0(cfg, self.device)
+        self.extras.update(lambda0.prepare(theta0))
+        self.lr = cfg.optimizer.lr * lambda0.unit  # eta_trgt in absolute units
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters(), self.lr)
-        self.schedule = build_warmup(cfg, self.lr, unit)  # the `schedule` option's warmup method, by name
+        self.schedule = build_warmup(cfg, self.lr, lambda0.unit)  # the `schedule` option's warmup method, by name
         self.sampler = EpochSampler(len(self.data.x_train), cfg.batch_size, generator(cfg.seed, "data"), self.device)
-        theta0 = Theta0(self.model, self.optimizer, self.loss_fn, self.data, self.extras)
-        g0_augment = build_augment(cfg.dataset, cfg.seed, self.device, stream="g0_augment")
-        self.extras.update(build_init(cfg).prepare(theta0, self.sampler, g0_augment))  # by optimizer.name
-        self.extras.update(self.schedule.prepare(theta0))
+        theta0.optimizer, theta0.sampler = self.optimizer, self.sampler
+        theta0.augment = build_augment(cfg.dataset, cfg.seed, self.device, stream="g0_augment")
+        for step in (build_init(cfg), self.schedule):  # the initialization by optimizer.name, then the warmup method
+            self.extras.update(step.prepare(theta0))
         self.augment = build_augment(cfg.dataset, cfg.seed, self.device)
         self.rows: dict[int, dict] = {}  # step -> one row of metrics.csv
         self.measurer = Measurer(  # sharpness during training (measure.every)
@@ -103,6 +104,7 @@ class Trainer:
         self.pending: list[Pending] = []  # steps whose loss is not read on the host yet (`flush`)
         self.initial_loss: float | None = None
         self.means = RunningMeans(self.device)  # of the training minibatches since the last evaluation
+        self.ckpt = self.checkpointer()  # resumed from at the start (`resume`), saved by `end_step`
 
     def checkpointer(self) -> checkpoint.Checkpointer:
         """checkpoint.pt in the run folder, of this run's components and identity."""
@@ -136,31 +138,25 @@ class Trainer:
             loss = self.loss_fn(out, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-        self.update(s, x, y, loss)
-        loss = loss.detach()
-        self.pending.append(Pending(s, loss, correct(out.detach(), y), len(x)))
-        return loss
+        return self.update(s, x, y, out, loss)
 
     def next_batch(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step s's minibatch (augmented), with the schedule's rate set (packed runs call it too: bench/ensemble.py)."""
+        """Step s's minibatch (augmented), with the schedule's rate set (a pack calls it for each member)."""
         idx = self.sampler.next()
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         x, y = self.augment(x, y)
         set_lr(self.optimizer, self.schedule(s))
         return x, y
 
-    def update(self, s: int, x: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
-        """Step s once the gradients are in .grad: the warmup method's hook, the measurement, the optimizer step."""
+    def update(self, s: int, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        """Step s once the gradients are in .grad (alone or in a pack): the warmup method's hook, the measurement, the
+        optimizer step; its loss and correct count join `pending`, unread. Returns the loss."""
         self.schedule.after_backward(s, loss, lambda: self.loss_fn(self.model(x), y))  # e.g. persistent catapult
         self.measurer.step(s, x, y, loss)
         self.optimizer.step()
-
-    def after_backward(self, s: int, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, loss: torch.Tensor) -> float:
-        """The rest of step s, read at once (packed runs: bench/ensemble.py): update, running sums; the loss."""
-        self.update(s, x, y, loss)
-        loss_val = loss.item()
-        self.means.add(loss_val, correct(out.detach(), y), len(x))
-        return loss_val
+        loss = loss.detach()
+        self.pending.append(Pending(s, loss, correct(out.detach(), y), len(x)))
+        return loss
 
     def flush(self) -> int | None:
         """Read the pending steps' losses on the host (one sync) and take them in order, as if read at each step:
@@ -234,38 +230,66 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------------
 
     def train(self) -> dict:
-        """The steps from the checkpoint's (or 1) to the last. The losses are read back to the host every
-        `sync_every` steps, at each evaluation and checkpoint, and at the end (`flush`): a step never waits for the
-        device otherwise. Every step when the warmup method reads the loss anyway (`reads_loss`: the persistent
-        catapult) and while the measurer logs each step's loss: then nothing after a diverged step is computed."""
+        """The steps from the checkpoint's (or 1) to the last, each ended by `end_step` (a pack of runs calls the
+        same per-step code: bench/ensemble.py)."""
         start = time.time()
-        ckpt = self.checkpointer()
-        ckpt.resume()  # a checkpoint in the run folder: continue from its step
+        ckpt = self.resume()
         bar = progress_bar(self.cfg.steps, initial=self.step)
-        sync_every = 1 if self.schedule.reads_loss else self.cfg.sync_every
         for s in range(self.step + 1, self.cfg.steps + 1):
             try:
                 self.train_step(s)
             except Exception:  # a step after an unread divergence may fail: the run had stopped before it
-                if (stop := self.flush()) is None:
+                if not self.stopped_at_divergence():
                     raise
-                self.step = stop
                 break
             bar.update()
-            self.step = s
-            evaluate = s % self.cfg.eval_every == 0 or s == self.cfg.steps
             signalled = ckpt.signalled()  # read once: a signal arriving later is handled after the next step
-            save = ckpt.periodic(s) or bool(signalled)
-            if evaluate or save or len(self.pending) >= sync_every or self.measurer.active(s):
-                if (stop := self.flush()) is not None:
-                    self.step = stop  # what the per-step loop records: steps after it are not counted
-                    break
-            if evaluate:
-                self.log_eval(s)
-            ckpt.after_step(s, signalled)  # every checkpoint_every steps, and on the pre-timeout signal
+            if self.end_step(s, signalled):
+                break
+            ckpt.hand_on(signalled, f"checkpointed at step {s}")
         bar.close()
+        return self.outcome(time.time() - start)
+
+    def resume(self) -> checkpoint.Checkpointer:
+        """The run's checkpointer, after resuming from checkpoint.pt when the run folder has one (self.step: its)."""
+        self.ckpt.resume()
+        return self.ckpt
+
+    @property
+    def sync_every(self) -> int:
+        """Steps between two reads of the losses: every step when the warmup method reads each loss anyway
+        (`reads_loss`: the persistent catapult)."""
+        return 1 if self.schedule.reads_loss else self.cfg.sync_every
+
+    def end_step(self, s: int, signalled: list) -> bool:
+        """After step s: the losses are read back to the host (`flush`) every `sync_every` steps, at each
+        evaluation and checkpoint, at the end, and while the measurer logs each step's loss: a step never waits
+        for the device otherwise. Then the evaluation and the checkpoint that are due (every checkpoint_every
+        steps, and when `signalled`). True when the run stops at a divergence read here (stop_on_divergence):
+        self.step is then that step, as the per-step loop records it."""
+        self.step = s
+        evaluate = s % self.cfg.eval_every == 0 or s == self.cfg.steps
+        save = self.ckpt.periodic(s) or bool(signalled)
+        if evaluate or save or len(self.pending) >= self.sync_every or self.measurer.active(s):
+            if self.stopped_at_divergence():
+                return True
+        if evaluate:
+            self.log_eval(s)
+        if save:
+            self.ckpt.save(s)
+        return False
+
+    def stopped_at_divergence(self) -> bool:
+        """Read the pending steps; True when the run stops at a divergence among them (self.step: that step)."""
+        if (stop := self.flush()) is None:
+            return False
+        self.step = stop  # steps after it are not counted
+        return True
+
+    def outcome(self, wall_time: float) -> dict:
+        """The run's result: completed, or diverged (the step recorded when its divergence was read)."""
         diverged_step = self.extras.pop("diverged_step", None)
-        return self.result("diverged" if diverged_step else "completed", diverged_step, time.time() - start)
+        return self.result("diverged" if diverged_step else "completed", diverged_step, wall_time)
 
     def result(self, status: str, diverged_step: int | None, wall_time: float) -> dict:
         evals = [r for r in self.rows.values() if "test_acc" in r]
@@ -384,48 +408,15 @@ def plain(value):
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     """Validate, check the folder's identity, build, train; write config.yaml, metrics.csv and, last, result.json
-    into the run folder (Hydra's output folder unless run_dir is given)."""
+    into the run folder (Hydra's output folder unless run_dir is given): bench/lifecycle.py."""
     typed = validate(cfg)  # a ConfigError here: nothing has been computed or written
     run_dir = Path(run_dir or output_dir())
     if (same := same_device_config(run_dir, cfg)) is not cfg:  # device=auto and the device it ran on: one run
         cfg, typed = same, validate(same)
     check_run_folder(run_dir, cfg)  # a folder of another config is neither resumed nor skipped, nor touched
-    identity = run_identity(cfg)
-    store = RunStore(run_dir)
-    if (done := checkpoint.finished_result(store, typed.force)) is not None:
+    life = Lifecycle(cfg, typed, run_dir)
+    if (done := life.start()) is not None:
         return done  # finished before: nothing to do (force=true reruns)
-    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    started = time.time()
-    logger, result = build_logger(typed.logger), None
-    try:
-        logger.start(cfg, store.dir)
-        with checkpoint.STOP_SIGNALS:  # SIGUSR2 (pre-timeout) and SIGTERM: checkpoint, then stop or requeue
-            result = Trainer(typed, store, logger, identity).train()
-    except Exception as e:
-        result = {
-            "status": "failed",
-            **describe_failure(e),
-            "run_identity": identity,
-            "seed": typed.seed,
-            "wall_time_s": time.time() - started,
-            **environment(),
-        }
-        record_failure(store, result, traceback.format_exc())
-        log.error(run_line(result, store.dir))
-        raise
-    finally:
-        logger.finish(result)  # even when the run fails: wandb is always closed
-    result.update(run_identity=identity, **environment())
-    store.write_result(result)
-    checkpoint.finish(store)
-    log.info("%s -> %s", run_line(result, store.dir), store.dir)
-    return result
-
-
-def record_failure(store: RunStore, result: dict, trace: str) -> None:
-    """traceback.txt and the failed result.json, as far as the disk allows (a full disk may take either)."""
-    for write in (lambda: store.write_text(checkpoint.TRACEBACK, trace), lambda: store.write_result(result)):
-        try:
-            write()
-        except StorageError as e:
-            log.error("%s", e)
+    with life.recording(), checkpoint.STOP_SIGNALS:  # SIGUSR2 (pre-timeout), SIGTERM: checkpoint, stop or requeue
+        result = Trainer(typed, life.store, life.logger, life.identity).train()
+    return life.finish(result)

@@ -42,8 +42,8 @@ class ConstAdamConfig(AdamConfig):
 class ConstAdam(OptimizerInit):
     """A new initialization as a user would add it: v0 = a constant, from a key of its own schema."""
 
-    def prepare(self, ctx, sampler, augment=None) -> dict:
-        self.spend_first_batch(sampler)
+    def prepare(self, ctx) -> dict:
+        self.spend_first_batch(ctx.sampler)
         params = [p for group in ctx.optimizer.param_groups for p in group["params"]]
         set_second_moment(ctx.optimizer, [torch.full_like(p, self.cfg.optimizer.v0) for p in params])
         return {"v0": self.cfg.optimizer.v0}

@@ -88,3 +88,20 @@ def test_catapult_ramp_adds_the_whole_target():
     sched = Schedule(lr=1.0, total_steps=100, lr_init=0.25, warmup_steps=8, full_ramp=True)
     assert [sched(s) for s in (1, 4, 6, 7, 8, 9)] == pytest.approx([0.375, 0.75, 1.0, 1.0, 1.0, 1.0], rel=1e-12)
     assert Schedule(lr=1.0, total_steps=100, lr_init=0.25, warmup_steps=8)(4) == pytest.approx(0.625)
+
+
+def test_a_restored_schedule_is_a_new_frozen_one():
+    """A checkpoint's schedule replaces the method's (Schedule stays frozen: nothing mutates it)."""
+    import dataclasses
+    from argparse import Namespace
+
+    from bench.optim.schedule import ClosedForm
+
+    method = ClosedForm(Namespace(schedule=Namespace(lr_init=0.0, warmup_steps=4, k=1.0, p=1.0), steps=20), 1.0)
+    before = method.schedule
+    state = Schedule(lr=2.0, total_steps=20, lr_init=0.5, warmup_steps=8, p=1.0).state_dict()
+    method.load_state_dict(state)
+    assert method.schedule is not before and method.state_dict() == state and method.lr(4) == pytest.approx(1.25)
+    assert before.lr == 1.0, "the old schedule is unchanged"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        method.schedule.lr = 3.0

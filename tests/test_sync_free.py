@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import checkpoint
+from bench import checkpoint, ensemble
 from bench.config import ConfigError, validate
 from bench.identity import run_identity
 from bench.store import RESULT, RunStore
 from bench.train import Trainer, run
 from tests.conftest import compose_cfg
+from tests.test_ensemble import assert_same_run
 
 TINY = ["model.width=32", "model.depth=2", "batch_size=64", "device=cpu", "threads=1"]
 # linear warmup to a rate that diverges on the way: the loss blows up at step 48 (between two reads at sync_every=32)
@@ -41,10 +42,10 @@ def same_run(a: Path, b: Path) -> None:
 
 
 class HostReads:
-    """Counts the tensor -> host reads (item, tolist, bool(t), float(t), ...) made during training steps, by the step
-    they follow; reads inside an evaluation are not counted (the running means and the test-set pass read their
-    sums). With `outside_torch`, reads made by torch itself are not counted (Adam's step counter: a CPU tensor on any
-    device, read with .item())."""
+    """Counts the tensor -> host reads (item, tolist, bool(t), float(t), ...) made during training steps (alone or in
+    a pack), by the step they follow; reads inside an evaluation or the final result are not counted (the running
+    means, the test-set pass and the last minibatch's accuracy read their sums). With `outside_torch`, reads made by
+    torch itself are not counted (Adam's step counter: a CPU tensor on any device, read with .item())."""
 
     def __init__(self, monkeypatch, outside_torch: bool = False):
         self.by_step: dict[int, int] = {}
@@ -52,21 +53,30 @@ class HostReads:
         self.evaluating = False
         for name in READS:
             monkeypatch.setattr(torch.Tensor, name, self.wrap(getattr(torch.Tensor, name), outside_torch))
-        step, evaluate = Trainer.train_step, Trainer.log_eval
+        step, packed_step = Trainer.train_step, ensemble.packed_step
 
         def train_step(trainer, s):
             self.step = s
             return step(trainer, s)
 
-        def evaluate_uncounted(trainer, s):
+        def packed_train_step(members):
+            self.step = members[0].trainer.step + 1
+            return packed_step(members)
+
+        monkeypatch.setattr(Trainer, "train_step", train_step)
+        monkeypatch.setattr(ensemble, "packed_step", packed_train_step)
+        for name in ("log_eval", "outcome"):
+            monkeypatch.setattr(Trainer, name, self.uncounted(getattr(Trainer, name)))
+
+    def uncounted(self, method):
+        def call(*args, **kwargs):
             self.evaluating = True
             try:
-                return evaluate(trainer, s)
+                return method(*args, **kwargs)
             finally:
                 self.evaluating = False
 
-        monkeypatch.setattr(Trainer, "train_step", train_step)
-        monkeypatch.setattr(Trainer, "log_eval", evaluate_uncounted)
+        return call
 
     def wrap(self, method, outside_torch: bool):
         def read(tensor, *args, **kwargs):
@@ -120,6 +130,33 @@ def test_persistent_catapult_reads_every_step(tmp_path, monkeypatch):
     reads = HostReads(monkeypatch)
     trainer.train()
     assert set(reads.by_step) == set(range(1, 7))
+
+
+# three points that train side by side: the reads every 16 steps, at the evaluation (40) and the end; the third
+# diverges at step 48 (between two reads, found at the read of step 56) and leaves the pack
+PACKED = [
+    [*TINY, "steps=64", "optimizer.momentum=0.9", "seed=1"],
+    [*TINY, "steps=64", "optimizer=adam", "optimizer.lr=0.003", "schedule=cosine", "schedule.warmup_steps=8", "seed=2"],
+    DIVERGES,
+]
+
+
+def test_a_pack_reads_every_sync_every_steps_and_records_what_its_points_record_alone(tmp_path, monkeypatch):
+    """A packed run follows sync_every as a run alone: each member reads its losses back once every 16 steps, at
+    the evaluation and at its end; it records what the pack records read at every step (bit for bit), and what
+    each point records alone with the same sync_every (to float tolerance: the batched kernels)."""
+    cfgs = {every: [compose_cfg(*o, "eval_every=40", f"sync_every={every}") for o in PACKED] for every in (1, 16)}
+    reads = HostReads(monkeypatch, outside_torch=True)
+    results = ensemble.run_packed(cfgs[16], [tmp_path / f"packed{i}" for i in range(3)])
+    assert reads.by_step == {16: 3, 32: 3, 40: 3, 56: 3, 64: 2}
+    assert [r["status"] for r in results] == ["completed", "completed", "diverged"]
+    assert results[2]["diverged_step"] == results[2]["stop_step"] == DIVERGED_AT
+    monkeypatch.undo()
+    ensemble.run_packed(cfgs[1], [tmp_path / f"per_step{i}" for i in range(3)])
+    for i, cfg in enumerate(cfgs[16]):
+        same_run(tmp_path / f"per_step{i}", tmp_path / f"packed{i}")
+        run(cfg, tmp_path / f"alone{i}")
+        assert_same_run(tmp_path / f"packed{i}", tmp_path / f"alone{i}")
 
 
 def test_train_py_names_no_warmup_method():

@@ -87,7 +87,7 @@ def test_job_returns_carry_the_run_outcome():
     done = objective(cfg, {"status": "completed", "final_test_acc": 0.5})
     skipped = objective(cfg, {"status": RUNNING_ELSEWHERE})
     assert float(done) == 0.5 and done.status == "completed"
-    # not completed: the objective's penalty (its worst value, bench.config.OBJECTIVES), so an optimizing sweeper goes on
+    # not completed: the penalty (the worst value, bench.config.OBJECTIVES), so an optimizing sweeper goes on
     assert float(skipped) == 0.0 and skipped.status == RUNNING_ELSEWHERE
     assert pickle.loads(pickle.dumps(skipped)).status == RUNNING_ELSEWHERE
     rets = [JobReturn(overrides=["a=1"], status=JobStatus.COMPLETED, _return_value=r) for r in (done, skipped)]

@@ -1,7 +1,9 @@
-"""Warmup methods are found by name through one registry; the step loops name no method. A method's schema declares
-the keys it reads: the others are refused in one line when set (a made-up method, as its author would write it)."""
+"""Warmup methods are found by name through one registry (as initializations, models and optimizers are); the
+step loops name no method. A method's schema declares the keys it reads: the others are refused in one line when set
+(a made-up method, as its author would write it)."""
 
 import math
+from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -11,7 +13,11 @@ from hydra.core.config_store import ConfigStore
 
 import bench
 from bench.config import GROUPS, ConfigError, ScheduleConfig, validate
+from bench.models import build_model
+from bench.optim import build_optimizer
+from bench.optim.initialization import INITS
 from bench.optim.warmup import METHODS, WarmupMethod, build_warmup, register
+from bench.registry import Registry
 from tests.conftest import compose_cfg
 
 ROOT = Path(bench.__file__).parent.parent
@@ -99,3 +105,20 @@ def test_a_new_method_reads_its_declared_keys_and_matches_the_linear_schedule_at
 def test_every_built_in_method_declares_the_keys_it_reads(option):
     schema = type(validate(compose_cfg("optimizer=adam", f"schedule={option}", "device=cpu")).schedule)
     assert "reads" in vars(schema), f"{schema.__name__} declares no `reads`"
+
+
+@pytest.mark.parametrize(
+    "build,message",
+    [
+        (lambda: build_warmup(Namespace(schedule=Namespace(name="sqrt")), 0.1), "schedule.name=sqrt: no warmup method"),
+        (lambda: build_model(Namespace(name="mlp"), (4,), 2), "model.name=mlp: no model of that name (one of cnn, "),
+        (lambda: build_optimizer(Namespace(name="lion"), [], 0.1), "optimizer.name=lion: no optimizer of that name"),
+        (lambda: INITS.lookup("lion"), "optimizer.name=lion: no optimizer initialization of that name (one of gi_"),
+    ],
+)
+def test_every_registry_refuses_an_unknown_name_in_one_line(build, message):
+    """One registry helper (bench/registry.py) behind the warmup methods, initializations, models and optimizers."""
+    with pytest.raises(ConfigError) as e:
+        build()
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+    assert isinstance(METHODS, Registry) and isinstance(INITS, Registry)

@@ -52,7 +52,8 @@ class GIAdam(OptimizerInit):
 
     mode = "gi_adam"  # second_moment's
 
-    def prepare(self, ctx, sampler, augment=None) -> dict:
+    def prepare(self, ctx) -> dict:
+        sampler, augment = ctx.sampler, ctx.augment
         idx = self.spend_first_batch(sampler)
         if idx is None:
             n = len(ctx.data.x_train)

@@ -223,7 +223,7 @@ class PersistentCatapult:
         return {"base": self.base.state_dict(), "level": self.level, "ref_loss": self.ref_loss}
 
     def load_state_dict(self, state: dict) -> None:
-        self.base.load_state_dict(state["base"])
+        self.base = Schedule.from_state(state["base"])
         self.level, self.ref_loss = state["level"], state["ref_loss"]
 
     def observe(self, s: int, loss: float, loss_of: LossOf) -> None:
@@ -304,7 +304,7 @@ class Catapult(WarmupMethod):
         return self.schedule.state_dict()  # eta_c is in lr_init
 
     def load_state_dict(self, state: dict) -> None:
-        self.schedule.load_state_dict(state)
+        self.schedule = Schedule.from_state(state)
 
 
 @register("persistent_catapult")

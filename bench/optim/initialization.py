@@ -9,16 +9,19 @@ An option with no registered initialization (sgd, adam, radam) keeps the optimiz
 
 The interface (`OptimizerInit`):
 - `__init__(cfg)`: cfg the run's typed Config;
-- `prepare(ctx, sampler, augment)` once at theta0, after the optimizer is built and before the warmup method's
-  `prepare`: spends the first training batch when optimizer.spend_first_batch (the authors do, for every Adam
+- `prepare(theta0)` once at theta0, after the optimizer is built and before the warmup method's `prepare`: spends
+  the first training batch (`theta0.sampler`) when optimizer.spend_first_batch (the authors do, for every Adam
   variant), puts the optimizer's initial state in place and returns its records for result.json (e.g. g0_norm).
-  `ctx` is bench.optim.warmup.Theta0, `sampler` the training sampler, `augment` an augmentation from its own stream.
+  `theta0` is bench.optim.warmup.Theta0; its `augment` is an augmentation from its own stream.
 Nothing to checkpoint: what it sets is the optimizer's state, which the checkpoint holds.
 """
 
 from __future__ import annotations
 
-INITS: dict[str, type[OptimizerInit]] = {}  # optimizer.name -> its initialization
+from bench.registry import Registry
+
+INITS = Registry("optimizer.name", "optimizer initialization", group="optimizer")  # optimizer.name -> its class
+register = INITS.register  # class decorator: @register(name, schema=its config dataclass)
 
 
 class OptimizerInit:
@@ -33,28 +36,9 @@ class OptimizerInit:
         else None."""
         return sampler.next() if getattr(self.cfg.optimizer, "spend_first_batch", False) else None
 
-    def prepare(self, ctx, sampler, augment=None) -> dict:
-        self.spend_first_batch(sampler)
+    def prepare(self, theta0) -> dict:
+        self.spend_first_batch(theta0.sampler)
         return {}
-
-
-def register(name: str, schema: type | None = None):
-    """Class decorator: the initialization of optimizer=name; `schema` (its config dataclass) is registered with
-    Hydra (bench.config.register_option)."""
-
-    def add(cls: type[OptimizerInit]) -> type[OptimizerInit]:
-        if name in INITS and INITS[name] is not cls:
-            raise ValueError(
-                f"optimizer initialization {name!r} registered twice ({INITS[name].__name__}, {cls.__name__})"
-            )
-        INITS[name] = cls
-        if schema is not None:
-            from bench.config import register_option
-
-            register_option("optimizer", name, schema)
-        return cls
-
-    return add
 
 
 def build_init(cfg) -> OptimizerInit:

@@ -49,9 +49,10 @@ class Schedule:
         """Its fields: closed form, but the catapult's eta_init (lr_init) comes from a search at theta0."""
         return asdict(self)
 
-    def load_state_dict(self, state: dict) -> None:
-        for f in fields(self):  # frozen for callers; a checkpoint restores the values the run had
-            object.__setattr__(self, f.name, state[f.name])
+    @classmethod
+    def from_state(cls, state: dict) -> Schedule:
+        """A new schedule with the fields a checkpoint holds (frozen: its holder replaces the one it had)."""
+        return cls(**{f.name: state[f.name] for f in fields(cls)})
 
 
 def build_schedule(cfg, lr: float, total_steps: int, unit: float = 1.0) -> Schedule:
@@ -83,4 +84,4 @@ class ClosedForm(WarmupMethod):
         return self.schedule.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.schedule.load_state_dict(state)
+        self.schedule = Schedule.from_state(state)

@@ -8,7 +8,7 @@ bench/optim, so a new method is one new module there plus one YAML in conf/sched
 The interface (`WarmupMethod`):
 - `__init__(cfg, lr, unit)`: cfg the run's typed Config, lr = eta_trgt (absolute), unit = 1 or 1/lambda0;
 - `check(cfg)` (class method): a problem with the rest of the config, refused by bench.config.validate;
-- `prepare(ctx)` once at theta0, after the optimizer's own initialization (GI-/RI-Adam): returns its records for
+- `prepare(theta0)` once at theta0, after the optimizer's own initialization (GI-/RI-Adam): returns its records for
   result.json (e.g. eta_c);
 - `lr(s)`: the rate of step s (counted from 1); calling the method is the same;
 - `after_backward(s, loss, loss_of)`: optional hook, the step's gradients are in .grad and the update is not made
@@ -30,21 +30,28 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.registry import Registry
+
 log = logging.getLogger(__name__)
 
-METHODS: dict[str, type[WarmupMethod]] = {}  # schedule.name -> its class
+METHODS = Registry("schedule.name", "warmup method", group="schedule")  # schedule.name -> its class
+register = METHODS.register  # class decorator: @register(name, schema=its config dataclass)
 
 
 @dataclass
 class Theta0:
-    """What a method's `prepare` sees at initialization: the run's parts and its records so far (result.json's,
-    e.g. lambda0; a method that keeps counters during training, the persistent catapult, updates them here)."""
+    """What every step at theta0 sees, `prepare(theta0) -> records` (lambda0, the optimizer's initialization, the
+    warmup method): the run's parts so far (no optimizer yet for lambda0) and its records so far (result.json's,
+    e.g. lambda0; a method that keeps counters during training, the persistent catapult, updates them here); the
+    training sampler and an augmentation from its own stream (an initialization may spend the first batch)."""
 
     model: Any
     optimizer: Any
     loss_fn: Any
     data: Any
     records: dict = field(default_factory=dict)
+    sampler: Any = None
+    augment: Any = None
 
 
 class WarmupMethod:
@@ -64,7 +71,7 @@ class WarmupMethod:
         calls it, so that it is refused before any compute."""
         return None
 
-    def prepare(self, ctx: Theta0) -> dict:
+    def prepare(self, theta0: Theta0) -> dict:
         return {}
 
     def lr(self, s: int) -> float:
@@ -82,22 +89,6 @@ class WarmupMethod:
 
     def load_state_dict(self, state: dict) -> None:
         pass
-
-
-def register(name: str, schema: type | None = None):
-    """Class decorator: the method of schedule=name; `schema` (its config dataclass) is registered with Hydra."""
-
-    def add(cls: type[WarmupMethod]) -> type[WarmupMethod]:
-        if name in METHODS and METHODS[name] is not cls:
-            raise ValueError(f"warmup method {name!r} registered twice ({METHODS[name].__name__}, {cls.__name__})")
-        METHODS[name] = cls
-        if schema is not None:
-            from bench.config import register_option
-
-            register_option("schedule", name, schema)
-        return cls
-
-    return add
 
 
 def discover() -> None:
@@ -143,7 +134,4 @@ def unread_key(schedule) -> str | None:
 def build_warmup(cfg, lr: float, unit: float = 1.0) -> WarmupMethod:
     """The method of cfg.schedule.name for eta_trgt = lr (absolute); `prepare` it at theta0 before training."""
     discover()
-    name = cfg.schedule.name
-    if name not in METHODS:
-        raise ValueError(f"schedule.name={name}: no warmup method of that name (one of {', '.join(sorted(METHODS))})")
-    return METHODS[name](cfg, lr, unit)
+    return METHODS.lookup(cfg.schedule.name)(cfg, lr, unit)
