@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-GRID = "optimizer.lr=4 schedule.warmup_steps=1,64 steps=64 eval_every=32"
+GRID = "optimizer.lr=4 schedule.warmup_steps=1,64 steps=64 eval_every=32 name=demo"
 POINTS = 2  # in GRID
 TESTS = "tests/test_schedule.py"
 TIMEOUT_S = 900  # one path, at most
