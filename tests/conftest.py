@@ -8,8 +8,11 @@ import os
 # the same run trained in a job that sets torch's threads to cpus_per_task=1 (float sums depend on the thread count)
 os.environ["OMP_NUM_THREADS"] = "1"
 
+import contextlib  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -75,6 +78,80 @@ def multirun(*overrides: str) -> list:
     """`python launch.py -m OVERRIDES` in this process (hydra.mode=MULTIRUN, as -m sets it): every point checked,
     then launched; the JobReturns the sweeper received."""
     return [r for batch in _in_process("multirun", [*overrides, "hydra.mode=MULTIRUN"]) or [] for r in batch]
+
+
+HANG_S = 600  # a deadline that only bounds a hang: a test that waits on a process never needs it to succeed
+
+
+class Stops:
+    """Processes started with env() stop themselves (SIGSTOP) right after their first checkpoint (tests/stops/
+    sitecustomize.py): the test signals or kills a run at a point it controls, whatever the machine's speed or load,
+    then lets the others go on with release()."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True)
+
+    def env(self, env: dict | None = None) -> dict:
+        """env (default os.environ) for a process whose runs, and whose jobs' runs, stop after their checkpoint."""
+        env = dict(os.environ if env is None else env)
+        path = [str(ROOT / "tests" / "stops"), env.get("PYTHONPATH") or str(ROOT)]
+        return env | {"PYTHONPATH": os.pathsep.join(path), "WARMUP_BENCH_TEST_STOPS": str(self.folder)}
+
+    def wait(self, n: int = 1, alive=lambda: True) -> dict[int, Path]:
+        """The first n stopped processes: pid -> run folder; `alive()` false (the launcher ended) fails at once."""
+        deadline = time.time() + HANG_S
+        while len(stopped := {pid: Path(f.read_text()) for pid, f in self._files() if state(pid) == "T"}) < n:
+            assert alive(), f"{len(stopped)} of {n} runs stopped after a checkpoint before the launcher ended"
+            assert time.time() < deadline, f"{len(stopped)} of {n} runs stopped after a checkpoint"
+            time.sleep(0.05)
+        return stopped
+
+    def release(self, keep: tuple[int, ...] = ()) -> None:
+        """No more stops; every process stopped (or stopping) lets go on (SIGCONT), but those in `keep`."""
+        off = self.folder.rename(self.folder.with_name(self.folder.name + ".off"))  # a process now sees no folder
+        self.folder = off
+        for pid, _ in self._files():  # a pid written: its process is stopped, or about to stop itself
+            if pid not in keep:
+                wait_until(f"process {pid} to stop", lambda p=pid: state(p) in ("T", "Z", None), every=0.01)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+    def __enter__(self) -> Stops:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """A process still stopped (a test that failed half-way) is killed: none is left behind."""
+        for pid, _ in self._files():
+            if state(pid) == "T":
+                os.kill(pid, signal.SIGKILL)
+
+    def _files(self):
+        return [(int(f.name), f) for f in self.folder.iterdir()]
+
+
+def state(pid: int) -> str | None:
+    """A process's state letter (R, S, T: stopped, Z: zombie), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def signal_pending(pid: int, signum: int) -> bool:
+    """Whether signum waits to be delivered to process pid (Linux: /proc/PID/status, its pending-signal masks)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    masks = [int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(mask >> (signum - 1) & 1 for mask in masks)
+
+
+def wait_until(what: str, check, every: float = 0.05):
+    """check()'s first true value; HANG_S only bounds a hang."""
+    deadline = time.time() + HANG_S
+    while not (value := check()):
+        assert time.time() < deadline, f"waited {HANG_S} s for {what}"
+        time.sleep(every)
+    return value
 
 
 # Slowest first (measured; a prefix of a test id): under pytest-xdist (`make test`: -n JOBS) they start at once and

@@ -4,7 +4,6 @@ launcher stops its jobs; the per-run lock keeps two launches of a sweep from tra
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -25,16 +24,16 @@ from bench.config import ConfigError
 from bench.launcher import time_limit_s
 from bench.lock import LOCK, RunLock
 from bench.preflight import check_command
-from bench.store import METRICS
-from tests.conftest import CONF, ROOT, launch
+from tests.conftest import CONF, HANG_S, ROOT, Stops, launch, signal_pending, state, wait_until
 
 TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]
 LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1"]
-# a run of several seconds: long enough to be caught running, signalled or killed
-LONG = ["model.width=256", "model.depth=3", "steps=4000", "eval_every=1000", "batch_size=128", "device=cpu"]
-# a sweep of two points: the first LONG, the second a fraction of a second (a point the test does not need running
-# costs no compute)
-LONG_THEN_SHORT = [*(a for a in LONG if not a.startswith("steps=")), "steps=4000,40"]
+# a run the test holds where it stopped itself after its first checkpoint (tests/stops: step 100), to signal or kill it
+LONG_STEPS = 400
+LONG = ["model.width=16", "model.depth=2", f"steps={LONG_STEPS}", "eval_every=100", "checkpoint_every=100"]
+LONG += ["batch_size=64", "device=cpu"]
+# a sweep of two points: the first LONG, the second a fraction of a second that ends before any checkpoint
+LONG_THEN_SHORT = [*(a for a in LONG if not a.startswith("steps=")), f"steps={LONG_STEPS},40"]
 
 
 def test_launcher_and_sweeper_configs_survive_a_singleton_reset():
@@ -103,46 +102,29 @@ def test_lock_is_atomic_and_stale_locks_are_taken_over(tmp_path):
     assert RunLock(tmp_path, stale_min=10).acquire(), "a heartbeat older than stale_min is taken over"
 
 
-def _start(*args: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+def _start(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
+    env = {**(env or os.environ), "PYTHONPATH": (env or {}).get("PYTHONPATH") or str(ROOT), "HYDRA_FULL_ERROR": "0"}
     out = log.open("w")
     return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env, stdout=out, stderr=out)
 
 
-def _wait_for_locks(sweep: Path, n: int, proc: subprocess.Popen, timeout: float = 300, point: str = "*") -> list[dict]:
-    """The locks of n running points (of the folders matching `point`)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        locks = []
-        for p in sweep.glob(f"{point}/{LOCK}"):
-            try:
-                locks.append(json.loads(p.read_text()) | {"dir": p.parent})
-            except (OSError, ValueError):
-                pass
-        if len(locks) >= n:
-            return locks
-        time.sleep(0.2)
-    raise AssertionError(f"{n} runs did not start (launcher exit {proc.poll()})")
-
-
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+    return state(pid) not in ("Z", None)  # a zombie is dead, waiting for its parent to reap it
 
 
 def _trained(text: str) -> int:
     return text.count(", best test acc")
 
 
+@pytest.mark.racing
 def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_signalled_in_start_up(tmp_path):
     """bench/localjob.py: each attempt gets the pre-timeout signal while its task is still being unpickled (before
     submitit installs its handler: a start-up slowed by load), and max_num_timeout=6 asks for 7 attempts (submitit's
     own controller stops after 6). The signal is delivered once handled (no job killed by it), the job is requeued
     6 times and ends with submitit's "timed-out too many times" error, never without a result. No training: the
-    task's start-up is a sleep."""
+    task's start-up waits for the signal (bench/localjob.py notes it), so that it lands there however slow the
+    machine; the one margin left is the controller's 24 polls (1 s) against a Python start-up up to localjob's first
+    line (no imports)."""
     import submitit
 
     from bench.localjob import LocalExecutor
@@ -152,7 +134,9 @@ def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_si
             self.state = "a state, so that unpickling calls __setstate__"
 
         def __setstate__(self, state):
-            time.sleep(2.0)  # the signal (1 s into the attempt) arrives during this
+            early, deadline = sys.modules["__main__"]._early, time.time() + 600  # bench.localjob runs as __main__
+            while not early and time.time() < deadline:  # the controller's signal (1 s into the attempt)
+                time.sleep(0.01)
             self.__dict__.update(state)
 
         def __call__(self):
@@ -170,44 +154,23 @@ def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_si
     assert log.count("Requeued job") == 6 and log.count("during start-up: delivered now") == 7, log[-3000:]
 
 
-def _signal_pending(pid: int, signum: int) -> bool:
-    """Whether signum waits to be delivered to process pid (Linux: /proc/PID/status, its pending-signal masks)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    masks = [int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd:", "ShdPnd:"))]
-    return any(mask >> (signum - 1) & 1 for mask in masks)
-
-
-def _pause_once_training(sweep: Path, proc: subprocess.Popen, timeout: float = 300) -> int:
-    """SIGSTOP the process that trains the sweep's one point, once it has written metrics (its signal handlers are
-    installed); its pid."""
-    deadline = time.time() + timeout
-    while True:
-        assert proc.poll() is None and time.time() < deadline, "the run never trained"
-        if list(sweep.glob(f"*/{METRICS}")):
-            try:
-                (lock,) = _wait_for_locks(sweep, 1, proc)
-                os.kill(lock["pid"], signal.SIGSTOP)
-                return lock["pid"]
-            except ProcessLookupError:  # a lock left by an attempt that ended: the next takes it over
-                pass
-        time.sleep(0.05)
-
-
 def _job_logs(sweep: Path) -> str:
     return "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
 
 
 @pytest.mark.slow
+@pytest.mark.racing
 def test_timeout_checkpoints_requeues_and_completes(tmp_path):
     """A 45 s limit (timeout_min=0.75: a local job's limit may be a fraction of a minute) and the pre-timeout signal
-    10 s before it. Once the point trains (its first metrics row), the test pauses it (SIGSTOP, as an overloaded
-    machine stalls a run) until the controller's signal is pending, then lets it go on: the signal lands mid-training
+    10 s before it. The run stops itself after its first checkpoint (tests/stops: step 50, as an overloaded machine
+    stalls a run) and the test lets it go on once the controller's signal is pending: the signal lands mid-training
     whatever the machine's speed, so a small run outlasts the limit. The run checkpoints at the signal, the job is
     requeued into the same folder (same job id) and the run completes from its checkpoint. signal_delay_s=10 leaves
     it time to checkpoint and exit before the limit (submitit's local controller does not requeue a job still running
-    at the limit). Under load a job's start-up can outlast the 35 s before the signal: such an attempt is requeued too
-    (bench/localjob.py), and max_num_timeout=20 lets the point take many; past them it would be recorded failed
-    ("timed-out too many times" in its result.json, which the assertions show)."""
+    at the limit; it counts the limit in its polls, 24 a second, which load slows as it slows the run). Under load a
+    job's start-up can outlast the 35 s before the signal: such an attempt is requeued too (bench/localjob.py), and
+    max_num_timeout=20 lets the point take many (a checkpoint a signal asked for does not stop the run); past them it
+    would be recorded failed ("timed-out too many times" in its result.json, which the assertions show)."""
     sweep = tmp_path / "sweep"
     run = ["model.width=16", "model.depth=2", "batch_size=64", "steps=1500", "eval_every=50", "device=cpu"]
     limits = [
@@ -215,20 +178,16 @@ def test_timeout_checkpoints_requeues_and_completes(tmp_path):
         "hydra.launcher.signal_delay_s=10",
         "hydra.launcher.max_num_timeout=20",
     ]
-    proc = _start("-m", "seed=0", *run, *LOCAL, *limits, f"hydra.sweep.dir={sweep}", log=tmp_path / "launch.log")
-    try:
-        pid = _pause_once_training(sweep, proc)
+    args = ["-m", "seed=0", *run, "checkpoint_every=50", *LOCAL, *limits, f"hydra.sweep.dir={sweep}"]
+    with Stops(tmp_path / "stops") as stops:
+        proc = _start(*args, log=tmp_path / "launch.log", env=stops.env())
         try:
-            deadline = time.time() + 300
-            while not _signal_pending(pid, signal.SIGUSR2) and "on SIGUSR2" not in _job_logs(sweep):
-                assert time.time() < deadline, "no pre-timeout signal"
-                time.sleep(0.2)
+            (pid,) = stops.wait(alive=lambda: proc.poll() is None)
+            wait_until("the pre-timeout signal", lambda: signal_pending(pid, signal.SIGUSR2), every=0.2)
+            stops.release()
+            proc.wait(timeout=HANG_S)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
-        proc.wait(timeout=600)
-    finally:
-        proc.kill()
+            proc.kill()
     (result,) = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]  # never a point without one
     assert proc.returncode == 0, f"{result}\n{(tmp_path / 'launch.log').read_text()[-3000:]}"
     assert result["status"] == "completed" and result["stop_step"] == 1500, result
@@ -241,64 +200,69 @@ def test_timeout_checkpoints_requeues_and_completes(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.racing
 def test_a_killed_job_is_recorded_in_its_own_folder_only(tmp_path):
+    """The long point is killed (SIGKILL) where it stopped itself, after its first checkpoint (tests/stops); the short
+    one ends before any checkpoint."""
     sweep = tmp_path / "sweep"
     args = ["-m", *LONG_THEN_SHORT, *LOCAL, "hydra.launcher.max_parallel=2", f"hydra.sweep.dir={sweep}"]
-    proc = _start(*args, log=tmp_path / "launch.log")
-    try:
-        victim = _wait_for_locks(sweep, 1, proc, point="*steps=4000_*")[0]  # the long point, killed as it trains
-        os.kill(victim["pid"], signal.SIGKILL)
-        assert proc.wait(timeout=600) != 0, "a dead point makes the multirun exit non-zero"
-    finally:
-        proc.kill()
+    with Stops(tmp_path / "stops") as stops:
+        proc = _start(*args, log=tmp_path / "launch.log", env=stops.env())
+        try:
+            ((victim, folder),) = stops.wait(alive=lambda: proc.poll() is None).items()
+            os.kill(victim, signal.SIGKILL)
+            assert proc.wait(timeout=HANG_S) != 0, "a dead point makes the multirun exit non-zero"
+        finally:
+            proc.kill()
     status = sweep_status(sweep)
     assert counts(status)["failed"] == 1 and counts(status)["completed"] == 1, status
-    failed = json.loads((victim["dir"] / "result.json").read_text())
+    failed = json.loads((folder / "result.json").read_text())
     assert failed["status"] == "failed" and failed["error_type"] == "job_died"
+    assert f"steps={LONG_STEPS}" in folder.name
     ids = {p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")}
     assert len(ids) == 2, "one job, one job id per point"
 
 
 @pytest.mark.slow
+@pytest.mark.racing
 def test_stopping_the_launcher_stops_its_jobs(tmp_path):
+    """SIGTERM to the launcher while both points' runs are held after their first checkpoint (tests/stops)."""
     sweep = tmp_path / "sweep"
     args = ["-m", "optimizer.lr=0.25,0.5", *LONG, *LOCAL, "hydra.launcher.max_parallel=2", f"hydra.sweep.dir={sweep}"]
-    proc = _start(*args, log=tmp_path / "launch.log")
-    try:
-        pids = [lock["pid"] for lock in _wait_for_locks(sweep, 2, proc)]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) != 0
-    finally:
-        proc.kill()
-    deadline = time.time() + 15
-    while time.time() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.2)
-    assert not any(_alive(p) for p in pids), "no job outlives its launcher"
+    with Stops(tmp_path / "stops") as stops:
+        proc = _start(*args, log=tmp_path / "launch.log", env=stops.env())
+        try:
+            pids = list(stops.wait(2, alive=lambda: proc.poll() is None))
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=HANG_S) != 0
+        finally:
+            proc.kill()
+        wait_until("the jobs to end", lambda: not any(_alive(p) for p in pids))  # no job outlives its launcher
     assert "cancelling 2 running job(s)" in (tmp_path / "launch.log").read_text()
 
 
 @pytest.mark.slow
+@pytest.mark.racing
 def test_two_launches_of_a_sweep_never_train_a_point_twice(tmp_path):
-    """The first launch holds point 1: the test pauses it (SIGSTOP) as soon as it takes the point's lock, so the
-    point is held, whatever the machine's speed, while the second launch of the same sweep runs; the second finds it
+    """The first launch holds point 1: it stops itself after the point's first checkpoint (tests/stops), holding the
+    point's lock, whatever the machine's speed, while the second launch of the same sweep runs; the second finds it
     locked and reports it running elsewhere, trains point 2; the first, let go on (SIGCONT), completes point 1, then
     skips point 2. Both are basic-launcher launches: the lock is taken by the run (bench.run), whatever launched it,
     and a launch that trains in its own process needs no job processes (tests/test_sweeps.py runs the local launcher's
-    jobs). Both points are small runs."""
+    jobs). Both points are small runs; point 2 ends before any checkpoint."""
     sweep = tmp_path / "sweep"
-    grid = ["-m", *TINY, "steps=200,40", f"hydra.sweep.dir={sweep}"]
-    first = _start(*grid, log=tmp_path / "first.log")
-    try:
-        (holder,) = _wait_for_locks(sweep, 1, first, point="*steps=200_*")
-        assert holder["pid"] == first.pid
-        os.kill(first.pid, signal.SIGSTOP)
+    grid = ["-m", *TINY, "steps=200,40", "checkpoint_every=50", f"hydra.sweep.dir={sweep}"]
+    with Stops(tmp_path / "stops") as stops:
+        first = _start(*grid, log=tmp_path / "first.log", env=stops.env())
         try:
+            ((holder, folder),) = stops.wait(alive=lambda: first.poll() is None).items()
+            assert holder == first.pid and "steps=200" in folder.name
+            assert json.loads((folder / LOCK).read_text())["pid"] == first.pid
             second = launch(*grid)
+            stops.release()
+            assert first.wait(timeout=HANG_S) == 0, (tmp_path / "first.log").read_text()[-3000:]
         finally:
-            os.kill(first.pid, signal.SIGCONT)
-        assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-3000:]
-    finally:
-        first.kill()
+            first.kill()
     assert second.returncode == 0, second.stderr[-3000:]
     second_log, first_log = second.stdout + second.stderr, (tmp_path / "first.log").read_text()
     assert "running elsewhere" in second_log
