@@ -92,11 +92,10 @@ class Stops:
         self.folder = folder
         folder.mkdir(parents=True)
 
-    def env(self, env: dict | None = None) -> dict:
-        """env (default os.environ) for a process whose runs, and whose jobs' runs, stop after their checkpoint."""
-        env = dict(os.environ if env is None else env)
-        path = [str(ROOT / "tests" / "stops"), env.get("PYTHONPATH") or str(ROOT)]
-        return env | {"PYTHONPATH": os.pathsep.join(path), "WARMUP_BENCH_TEST_STOPS": str(self.folder)}
+    def env(self) -> dict:
+        """The variables for a process whose runs (its jobs' runs too) stop after their first checkpoint."""
+        path = os.pathsep.join([str(ROOT / "tests" / "stops"), str(ROOT)])
+        return {"PYTHONPATH": path, "WARMUP_BENCH_TEST_STOPS": str(self.folder)}
 
     def wait(self, n: int = 1, alive=lambda: True) -> dict[int, Path]:
         """The first n stopped processes: pid -> run folder; `alive()` false (the launcher ended) fails at once."""

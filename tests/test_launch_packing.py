@@ -198,8 +198,8 @@ def test_a_signalled_pack_checkpoints_is_requeued_and_resumes(tmp_path, monkeypa
     run = ["model.width=16", "model.depth=2", "steps=200", "eval_every=50", "checkpoint_every=50", "batch_size=64"]
     run += ["device=cpu"]
     stops = Stops(tmp_path / "stops")
-    for key in ("PYTHONPATH", "WARMUP_BENCH_TEST_STOPS"):  # for the job processes the launcher starts
-        monkeypatch.setenv(key, stops.env()[key])
+    for key, value in stops.env().items():  # for the job processes the launcher starts
+        monkeypatch.setenv(key, value)
     done, signalled = threading.Event(), []
 
     def signal_the_pack_where_it_stopped() -> None:

@@ -103,7 +103,7 @@ def test_lock_is_atomic_and_stale_locks_are_taken_over(tmp_path):
 
 
 def _start(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
-    env = {**(env or os.environ), "PYTHONPATH": (env or {}).get("PYTHONPATH") or str(ROOT), "HYDRA_FULL_ERROR": "0"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {}), "HYDRA_FULL_ERROR": "0"}
     out = log.open("w")
     return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env, stdout=out, stderr=out)
 

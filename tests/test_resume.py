@@ -116,7 +116,7 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
     cmd = [sys.executable, str(ROOT / "launch.py"), *args]
     stops = Stops(tmp_path / "stops")  # the run stops itself after its first checkpoint (step 50)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=stops.env(env), stdout=PIPE, stderr=PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env | stops.env(), stdout=PIPE, stderr=PIPE, text=True)
     try:
         stops.wait(alive=lambda: proc.poll() is None)
         proc.send_signal(signal.SIGINT)  # pending while it is stopped: Ctrl-C at step 50, after the checkpoint

@@ -26,7 +26,7 @@ def _stop_after_first_save(module) -> None:
                 return
             stopped.append(True)
             try:
-                Path(FOLDER, str(os.getpid())).write_text(str(Path(path).parent))
+                Path(FOLDER, str(os.getpid())).write_text(str(Path(path).parent.resolve()))
             except FileNotFoundError:  # the test turned the stops off
                 return
             os.kill(os.getpid(), signal.SIGSTOP)
