@@ -84,12 +84,12 @@ HANG_S = 600  # a deadline that only bounds a hang: a test that waits on a proce
 
 
 class Stops:
-    """Processes started with env() stop themselves (SIGSTOP) right after their first checkpoint (tests/stops/
-    sitecustomize.py): the test signals or kills a run at a point it controls, whatever the machine's speed or load,
-    then lets the others go on with release()."""
+    """Processes started with env() stop right after their first checkpoint and wait there (tests/stops/
+    sitecustomize.py) until the test lets them go on: the test signals or kills a run at a point it controls,
+    whatever the machine's speed or load."""
 
     def __init__(self, folder: Path):
-        self.folder = folder
+        self.folder, self.released = folder, False
         folder.mkdir(parents=True)
 
     def env(self) -> dict:
@@ -98,35 +98,37 @@ class Stops:
         return {"PYTHONPATH": path, "WARMUP_BENCH_TEST_STOPS": str(self.folder)}
 
     def wait(self, n: int = 1, alive=lambda: True) -> dict[int, Path]:
-        """The first n stopped processes: pid -> run folder; `alive()` false (the launcher ended) fails at once."""
-        deadline = time.time() + HANG_S
-        while len(stopped := {pid: Path(f.read_text()) for pid, f in self._files() if state(pid) == "T"}) < n:
-            assert alive(), f"{len(stopped)} of {n} runs stopped after a checkpoint before the launcher ended"
-            assert time.time() < deadline, f"{len(stopped)} of {n} runs stopped after a checkpoint"
-            time.sleep(0.05)
-        return stopped
+        """The processes waiting now (pid -> run folder), once there are n; `alive()` false (the launcher ended)
+        fails at once."""
 
-    def release(self, keep: tuple[int, ...] = ()) -> None:
-        """No more stops; every process stopped (or stopping) lets go on (SIGCONT), but those in `keep`."""
-        off = self.folder.rename(self.folder.with_name(self.folder.name + ".off"))  # a process now sees no folder
-        self.folder = off
-        for pid, _ in self._files():  # a pid written: its process is stopped, or about to stop itself
-            if pid not in keep:
-                wait_until(f"process {pid} to stop", lambda p=pid: state(p) in ("T", "Z", None), every=0.01)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
+        def waiting() -> dict[int, Path] | None:
+            assert alive(), "the launcher ended before its runs stopped after a checkpoint"
+            now = self._waiting()
+            return now if len(now) >= n else None
+
+        return wait_until(f"{n} run(s) to stop after a checkpoint", waiting)
+
+    def go(self, pid: int) -> None:
+        """That process goes on."""
+        (self.folder / str(pid)).unlink()
+
+    def release(self) -> None:
+        """Every process waiting goes on, and none stops any more."""
+        self.folder.rename(self.folder.with_name(self.folder.name + ".off"))
+        self.released = True
 
     def __enter__(self) -> Stops:
         return self
 
     def __exit__(self, *exc) -> None:
-        """A process still stopped (a test that failed half-way) is killed: none is left behind."""
-        for pid, _ in self._files():
-            if state(pid) == "T":
+        """A process still waiting (a test that failed half-way) is killed: none is left behind."""
+        for pid in [] if self.released else self._waiting():
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    def _files(self):
-        return [(int(f.name), f) for f in self.folder.iterdir()]
+    def _waiting(self) -> dict[int, Path]:
+        files = [f for f in self.folder.iterdir() if f.name.isdigit()]
+        return {int(f.name): Path(f.read_text()) for f in files if state(int(f.name)) not in ("Z", None)}
 
 
 def state(pid: int) -> str | None:

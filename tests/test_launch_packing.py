@@ -192,7 +192,7 @@ def test_a_bad_ensemble_is_refused_before_the_sweep_starts(tmp_path):
 def test_a_signalled_pack_checkpoints_is_requeued_and_resumes(tmp_path, monkeypatch):
     """SIGUSR2 (what submitit sends before the time limit, or a preemption) to a pack's job: every member saves its
     checkpoint, the job is requeued with the same points, and both members resume and complete. The launcher runs in
-    this process (as launch.py runs it); the job is its own process, which stops itself after its first checkpoint
+    this process (as launch.py runs it); the job is its own process, which waits after its first checkpoint
     (tests/stops: step 50, both members training) and is signalled there."""
     sweep = tmp_path / "sweep"
     run = ["model.width=16", "model.depth=2", "steps=200", "eval_every=50", "checkpoint_every=50", "batch_size=64"]

@@ -28,7 +28,7 @@ from tests.conftest import CONF, HANG_S, ROOT, Stops, launch, signal_pending, st
 
 TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]
 LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1"]
-# a run the test holds where it stopped itself after its first checkpoint (tests/stops: step 100), to signal or kill it
+# a run the test holds where it waits after its first checkpoint (tests/stops: step 100), to signal or kill it
 LONG_STEPS = 400
 LONG = ["model.width=16", "model.depth=2", f"steps={LONG_STEPS}", "eval_every=100", "checkpoint_every=100"]
 LONG += ["batch_size=64", "device=cpu"]
@@ -121,10 +121,11 @@ def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_si
     """bench/localjob.py: each attempt gets the pre-timeout signal while its task is still being unpickled (before
     submitit installs its handler: a start-up slowed by load), and max_num_timeout=6 asks for 7 attempts (submitit's
     own controller stops after 6). The signal is delivered once handled (no job killed by it), the job is requeued
-    6 times and ends with submitit's "timed-out too many times" error, never without a result. No training: the
-    task's start-up waits for the signal (bench/localjob.py notes it), so that it lands there however slow the
-    machine; the one margin left is the controller's 24 polls (1 s) against a Python start-up up to localjob's first
-    line (no imports)."""
+    6 times and ends with submitit's "timed-out too many times" error, never without a result. No training.
+    Whatever the machine's speed: the signal comes 1 s into an attempt and the task's unpickling waits for it;
+    SIGUSR2 is blocked in this process, so in the controller and its tasks (a signal mask is inherited), until the
+    unpickling unblocks it (localjob's handler is in place by then); the 60 s limit only bounds a hang (an attempt
+    ends as its task is requeued)."""
     import submitit
 
     from bench.localjob import LocalExecutor
@@ -134,6 +135,7 @@ def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_si
             self.state = "a state, so that unpickling calls __setstate__"
 
         def __setstate__(self, state):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
             early, deadline = sys.modules["__main__"]._early, time.time() + 600  # bench.localjob runs as __main__
             while not early and time.time() < deadline:  # the controller's signal (1 s into the attempt)
                 time.sleep(0.01)
@@ -146,12 +148,39 @@ def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_si
             return submitit.helpers.DelayedSubmission(self)
 
     executor = LocalExecutor(folder=tmp_path, max_num_timeout=6)
-    executor.update_parameters(timeout_min=4 / 60, signal_delay_s=3)
-    job = executor.submit(SlowStart())
+    executor.update_parameters(timeout_min=1, signal_delay_s=59)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+    try:
+        job = executor.submit(SlowStart())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     with pytest.raises(submitit.core.utils.UncompletedJobError, match="timed-out too many times"):
         job.result()
     log = job.stdout() + job.stderr()
     assert log.count("Requeued job") == 6 and log.count("during start-up: delivered now") == 7, log[-3000:]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _controller(launcher: subprocess.Popen) -> int | None:
+    """The pid of the launcher's job controller once it has started its task."""
+    assert launcher.poll() is None, "the launcher ended"
+    return next((c for c in _children(launcher.pid) if _children(c)), None)
+
+
+def _running(proc: subprocess.Popen, log: Path):
+    """alive() for Stops.wait: fails with the launcher's log once it has ended."""
+
+    def alive() -> bool:
+        assert proc.poll() is None, f"the launcher ended (exit {proc.returncode}):\n{log.read_text()[-3000:]}"
+        return True
+
+    return alive
 
 
 def _job_logs(sweep: Path) -> str:
@@ -162,15 +191,14 @@ def _job_logs(sweep: Path) -> str:
 @pytest.mark.racing
 def test_timeout_checkpoints_requeues_and_completes(tmp_path):
     """A 45 s limit (timeout_min=0.75: a local job's limit may be a fraction of a minute) and the pre-timeout signal
-    10 s before it. The run stops itself after its first checkpoint (tests/stops: step 50, as an overloaded machine
-    stalls a run) and the test lets it go on once the controller's signal is pending: the signal lands mid-training
-    whatever the machine's speed, so a small run outlasts the limit. The run checkpoints at the signal, the job is
+    10 s before it, mid-training whatever the machine's speed: the job's controller counts the limit in its polls (24
+    a second) and the test stops it (SIGSTOP) from its task's start until the run waits after its first checkpoint
+    (tests/stops: step 50); the run goes on once the signal is pending. The run checkpoints at the signal, the job is
     requeued into the same folder (same job id) and the run completes from its checkpoint. signal_delay_s=10 leaves
     it time to checkpoint and exit before the limit (submitit's local controller does not requeue a job still running
-    at the limit; it counts the limit in its polls, 24 a second, which load slows as it slows the run). Under load a
-    job's start-up can outlast the 35 s before the signal: such an attempt is requeued too (bench/localjob.py), and
-    max_num_timeout=20 lets the point take many (a checkpoint a signal asked for does not stop the run); past them it
-    would be recorded failed ("timed-out too many times" in its result.json, which the assertions show)."""
+    at the limit). A requeued attempt runs free: under load its start-up can outlast the 35 s before the signal; it
+    is requeued too (bench/localjob.py), and max_num_timeout=20 lets the point take many; past them it would be
+    recorded failed ("timed-out too many times" in its result.json, which the assertions show)."""
     sweep = tmp_path / "sweep"
     run = ["model.width=16", "model.depth=2", "batch_size=64", "steps=1500", "eval_every=50", "device=cpu"]
     limits = [
@@ -181,12 +209,18 @@ def test_timeout_checkpoints_requeues_and_completes(tmp_path):
     args = ["-m", "seed=0", *run, "checkpoint_every=50", *LOCAL, *limits, f"hydra.sweep.dir={sweep}"]
     with Stops(tmp_path / "stops") as stops:
         proc = _start(*args, log=tmp_path / "launch.log", env=stops.env())
+        controller = None
         try:
-            (pid,) = stops.wait(alive=lambda: proc.poll() is None)
+            controller = wait_until("the job's controller to start its task", lambda: _controller(proc))
+            os.kill(controller, signal.SIGSTOP)  # its clock (it counts its polls) stands still while the run starts
+            (pid,) = stops.wait(alive=_running(proc, tmp_path / "launch.log"))
+            os.kill(controller, signal.SIGCONT)
             wait_until("the pre-timeout signal", lambda: signal_pending(pid, signal.SIGUSR2), every=0.2)
             stops.release()
             proc.wait(timeout=HANG_S)
         finally:
+            if controller:
+                os.kill(controller, signal.SIGCONT)
             proc.kill()
     (result,) = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]  # never a point without one
     assert proc.returncode == 0, f"{result}\n{(tmp_path / 'launch.log').read_text()[-3000:]}"
@@ -202,14 +236,14 @@ def test_timeout_checkpoints_requeues_and_completes(tmp_path):
 @pytest.mark.slow
 @pytest.mark.racing
 def test_a_killed_job_is_recorded_in_its_own_folder_only(tmp_path):
-    """The long point is killed (SIGKILL) where it stopped itself, after its first checkpoint (tests/stops); the short
+    """The long point is killed (SIGKILL) where it waits, after its first checkpoint (tests/stops); the short
     one ends before any checkpoint."""
     sweep = tmp_path / "sweep"
     args = ["-m", *LONG_THEN_SHORT, *LOCAL, "hydra.launcher.max_parallel=2", f"hydra.sweep.dir={sweep}"]
     with Stops(tmp_path / "stops") as stops:
         proc = _start(*args, log=tmp_path / "launch.log", env=stops.env())
         try:
-            ((victim, folder),) = stops.wait(alive=lambda: proc.poll() is None).items()
+            ((victim, folder),) = stops.wait(alive=_running(proc, tmp_path / "launch.log")).items()
             os.kill(victim, signal.SIGKILL)
             assert proc.wait(timeout=HANG_S) != 0, "a dead point makes the multirun exit non-zero"
         finally:
@@ -232,7 +266,7 @@ def test_stopping_the_launcher_stops_its_jobs(tmp_path):
     with Stops(tmp_path / "stops") as stops:
         proc = _start(*args, log=tmp_path / "launch.log", env=stops.env())
         try:
-            pids = list(stops.wait(2, alive=lambda: proc.poll() is None))
+            pids = list(stops.wait(2, alive=_running(proc, tmp_path / "launch.log")))
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=HANG_S) != 0
         finally:
@@ -244,9 +278,9 @@ def test_stopping_the_launcher_stops_its_jobs(tmp_path):
 @pytest.mark.slow
 @pytest.mark.racing
 def test_two_launches_of_a_sweep_never_train_a_point_twice(tmp_path):
-    """The first launch holds point 1: it stops itself after the point's first checkpoint (tests/stops), holding the
+    """The first launch holds point 1: it stops after the point's first checkpoint and waits (tests/stops), holding the
     point's lock, whatever the machine's speed, while the second launch of the same sweep runs; the second finds it
-    locked and reports it running elsewhere, trains point 2; the first, let go on (SIGCONT), completes point 1, then
+    locked and reports it running elsewhere, trains point 2; the first, let go on, completes point 1, then
     skips point 2. Both are basic-launcher launches: the lock is taken by the run (bench.run), whatever launched it,
     and a launch that trains in its own process needs no job processes (tests/test_sweeps.py runs the local launcher's
     jobs). Both points are small runs; point 2 ends before any checkpoint."""
@@ -255,7 +289,7 @@ def test_two_launches_of_a_sweep_never_train_a_point_twice(tmp_path):
     with Stops(tmp_path / "stops") as stops:
         first = _start(*grid, log=tmp_path / "first.log", env=stops.env())
         try:
-            ((holder, folder),) = stops.wait(alive=lambda: first.poll() is None).items()
+            ((holder, folder),) = stops.wait(alive=_running(first, tmp_path / "first.log")).items()
             assert holder == first.pid and "steps=200" in folder.name
             assert json.loads((folder / LOCK).read_text())["pid"] == first.pid
             second = launch(*grid)

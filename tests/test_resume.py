@@ -115,15 +115,14 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
     args += ["checkpoint_every=50", "threads=1", f"hydra.run.dir={tmp_path / 'run'}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
     cmd = [sys.executable, str(ROOT / "launch.py"), *args]
-    stops = Stops(tmp_path / "stops")  # the run stops itself after its first checkpoint (step 50)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env | stops.env(), stdout=PIPE, stderr=PIPE, text=True)
-    try:
-        stops.wait(alive=lambda: proc.poll() is None)
-        proc.send_signal(signal.SIGINT)  # pending while it is stopped: Ctrl-C at step 50, after the checkpoint
-        stops.release()
-        _, stderr = proc.communicate(timeout=HANG_S)
-    finally:
-        proc.kill()
+    with Stops(tmp_path / "stops") as stops:  # the run waits after its first checkpoint (step 50)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env | stops.env(), stdout=PIPE, stderr=PIPE, text=True)
+        try:
+            stops.wait(alive=lambda: proc.poll() is None)
+            proc.send_signal(signal.SIGINT)  # Ctrl-C there
+            _, stderr = proc.communicate(timeout=HANG_S)
+        finally:
+            proc.kill()
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines == ["interrupted (Ctrl-C): the same command resumes from the last checkpoint"], stderr
     assert proc.returncode == 1 and not (tmp_path / "run" / "result.json").exists(), "interrupted before the end"

@@ -20,14 +20,14 @@ import yaml
 
 from analysis.status import counts, report, sweep_status
 from bench.train import run
-from tests.conftest import HANG_S, ROOT, Stops, compose_cfg, multirun, signal_pending, wait_until
+from tests.conftest import HANG_S, ROOT, Stops, compose_cfg, multirun, signal_pending, state, wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 BASE = ROOT / ".slurm"
 SLURM = ["hydra/launcher=slurm"]  # the preset's defaults (mem_gb 4, 1 CPU), as the README's command uses them
 TINY = ["model.width=32", "model.depth=2", "batch_size=64", "device=cpu"]
-# held where it stops itself after its first checkpoint (tests/stops: step 50), to signal it there
+# held where it waits after its first checkpoint (tests/stops: step 50), to signal it there
 LONG = ["model.width=64", "model.depth=2", "batch_size=32", "steps=400", "eval_every=100", "device=cpu"]
 
 
@@ -163,7 +163,7 @@ def test_a_request_the_cluster_cannot_hold_stops_with_one_line_naming_the_key(sl
 
 @pytest.mark.racing
 def test_array_then_launcher_killed_then_relaunch_runs_only_the_rest(slurm, tmp_path):
-    """Every point stops itself after its first checkpoint (tests/stops): the test lets two go on to finish, holds a
+    """Every point waits after its first checkpoint (tests/stops): the test lets two go on to finish, holds a
     third, then kills the launcher: two of four finished, whatever the machine's speed (and whatever else the node
     runs: one point at a time is enough)."""
     sweep = tmp_path / "sweep"
@@ -172,7 +172,7 @@ def test_array_then_launcher_killed_then_relaunch_runs_only_the_rest(slurm, tmp_
     with Stops(tmp_path / "stops") as stops:
         first = start_launch(*args, "hydra.launcher.array_parallelism=2", log=tmp_path / "first.log", env=stops.env())
         for _ in range(2):
-            os.kill(next(iter(stops.wait(alive=lambda: first.poll() is None))), signal.SIGCONT)
+            stops.go(next(iter(stops.wait(alive=lambda: first.poll() is None))))
         wait_until("two finished points", lambda: len(results(sweep)) >= 2, every=0.5)
         stops.wait(alive=lambda: first.poll() is None)  # a third point, held after its checkpoint
         os.killpg(first.pid, signal.SIGKILL)  # the launcher dies halfway, and so does the rest of the array
@@ -203,7 +203,7 @@ def test_array_then_launcher_killed_then_relaunch_runs_only_the_rest(slurm, tmp_
 def test_preempted_run_is_requeued_and_resumes_to_identical_metrics(slurm, tmp_path):
     """The scheduler's pre-timeout signal (USR2) mid-training: the run checkpoints, submitit requeues the job, the
     new attempt resumes from the checkpoint and ends with the metrics of the same run left alone. The signal reaches
-    the run where it stopped itself after its first checkpoint (tests/stops), whatever the machine's speed."""
+    the run where it waits after its first checkpoint (tests/stops), whatever the machine's speed."""
     sweep = tmp_path / "sweep"
     grid = ["optimizer.lr=0.25", *LONG, "checkpoint_every=50"]
     with Stops(tmp_path / "stops") as stops:
@@ -230,7 +230,7 @@ def test_preempted_run_is_requeued_and_resumes_to_identical_metrics(slurm, tmp_p
 
 @pytest.mark.racing
 def test_job_killed_hard_is_recorded_failed_and_the_others_finish(slurm, tmp_path):
-    """Point 1 is killed (SIGKILL to its job step) where it stopped itself after its first checkpoint (tests/stops);
+    """Point 1 is killed (SIGKILL to its job step) where it waits after its first checkpoint (tests/stops);
     the others go on. The launcher's delay in recording the death is printed (it waits for point 0 first, and
     submitit polls sacct): the test waits for it with a deadline that only bounds a hang."""
     sweep = tmp_path / "sweep"
@@ -239,13 +239,15 @@ def test_job_killed_hard_is_recorded_failed_and_the_others_finish(slurm, tmp_pat
         proc = start_launch(*args, f"hydra.sweep.dir={sweep}", log=tmp_path / "launch.log", env=stops.env())
         while True:
             stopped = stops.wait(alive=lambda: proc.poll() is None)
-            if victim := next((folder for folder in stopped.values() if "lr=0.5," in folder.name), None):
+            if point_1 := [(pid, folder) for pid, folder in stopped.items() if "lr=0.5," in folder.name]:
                 break
             for pid in stopped:  # another point: it goes on
-                os.kill(pid, signal.SIGCONT)
+                stops.go(pid)
+        ((pid, victim),) = point_1
         (array,) = {j.split("_")[0] for j in job_ids(sweep)}
         slurm_cmd("scancel", "--signal=KILL", f"{array}_1.0")  # SIGKILL to the run: no Python code runs (like os._exit)
         killed = time.time()
+        wait_until("the killed run to end", lambda: state(pid) in ("Z", None))
         stops.release()  # the others go on (the launcher reads point 0's result first)
     result = victim / "result.json"
     wait_until("the killed point's failed result.json", result.exists, every=0.5)
