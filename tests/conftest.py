@@ -108,6 +108,11 @@ class Stops:
 
         return wait_until(f"{n} run(s) to stop after a checkpoint", waiting)
 
+    def signalled(self, pid: int) -> bool:
+        """A stop signal (SIGUSR2, SIGTERM) has reached that waiting process: pending, or noted by the run."""
+        reached = (self.folder / f"{pid}.signalled").exists()
+        return reached or any(signal_pending(pid, s) for s in (signal.SIGUSR2, signal.SIGTERM))
+
     def go(self, pid: int) -> None:
         """That process goes on."""
         (self.folder / str(pid)).unlink()
@@ -188,6 +193,18 @@ ALONE = [
 
 def _names_slurm(nodeid: str) -> bool:
     return "slurm" in nodeid.split("[")[0]  # the file or the test's name, not its parameters
+
+
+def pytest_addoption(parser):
+    parser.addoption("--rounds", type=int, default=1, help="run each test marked racing this many times (test-stress)")
+
+
+def pytest_generate_tests(metafunc):
+    """--rounds N: a racing test N times (ids ...[round-K]), spread over the workers like any other tests."""
+    rounds = metafunc.config.getoption("rounds")
+    if rounds > 1 and metafunc.definition.get_closest_marker("racing"):
+        metafunc.fixturenames.append("stress_round")
+        metafunc.parametrize("stress_round", range(rounds), ids=lambda k: f"round-{k}")
 
 
 def pytest_collection_modifyitems(config, items):

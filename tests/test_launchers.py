@@ -4,6 +4,7 @@ launcher stops its jobs; the per-run lock keeps two launches of a sweep from tra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from bench.config import ConfigError
 from bench.launcher import time_limit_s
 from bench.lock import LOCK, RunLock
 from bench.preflight import check_command
-from tests.conftest import CONF, HANG_S, ROOT, Stops, launch, signal_pending, state, wait_until
+from tests.conftest import CONF, HANG_S, ROOT, Stops, launch, state, wait_until
 
 TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]
 LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1"]
@@ -215,12 +216,13 @@ def test_timeout_checkpoints_requeues_and_completes(tmp_path):
             os.kill(controller, signal.SIGSTOP)  # its clock (it counts its polls) stands still while the run starts
             (pid,) = stops.wait(alive=_running(proc, tmp_path / "launch.log"))
             os.kill(controller, signal.SIGCONT)
-            wait_until("the pre-timeout signal", lambda: signal_pending(pid, signal.SIGUSR2), every=0.2)
+            wait_until("the pre-timeout signal", lambda: stops.signalled(pid), every=0.2)
             stops.release()
             proc.wait(timeout=HANG_S)
         finally:
             if controller:
-                os.kill(controller, signal.SIGCONT)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(controller, signal.SIGCONT)
             proc.kill()
     (result,) = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]  # never a point without one
     assert proc.returncode == 0, f"{result}\n{(tmp_path / 'launch.log').read_text()[-3000:]}"

@@ -20,7 +20,7 @@ import yaml
 
 from analysis.status import counts, report, sweep_status
 from bench.train import run
-from tests.conftest import HANG_S, ROOT, Stops, compose_cfg, multirun, signal_pending, state, wait_until
+from tests.conftest import HANG_S, ROOT, Stops, compose_cfg, multirun, state, wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -213,7 +213,7 @@ def test_preempted_run_is_requeued_and_resumes_to_identical_metrics(slurm, tmp_p
         (pid,) = stops.wait(alive=lambda: proc.poll() is None)
         (job,) = job_ids(sweep)
         slurm_cmd("scancel", "--signal=USR2", job)
-        wait_until("the signal", lambda: signal_pending(pid, signal.SIGUSR2))
+        wait_until("the signal", lambda: stops.signalled(pid))
         stops.release()
         assert proc.wait(timeout=HANG_S) == 0, (tmp_path / "launch.log").read_text()[-3000:]
 

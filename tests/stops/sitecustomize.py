@@ -1,9 +1,10 @@
 """Test helper (tests/conftest.py `Stops`): on PYTHONPATH with WARMUP_BENCH_TEST_STOPS=FOLDER, a process stops right
 after its first checkpoint that no stop signal asked for, writes its pid to FOLDER/PID (the file holds the run folder)
 and waits there until the test removes that file (or FOLDER): the test signals or kills the run at that point,
-whatever the machine's speed. While it waits, SIGUSR2 and SIGTERM stay pending (the test sees them in /proc), SIGINT
-and SIGKILL act at once. No FOLDER, no stop. Python imports this module at start-up in every process that inherits
-the environment (a launcher's jobs too); production code knows nothing of it."""
+whatever the machine's speed. While it waits, SIGUSR2 and SIGTERM stay pending (the test sees them in /proc, or
+FOLDER/PID.signalled when a thread other than the main one took the signal), SIGINT and SIGKILL act at once. No
+FOLDER, no stop. Python imports this module at start-up in every process that inherits the environment (a launcher's
+jobs too); production code knows nothing of it."""
 
 import os
 
@@ -33,8 +34,10 @@ def _stop_after_first_save(module) -> None:
                 mine.with_suffix(".tmp").rename(mine)  # whole when the test sees it
             except FileNotFoundError:  # the test turned the stops off
                 return
-            deadline = time.time() + HANG_S
+            deadline, told = time.time() + HANG_S, mine.with_suffix(".signalled")
             while mine.exists() and time.time() < deadline:
+                if any(s.received for s in module.SIGNALS) and not told.exists():  # another thread took it
+                    told.touch()
                 time.sleep(0.02)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
