@@ -2,7 +2,7 @@
 
 Given the grid of a full sweep (an eta_trgt axis and any other swept keys), a row is one combination of the keys
 other than eta_trgt and the seed. For each row the search finds the largest eta_trgt at which every seed trains
-(analysis.phase.trainable, the rule of the phase diagram) by bisection over the sorted eta axis, assuming that a
+(bench.runfolder.trainable, the rule of the phase diagram) by bisection over the sorted eta axis, assuming that a
 row trains below its boundary and not above. It goes in rounds: each round is one launcher call holding the next
 runs of every unfinished row, so that a SLURM array runs them together. Seed by seed (seed_by_seed=true): a cell's
 seeds run one per round, the likeliest to fail first, and the first that fails decides the cell (the rule is "every
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import outcome
-from bench.config import ConfigError
+from bench.errors import ConfigError
 from bench.lock import RUNNING_ELSEWHERE, RunLock, describe
 from bench.runfolder import FINISHED, STATUSES, atomic_write_text, column
 from bench.sweeper import ValidatingSweeper, point_name
@@ -109,10 +109,10 @@ class Row:
 
 
 def trains(results: Sequence[dict]) -> bool:
-    """Every seed trains, by the phase diagram's rule (analysis.phase.trainable)."""
+    """Every seed trains, by the phase diagram's rule (bench.runfolder.trainable)."""
     import pandas as pd
 
-    from analysis.phase import trainable
+    from bench.runfolder import trainable
 
     runs = pd.DataFrame([{"status": None, "final_test_acc": math.nan, "num_classes": math.nan, **r} for r in results])
     return bool(len(runs)) and bool(trainable(runs).all())

@@ -32,8 +32,9 @@ from typing import Any
 
 import torch
 
-from bench.runfolder import CHECKPOINT, FINISHED, TRACEBACK  # noqa: F401  (the run-folder contract)
-from bench.store import METRICS, RESULT, RunStore, atomic_write
+from bench.errors import ConfigError
+from bench.runfolder import CHECKPOINT, METRICS, atomic_write
+from bench.runfolder.check import IdentityMismatch
 
 log = logging.getLogger(__name__)
 
@@ -48,35 +49,6 @@ class CheckpointError(RuntimeError):
 
 class CheckpointDamaged(CheckpointError):
     """checkpoint.pt fails its checksum or is truncated: never loaded; the run starts over."""
-
-
-# --- the run folder before training ----------------------------------------------------------------------------
-
-
-def finished_result(store: RunStore, force: bool) -> dict | None:
-    """The result of a finished run in this folder (then the caller skips it), or None after clearing what a new
-    attempt must not see: everything on force=true, a failed attempt's result.json and traceback otherwise (its
-    checkpoint stays, so that the retry resumes)."""
-    result = _read_result(store)
-    if result is not None and result.get("status") in FINISHED and not force:
-        log.info("%s: already %s (result.json), skipped; force=true reruns it", store.dir, result["status"])
-        return result
-    stale = [RESULT, TRACEBACK] + ([CHECKPOINT, METRICS] if force else [])
-    for name in stale:
-        (store.dir / name).unlink(missing_ok=True)
-    return None
-
-
-def _read_result(store: RunStore) -> dict | None:
-    try:
-        return store.result()
-    except ValueError:  # a corrupt result.json is not a finished run
-        return None
-
-
-def finish(store: RunStore) -> None:
-    """result.json is written: the checkpoint is no longer needed (thousands of runs would keep them all)."""
-    (store.dir / CHECKPOINT).unlink(missing_ok=True)
 
 
 # --- the global RNG: a component like the others ---------------------------------------------------------------
@@ -110,7 +82,6 @@ def state(components: dict, identity: str, step: int) -> dict:
 
 def restore(components: dict, ckpt: dict, identity: str, path: Path) -> int:
     """Load each component's state; returns the checkpoint's step."""
-    from bench.identity import IdentityMismatch  # here: bench.config imports the launcher, which imports this
 
     saved = ckpt["components"]
     if set(saved) != set(components):
@@ -177,8 +148,6 @@ def save(path: Path, components: dict, identity: str, step: int) -> None:
 
 def load(path: Path, components: dict, identity: str) -> int:
     """Restore the components from checkpoint.pt; returns its step. CheckpointDamaged: not loaded, nothing changed."""
-    from bench.config import ConfigError
-
     ckpt = decode(path.read_bytes(), path)
     try:
         return restore(components, ckpt, identity, path)

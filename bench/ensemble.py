@@ -38,10 +38,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch.func import functional_call, vmap
 
 from bench import checkpoint
-from bench.config import Config, ConfigError, validate
-from bench.identity import check_run_folder
+from bench.config import Config, validate
+from bench.errors import ConfigError
 from bench.lifecycle import Lifecycle
 from bench.optim.warmup import METHODS
+from bench.runfolder.check import check_run_folder
 from bench.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path], record_failur
         except ConfigError as e:
             raise ConfigError(f"ensemble point {i}: {e}") from e
     check_pack(typed)
-    for cfg, d in zip(cfgs, run_dirs):  # every folder's identity before any member trains (bench/identity.py)
+    for cfg, d in zip(cfgs, run_dirs):  # every folder's identity before any member trains (bench/runfolder/check.py)
         check_run_folder(Path(d), cfg)
     results: list[dict | None] = [None] * len(cfgs)
     members: list[Member] = []

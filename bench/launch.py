@@ -18,10 +18,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 import bench
 from bench.checkpoint import Terminated
-from bench.config import ConfigError, one_line
+from bench.config import one_line
+from bench.errors import ConfigError
 from bench.lock import RUNNING_ELSEWHERE, Incomplete, elsewhere_line
 from bench.preflight import CONF_DIR
-from bench.store import StorageError
+from bench.runfolder import StorageError
 from bench.summary import SweepEnded
 
 log = logging.getLogger(__name__)

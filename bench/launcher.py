@@ -35,13 +35,19 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
-from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
-from bench.config import ConfigError
+from bench.errors import ConfigError
 from bench.failure import describe_failure
 from bench.packs import PackJob, ensemble_size, group, point_key
-from bench.runfolder import FINISHED, TRACEBACK
+from bench.runfolder import (
+    FINISHED,
+    RESULT,
+    TRACEBACK,
+    names,  # noqa: F401  (registers ${run_id:...} in the job process too)
+    point_folder,
+)
+from bench.runfolder.check import mismatch
+from bench.runfolder.store import RunStore
 from bench.sbatch import refusals
-from bench.store import RESULT, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +133,9 @@ class _Launcher(BaseSubmititLauncher):
     def _finished(self, overrides: list[str]) -> JobReturn | None:
         """A JobReturn for a point whose folder already holds a finished result.json of the same run identity
         (unless force=true)."""
-        from bench.identity import mismatch  # here: bench.identity imports bench.config, which imports this module
-
         try:
             cfg = self._sweep_config(overrides)
-            path = self._run_dir(cfg) / RESULT
+            path = point_folder(cfg, multirun=True) / RESULT
             result = json.loads(path.read_text()) if path.exists() else None
             other = mismatch(path.parent, cfg) is not None  # another config's result: the job refuses it
         except Exception:  # cannot tell here: the job decides (bench.train.run skips finished runs too)
@@ -147,14 +151,9 @@ class _Launcher(BaseSubmititLauncher):
         assert self.hydra_context is not None and self.config is not None
         return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
 
-    @staticmethod
-    def _run_dir(cfg) -> Path:
-        """The folder the job writes into: hydra.sweep.dir / hydra.sweep.subdir."""
-        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-
     def _record_death(self, job, overrides: list[str], e: Exception) -> None:
         try:
-            store = RunStore(self._run_dir(self._sweep_config(overrides)))
+            store = RunStore(point_folder(self._sweep_config(overrides), multirun=True))
         except Exception as err:  # a subdir the launcher cannot resolve (e.g. ${hydra.job.id}): log only
             log.warning("cannot name the run folder of %s: %s", " ".join(overrides), err)
             return

@@ -37,8 +37,9 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from bench.config import ConfigError
-from bench.store import save_config
+from bench.errors import ConfigError
+from bench.runfolder import point_folder
+from bench.runfolder.store import save_config
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def train_pack(launcher, points: list[tuple]) -> list[JobReturn]:
     Singleton.set_state(points[0][4])
     setup_globals()
     job_id = submitit.JobEnvironment().job_id
-    members = [_prepare(launcher, overrides, key, num, job_id) for overrides, key, num, _, _ in points]
+    members = [_prepare(launcher, overrides, num, job_id) for overrides, _, num, _, _ in points]
     HydraConfig.instance().set_config(members[0].config)
     _configure_logging(members)
     callbacks = launcher.hydra_context.callbacks
@@ -130,7 +131,7 @@ def train_pack(launcher, points: list[tuple]) -> list[JobReturn]:
     return [_finish(m, callbacks) for m in members]
 
 
-def _prepare(launcher, overrides: list[str], job_dir_key: str, num: int, job_id: str) -> Point:
+def _prepare(launcher, overrides: list[str], num: int, job_id: str) -> Point:
     """What hydra.core.utils.run_job does before it calls the task function: the point's config, its folder and
     .hydra/ files, its JobReturn."""
     from bench.preflight import task_config
@@ -140,7 +141,7 @@ def _prepare(launcher, overrides: list[str], job_dir_key: str, num: int, job_id:
         config.hydra.job.id = job_id
         config.hydra.job.num = num
     HydraConfig.instance().set_config(config)
-    out = Path(str(OmegaConf.select(config, job_dir_key))) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
+    out = point_folder(config, multirun=True)
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = os.path.abspath(out)
     HydraConfig.instance().set_config(config)
@@ -179,8 +180,8 @@ def _train(members: list[Point], locks: ExitStack) -> None:
     unfinished points alone. Sets each point's result or error."""
     from bench.config import validate
     from bench.ensemble import run_packed
-    from bench.identity import check_run_folder, same_device_config
     from bench.lock import RunLock, not_ours
+    from bench.runfolder.check import check_run_folder, same_device_config
 
     held = []
     for i, m in enumerate(members):

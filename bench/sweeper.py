@@ -24,10 +24,10 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from bench.config import ConfigError
+from bench.errors import ConfigError
 from bench.lock import check_complete
 from bench.preflight import check_duplicates, check_point, compose_error, task_config
-from bench.store import save_config
+from bench.runfolder.store import save_config
 from bench.summary import SweepEnded, outcomes, summary
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class Points:
         return returns
 
     def _one(self, point: Sequence[str], idx: int) -> JobReturn:
-        from bench.store import StorageError
+        from bench.runfolder import StorageError
 
         try:
             return self.launcher.launch([point], initial_job_idx=idx)[0]
@@ -280,7 +280,8 @@ class ValidatingSweeper(BasicSweeper):
     def _record_fault(self, point: Sequence[str], e: Exception) -> None:
         """A failed result.json for a point the machine refused before its run started (when the disk allows)."""
         from bench.failure import describe_failure
-        from bench.store import RunStore, StorageError
+        from bench.runfolder import StorageError
+        from bench.runfolder.store import RunStore
 
         if (folder := self.run_dirs.get(tuple(point))) is None:
             return

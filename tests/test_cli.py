@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bench.config import ConfigError
+from bench.errors import ConfigError
 from bench.preflight import check_command as preflight
 from tests.conftest import launch, multirun
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from bench import checkpoint, ensemble
-from bench.config import ConfigError, validate
+from bench.config import validate
+from bench.errors import ConfigError
 from bench.train import run
 from tests.conftest import compose_cfg
 

@@ -11,12 +11,14 @@ import torch
 from hydra.errors import HydraException
 
 import bench
-from bench.config import ConfigError, validate
+from bench.config import validate
 from bench.data import EpochSampler
 from bench.data.augment import Augment
+from bench.errors import ConfigError
+from bench.runfolder import RESULT
+from bench.runfolder.store import RunStore
 from bench.seeding import generator
 from bench.sharpness import sharpness
-from bench.store import RESULT, RunStore
 from bench.train import Trainer
 from tests.conftest import compose_cfg
 from tests.test_experiments import CPU, FULL, compose_preset

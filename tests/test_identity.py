@@ -7,7 +7,8 @@ import pytest
 from omegaconf import OmegaConf
 
 import bench
-from bench.identity import NON_RESULT_KEYS, IdentityMismatch, check_run_folder, mismatch, run_identity
+from bench.runfolder import NON_RESULT_KEYS, run_identity
+from bench.runfolder.check import IdentityMismatch, check_run_folder, mismatch
 from bench.train import Trainer
 from tests.conftest import CONF, compose_cfg, launch
 
@@ -146,6 +147,7 @@ def test_launcher_skips_only_finished_points_of_the_same_identity(tmp_path, monk
     from hydra import compose, initialize_config_dir
 
     from bench.launcher import LocalJobs
+    from bench.runfolder import point_folder
 
     def point(*overrides):
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -153,7 +155,7 @@ def test_launcher_skips_only_finished_points_of_the_same_identity(tmp_path, monk
 
     launcher = object.__new__(LocalJobs)
     first = point("optimizer.lr=0.5")
-    folder = LocalJobs._run_dir(first)
+    folder = point_folder(first, multirun=True)
     result = bench.run(compose_cfg(*TINY, "optimizer.lr=0.5"), folder)
     monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: first)
     assert result["status"] == "completed"
@@ -161,5 +163,5 @@ def test_launcher_skips_only_finished_points_of_the_same_identity(tmp_path, monk
 
     edited = point("optimizer.lr=0.5", "seed=3")  # e.g. a preset edited: same folder, another config
     monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: edited)
-    monkeypatch.setattr(LocalJobs, "_run_dir", staticmethod(lambda cfg: folder))
+    monkeypatch.setattr("bench.launcher.point_folder", lambda cfg, multirun=None: folder)
     assert launcher._finished(["optimizer.lr=0.5"]) is None, "not skipped: the job refuses it in one line"

@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import bench.train
 from bench import packs
-from bench.config import ConfigError
+from bench.errors import ConfigError
 from bench.lock import LOCK
 from bench.preflight import compose_error
 from tests.conftest import compose_cfg, launch, multirun

@@ -21,11 +21,11 @@ from hydra.core.plugins import Plugins
 from hydra.core.singleton import Singleton
 
 from analysis.status import counts, sweep_status
-from bench.config import ConfigError
+from bench.errors import ConfigError
 from bench.launcher import time_limit_s
 from bench.lock import LOCK, RunLock
 from bench.preflight import check_command
-from bench.store import METRICS
+from bench.runfolder import METRICS
 from tests.conftest import CONF, ROOT, launch
 
 TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.config import ConfigError, validate
+from bench.config import validate
+from bench.errors import ConfigError
 from bench.numerics import Numerics
 from bench.preflight import check_command
 from bench.train import Trainer, run
@@ -36,7 +37,7 @@ def restore_flags():
 
 
 def trainer(tmp_path, *overrides, tiny=()):
-    from bench.store import RunStore
+    from bench.runfolder.store import RunStore
 
     return Trainer(validate(compose_cfg(*tiny, *overrides)), RunStore(tmp_path))
 

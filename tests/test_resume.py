@@ -134,6 +134,6 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
 
 
 def json_safe(result: dict) -> dict:
-    from bench.store import _json_safe
+    from bench.runfolder.store import json_safe
 
-    return json.loads(json.dumps(_json_safe(result)))
+    return json.loads(json.dumps(json_safe(result)))

@@ -14,7 +14,7 @@ import pytest
 
 import bench
 from bench import runfolder, store
-from bench.store import StorageError
+from bench.runfolder import StorageError
 from tests.conftest import compose_cfg
 
 TINY = ["model.width=32", "model.depth=2", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]

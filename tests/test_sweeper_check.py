@@ -7,7 +7,7 @@ import logging
 import pytest
 from omegaconf import OmegaConf
 
-from bench.config import ConfigError
+from bench.errors import ConfigError
 from bench.preflight import check_point, compose_error, composed_command, run_dir, task_config
 from bench.sweeper import point_name
 

@@ -12,7 +12,7 @@ import pytest
 from hydra.core.utils import JobStatus
 
 from analysis.status import counts, report, sweep_status
-from bench.runid import MAX_PREFIX, run_id
+from bench.runfolder import MAX_PREFIX, run_id
 from bench.summary import SweepEnded
 from tests.conftest import launch, multirun
 
@@ -152,7 +152,7 @@ def test_the_summary_counts_each_point_once_by_its_outcome(tmp_path):
 def test_a_presets_grid_changed_on_the_command_line_needs_a_folder_of_its_own(tmp_path, monkeypatch):
     """`-m sweep=demo optimizer.lr=0.5,2,8` would write a trial grid into outputs/sweeps/demo, among the preset's
     results: refused in one line before anything runs, unless the trial names a folder (name=, hydra.sweep.dir=)."""
-    from bench.config import ConfigError
+    from bench.errors import ConfigError
     from bench.preflight import check_command
 
     monkeypatch.chdir(tmp_path)

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from bench import checkpoint, ensemble
-from bench.config import ConfigError, validate
-from bench.identity import run_identity
-from bench.store import RESULT, RunStore
+from bench.config import validate
+from bench.errors import ConfigError
+from bench.runfolder import RESULT, run_identity
+from bench.runfolder.store import RunStore
 from bench.train import Trainer, run
 from tests.conftest import compose_cfg
 from tests.test_ensemble import assert_same_run

@@ -190,7 +190,7 @@ def test_a_killed_local_boundary_search_relaunched_finds_the_uninterrupted_bound
 def test_a_boundary_search_told_not_to_wait_stops_with_one_line_naming_the_point_and_holder(tmp_path):
     """wait=false: a point held by a live process ends the search in one line (the point, the holder), and it is
     never read as not trained (no boundary.csv)."""
-    from bench.config import ConfigError
+    from bench.errors import ConfigError
     from bench.runfolder import NON_RESULT_KEYS, run_id
 
     sweep = tmp_path / "sweep"

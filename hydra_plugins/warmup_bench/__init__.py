@@ -16,13 +16,13 @@ from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQu
 import bench.config
 from bench.boundary import BoundarySweeper as _BoundarySweeper
 from bench.launcher import LocalJobs, SlurmJobs
-from bench.store import save_config
+from bench.runfolder.store import save_config
 from bench.sweeper import Summarized
 from bench.sweeper import ValidatingSweeper as _ValidatingSweeper
 
 # Hydra's run_job writes a run's .hydra/*.yaml with open("w"): a full disk there is a traceback and an empty
-# config.yaml. bench.store.save_config writes them atomically and says so in one line (this module is imported in
-# every process that runs a job: Hydra's plugin scan, and the unpickling of a launcher in a submitit job)
+# config.yaml. bench.runfolder.store.save_config writes them atomically and says so in one line (this module is
+# imported in every process that runs a job: Hydra's plugin scan, and the unpickling of a launcher in a submitit job)
 hydra.core.utils._save_config = save_config
 
 
@@ -47,7 +47,7 @@ class Preflight(Callback):
     Hydra turns a callback's exceptions into warnings, so a bad run ends the process here: one line, exit status 1."""
 
     def on_run_start(self, config, **kwargs: Any) -> None:
-        from bench.config import ConfigError
+        from bench.errors import ConfigError
         from bench.preflight import check_point
 
         try:
