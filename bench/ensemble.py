@@ -22,7 +22,8 @@ device or numerics differ; `measure.every` > 0 (sharpness measurements are per-m
 batch); a warmup method that says so (`not_packed`: the catapults, a forward-pass search per member); compile=true
 (not yet).
 
-The launchers' grouping (hydra.launcher.ensemble=K, bench/packs.py) calls `pack_key` to group a sweep's points and
+The launchers' grouping (hydra.launcher.ensemble=K, bench/sweeps/packs.py) calls `pack_key` to group a sweep's points
+and
 `run_packed` with each group's configs and run folders.
 """
 
@@ -43,6 +44,7 @@ from bench.errors import ConfigError
 from bench.lifecycle import Lifecycle
 from bench.optim.warmup import METHODS
 from bench.runfolder.check import check_run_folder
+from bench.signals import STOP_SIGNALS
 from bench.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -200,7 +202,7 @@ def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path], record_failur
     into run_dirs[i]. Returns the K results in order (a point already finished in its folder: its result, skipped).
     Raises ConfigError (one line, nothing computed) when the points cannot be packed together. An exception while
     the pack trains is re-raised; record_failures=True records it as every unfinished member's failure, False leaves
-    their folders (checkpoint, no result.json) to a retry that can tell whose failure it was (bench/packs.py)."""
+    their folders (checkpoint, no result.json) to a retry that can tell whose failure it was (bench/sweeps/packs.py)."""
     if len(cfgs) != len(run_dirs):
         raise ConfigError(f"ensemble: {len(cfgs)} configs but {len(run_dirs)} run folders")
     folders = [Path(d).resolve() for d in run_dirs]
@@ -229,7 +231,7 @@ def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path], record_failur
                 data = member.trainer.data
         for m in members:
             m.pack_size = len(members)
-        with checkpoint.STOP_SIGNALS:
+        with STOP_SIGNALS:
             train_packed(members)
     except BaseException as e:
         for m in members:

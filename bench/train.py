@@ -30,6 +30,7 @@ from bench.progress import progress_bar
 from bench.runfolder.check import check_run_folder, same_device_config
 from bench.runfolder.store import RunStore
 from bench.seeding import derive, generator
+from bench.signals import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 
@@ -418,6 +419,6 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     life = Lifecycle(cfg, typed, run_dir)
     if (done := life.start()) is not None:
         return done  # finished before: nothing to do (force=true reruns)
-    with life.recording(), checkpoint.STOP_SIGNALS:  # SIGUSR2 (pre-timeout), SIGTERM: checkpoint, stop or requeue
+    with life.recording(), STOP_SIGNALS:  # SIGUSR2 (pre-timeout), SIGTERM: checkpoint, stop or requeue
         result = Trainer(typed, life.store, life.logger, life.identity).train()
     return life.finish(result)

@@ -51,7 +51,7 @@ def _in_process(method: str, overrides: list[str]):
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from bench import launch as app
+    from bench import cli as app
 
     root, before = logging.getLogger(), HydraConfig.instance().cfg
     handlers, level = root.handlers[:], root.level

@@ -15,8 +15,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from bench.preflight import run_dir
 from bench.runfolder import run_identity
+from bench.sweeps.preflight import run_dir
 from tests.conftest import CONF, multirun
 
 # the demo grid's boundary on main: eta_max per T_wrm

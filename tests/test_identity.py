@@ -146,8 +146,8 @@ def test_launcher_skips_only_finished_points_of_the_same_identity(tmp_path, monk
     """The launchers' skip (no job for a finished point) requires the folder's identity to match."""
     from hydra import compose, initialize_config_dir
 
-    from bench.launcher import LocalJobs
     from bench.runfolder import point_folder
+    from bench.sweeps.launcher import LocalJobs
 
     def point(*overrides):
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -163,5 +163,5 @@ def test_launcher_skips_only_finished_points_of_the_same_identity(tmp_path, monk
 
     edited = point("optimizer.lr=0.5", "seed=3")  # e.g. a preset edited: same folder, another config
     monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: edited)
-    monkeypatch.setattr("bench.launcher.point_folder", lambda cfg, multirun=None: folder)
+    monkeypatch.setattr("bench.sweeps.launcher.point_folder", lambda cfg, multirun=None: folder)
     assert launcher._finished(["optimizer.lr=0.5"]) is None, "not skipped: the job refuses it in one line"

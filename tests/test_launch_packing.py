@@ -1,4 +1,5 @@
-"""Packed sweeps (hydra.launcher.ensemble=K, bench/packs.py): the local launcher trains a sweep's compatible points
+"""Packed sweeps (hydra.launcher.ensemble=K, bench/sweeps/packs.py): the local launcher trains a sweep's compatible
+points
 in fewer jobs and writes the run folders the unpacked sweep writes (to float tolerance), with one JobReturn per
 point in sweep order; catapult points run alone; finished points are not retrained; a point locked by another
 launch, or whose folder holds another config's run, is left alone; a point's failure stays in its own folder; a bad
@@ -22,10 +23,10 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 import bench.train
-from bench import packs
 from bench.errors import ConfigError
-from bench.lock import LOCK
-from bench.preflight import compose_error
+from bench.sweeps import packs
+from bench.sweeps.lock import LOCK
+from bench.sweeps.preflight import compose_error
 from tests.conftest import compose_cfg, launch, multirun
 from tests.test_slurm import slurm  # noqa: F401  (the fixture: a running local SLURM cluster)
 
@@ -174,7 +175,7 @@ def test_a_packed_sweep_writes_the_unpacked_sweeps_folders_in_fewer_jobs(tmp_pat
 def test_a_bad_ensemble_is_refused_before_the_sweep_starts(tmp_path):
     """`launch.py -m ... hydra.launcher.ensemble=0` is one line and exit status 1; the other bad values go through the
     same multirun in this process (a bad type fails in composition, a bad int in the launcher's setup) and the CLI's
-    conversion to one line (bench.preflight.compose_error)."""
+    conversion to one line (bench.sweeps.preflight.compose_error)."""
     proc = launch("-m", *GRID, *TINY, *LOCAL, "hydra.launcher.ensemble=0", f"hydra.sweep.dir={tmp_path}/0")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error: hydra.launcher.ensemble=0: ")

@@ -22,10 +22,10 @@ from hydra.core.singleton import Singleton
 
 from analysis.status import counts, sweep_status
 from bench.errors import ConfigError
-from bench.launcher import time_limit_s
-from bench.lock import LOCK, RunLock
-from bench.preflight import check_command
 from bench.runfolder import METRICS
+from bench.sweeps.launcher import time_limit_s
+from bench.sweeps.lock import LOCK, RunLock
+from bench.sweeps.preflight import check_command
 from tests.conftest import CONF, ROOT, launch
 
 TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]
@@ -138,14 +138,15 @@ def _trained(text: str) -> int:
 
 
 def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_signalled_in_start_up(tmp_path):
-    """bench/localjob.py: each attempt gets the pre-timeout signal while its task is still being unpickled (before
+    """bench/sweeps/localjob.py: each attempt gets the pre-timeout signal while its task is still being unpickled
+    (before
     submitit installs its handler: a start-up slowed by load), and max_num_timeout=6 asks for 7 attempts (submitit's
     own controller stops after 6). The signal is delivered once handled (no job killed by it), the job is requeued
     6 times and ends with submitit's "timed-out too many times" error, never without a result. No training: the
     task's start-up is a sleep."""
     import submitit
 
-    from bench.localjob import LocalExecutor
+    from bench.sweeps.localjob import LocalExecutor
 
     class SlowStart:  # defined here: pickled by value, so the task imports nothing of the test suite
         def __init__(self):
@@ -206,7 +207,7 @@ def test_timeout_checkpoints_requeues_and_completes(tmp_path):
     requeued into the same folder (same job id) and the run completes from its checkpoint. signal_delay_s=10 leaves
     it time to checkpoint and exit before the limit (submitit's local controller does not requeue a job still running
     at the limit). Under load a job's start-up can outlast the 35 s before the signal: such an attempt is requeued too
-    (bench/localjob.py), and max_num_timeout=20 lets the point take many; past them it would be recorded failed
+    (bench/sweeps/localjob.py), and max_num_timeout=20 lets the point take many; past them it would be recorded failed
     ("timed-out too many times" in its result.json, which the assertions show)."""
     sweep = tmp_path / "sweep"
     run = ["model.width=16", "model.depth=2", "batch_size=64", "steps=1500", "eval_every=50", "device=cpu"]

@@ -13,7 +13,7 @@ import torch
 from bench.config import validate
 from bench.errors import ConfigError
 from bench.numerics import Numerics
-from bench.preflight import check_command
+from bench.sweeps.preflight import check_command
 from bench.train import Trainer, run
 from tests.conftest import ROOT, compose_cfg
 
@@ -82,7 +82,8 @@ def test_bad_precision_is_refused_in_one_line(value):
 
 @pytest.mark.parametrize("arg,key", [("deterministic=maybe", "deterministic"), ("precision=fp16", "precision=fp16")])
 def test_bad_values_are_one_line_before_training(arg, key):
-    """`python launch.py ARG` is refused by the launch's own check (bench.preflight.check_command: composition, then
+    """`python launch.py ARG` is refused by the launch's own check (bench.sweeps.preflight.check_command: composition,
+    then
     what the Preflight callback runs before the run folder is made), in one line naming the key. A bad value reaches
     the command line as tests/test_cli.py's do (it checks the printed line, exit code and missing folder once)."""
     with pytest.raises(ConfigError) as e:

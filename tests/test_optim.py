@@ -11,9 +11,9 @@ from bench.data import EpochSampler
 from bench.errors import ConfigError
 from bench.optim import build_optimizer, set_lr
 from bench.optim.adam_init import second_moment, set_second_moment
-from bench.preflight import check_command as preflight
 from bench.runfolder.store import RunStore
 from bench.seeding import generator
+from bench.sweeps.preflight import check_command as preflight
 from bench.train import Trainer
 from tests.conftest import compose_cfg, launch
 

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 import bench
 from bench.config import OBJECTIVES
 from bench.errors import ConfigError
-from bench.preflight import OPTIONAL_PLUGINS, check_command
+from bench.sweeps.preflight import OPTIONAL_PLUGINS, check_command
 from bench.train import Trainer
 from tests.conftest import multirun
 

@@ -80,7 +80,7 @@ def test_sweep_goes_on_when_one_point_hits_a_full_disk(tmp_path, monkeypatch, wh
     one-line summary (what launch.py prints: no traceback), and no empty .hydra/config.yaml is left."""
     from omegaconf import OmegaConf
 
-    from bench.summary import SweepEnded
+    from bench.sweeps.summary import SweepEnded
     from tests.conftest import multirun
 
     mkstemp = tempfile.mkstemp

@@ -16,6 +16,7 @@ from bench.config import validate
 from bench.errors import ConfigError
 from bench.runfolder import RESULT, run_identity
 from bench.runfolder.store import RunStore
+from bench.signals import Terminated
 from bench.train import Trainer, run
 from tests.conftest import compose_cfg
 from tests.test_ensemble import assert_same_run
@@ -231,7 +232,7 @@ def test_sigterm_between_reads_checkpoints_every_step_taken(tmp_path, monkeypatc
         return out
 
     monkeypatch.setattr(Trainer, "train_step", terminated_at_13)
-    with pytest.raises(checkpoint.Terminated):
+    with pytest.raises(Terminated):
         run(cfg, tmp_path / "resumed")
     saved = checkpoint.read(tmp_path / "resumed" / checkpoint.CHECKPOINT)["components"]
     assert saved["progress"]["step"] == 13 and saved["means"]["steps"] == 3, "steps 11-13 in the running sums"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench import Outcome, objective, outcome
-from bench.lock import LOCK, RUNNING_ELSEWHERE, Incomplete, RunLock, check_complete
+from bench.sweeps.lock import LOCK, RUNNING_ELSEWHERE, Incomplete, RunLock, check_complete
 from tests.conftest import multirun, run_in_process
 from tests.test_launchers import LOCAL, _start
 

@@ -16,7 +16,7 @@ Files of a run folder:
   result.json      written last: its presence means the run has ended (status completed | diverged | failed)
   checkpoint.pt    the run's full state while it trains (bench/checkpoint.py); kept after the run ends
   traceback.txt    a failed run's traceback (or the end of its job's log when the job died)
-  run.lock         held while a process trains the run (bench/lock.py)
+  run.lock         held while a process trains the run (bench/sweeps/lock.py)
   .hydra/overrides.yaml  Hydra's record of the command-line overrides that define the run's grid point
 
 result.json carries `format` (FORMAT below) and the keys of RESULT_KEYS, each with its type and one meaning; a run

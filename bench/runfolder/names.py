@@ -57,7 +57,7 @@ def stated_defaults(overrides: list[str]) -> set[str]:
 @functools.lru_cache(maxsize=64)
 def default_choices(presets: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """group -> the option conf/config.yaml's defaults list chooses, after the presets' `override /group: option`."""
-    from bench.preflight import CONF_DIR
+    from bench.sweeps.preflight import CONF_DIR
 
     choices = {}
     for entry in _defaults(CONF_DIR / "config.yaml"):

@@ -30,7 +30,7 @@ def _conf_dir() -> Path:
     """The configs: bench/conf/ in an installed package (setup.py copies the top-level conf/ there when it builds a
     wheel), else conf/ beside bench/ (a checkout, an editable install). The packaged copy comes first: beside an
     installed bench, ../conf is site-packages/conf, which is not ours."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # bench/
     packaged = here / "conf"
     return packaged if (packaged / "config.yaml").is_file() else here.parent / "conf"
 

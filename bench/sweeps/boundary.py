@@ -13,7 +13,7 @@ wherever a longer one fails, so each row's bracket starts from what its neighbou
 measured. Checked: the final bracket of every row (eta_max and the next eta) is measured in the row itself, and a
 row whose own result contradicts its neighbours is searched again on its own measurements only.
 
-A point held by another launch (its run.lock, bench/lock.py) is never read as a result: the search waits for its
+A point held by another launch (its run.lock, bench/sweeps/lock.py) is never read as a result: the search waits for its
 result.json, polling every poll_s while the holder is alive by the lock's heartbeat rule, and launches it again if
 the holder ended without a result (wait=false: stops instead, with one line naming the point and the holder). So two
 searches on one folder, or a relaunch after a killed search whose jobs still run, find the same boundary.
@@ -37,9 +37,9 @@ from pathlib import Path
 
 from bench import outcome
 from bench.errors import ConfigError
-from bench.lock import RUNNING_ELSEWHERE, RunLock, describe
+from bench.sweeps.lock import RUNNING_ELSEWHERE, RunLock, describe
 from bench.runfolder import FINISHED, STATUSES, atomic_write_text, column
-from bench.sweeper import ValidatingSweeper, point_name
+from bench.sweeps.sweeper import ValidatingSweeper, point_name
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@
   (its own job id, time limit, checkpoint and requeue, as on SLURM), at most `max_parallel` at a time; stopping the
   launcher (Ctrl-C, SIGTERM) stops its jobs.
 - Each job sets torch's CPU threads to cpus_per_task, so runs sharing a node do not oversubscribe it.
-- ensemble=K > 1: compatible points are trained K at a time, one pack per job (bench/packs.py); each point keeps
+- ensemble=K > 1: compatible points are trained K at a time, one pack per job (bench/sweeps/packs.py); each point keeps
   its folder, lock, finished skip and JobReturn; measure.every and catapult points run alone.
 
 Preemption and timeouts: submitit sends SIGUSR2 before the time limit; the run checkpoints (bench/checkpoint.py) and
 the launcher's `checkpoint()` requeues the same job, which resumes from the checkpoint (max_num_timeout bounds the
 requeues after timeouts; preemptions do not count; a local job restarts as often, and a signal during its start-up
-is delivered once submitit handles it: bench/localjob.py). Presets: conf/hydra/launcher/{slurm,local}.yaml. Hydra
+is delivered once submitit handles it: bench/sweeps/localjob.py). Presets: conf/hydra/launcher/{slurm,local}.yaml. Hydra
 instantiates launchers only from the hydra_plugins package: hydra_plugins/warmup_bench names these two classes and
 stores their configs (base_slurm, base_local).
 """
@@ -37,7 +37,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 
 from bench.errors import ConfigError
 from bench.failure import describe_failure
-from bench.packs import PackJob, ensemble_size, group, point_key
+from bench.sweeps.packs import PackJob, ensemble_size, group, point_key
 from bench.runfolder import (
     FINISHED,
     RESULT,
@@ -47,7 +47,7 @@ from bench.runfolder import (
 )
 from bench.runfolder.check import mismatch
 from bench.runfolder.store import RunStore
-from bench.sbatch import refusals
+from bench.sweeps.sbatch import refusals
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class _Launcher(BaseSubmititLauncher):
         if k == 1:
             groups = [[j] for j in range(len(job_params))]
             jobs = self._submit(self._executor(), self, job_params)
-        else:  # packs of compatible points, one job each (bench/packs.py)
+        else:  # packs of compatible points, one job each (bench/sweeps/packs.py)
             groups = group([point_key(self._sweep_config(params[0])) for params in job_params], k)
             log.info("ensemble=%d: %d runs in %d jobs", k, len(job_params), len(groups))
             jobs = self._submit(self._executor(), PackJob(self), [([job_params[j] for j in g],) for g in groups])
@@ -205,13 +205,13 @@ class LocalJobs(_Launcher):
 
     def _executor(self):
         """submitit's LocalExecutor itself (AutoExecutor does not pass signal_delay_s on to it), with the controller and
-        tasks of bench/localjob.py: a requeued job restarts up to max_num_timeout times, never vanishes."""
-        from bench.localjob import LocalExecutor
+        tasks of bench/sweeps/localjob.py: a requeued job restarts up to max_num_timeout times, never vanishes."""
+        from bench.sweeps.localjob import LocalExecutor
 
         p = dict(self.params)
         executor = LocalExecutor(folder=p["submitit_folder"], max_num_timeout=int(p["max_num_timeout"]))
         executor.update_parameters(
-            timeout_min=p["timeout_min"],  # bench/localjob.py: int(60 * timeout_min) s, as time_limit_s checked
+            timeout_min=p["timeout_min"],  # bench/sweeps/localjob.py: int(60 * timeout_min) s, as time_limit_s checked
             signal_delay_s=int(p["signal_delay_s"]),
             tasks_per_node=p["tasks_per_node"],
             gpus_per_node=p["gpus_per_node"] or 0,

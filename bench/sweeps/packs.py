@@ -1,4 +1,4 @@
-"""Packed sweeps: with hydra.launcher.ensemble=K the launchers (bench/launcher.py, local and SLURM alike) group a
+"""Packed sweeps: with hydra.launcher.ensemble=K the launchers (bench/sweeps/launcher.py, local and SLURM alike) group a
 sweep's compatible points into packs of at most K and train each pack in one job with bench.ensemble.run_packed.
 
 Grouping (in the launcher, before any job starts): points with the same `bench.ensemble.pack_key` (model, dataset,
@@ -71,7 +71,7 @@ def point_key(sweep_cfg: DictConfig) -> str | None:
     """The pack key of a sweep point (composed with its hydra node); None: it runs alone."""
     from bench.config import validate
     from bench.ensemble import pack_key
-    from bench.preflight import task_config
+    from bench.sweeps.preflight import task_config
 
     try:
         return pack_key(validate(task_config(sweep_cfg)))
@@ -134,7 +134,7 @@ def train_pack(launcher, points: list[tuple]) -> list[JobReturn]:
 def _prepare(launcher, overrides: list[str], num: int, job_id: str) -> Point:
     """What hydra.core.utils.run_job does before it calls the task function: the point's config, its folder and
     .hydra/ files, its JobReturn."""
-    from bench.preflight import task_config
+    from bench.sweeps.preflight import task_config
 
     config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
     with open_dict(config.hydra.job):
@@ -180,7 +180,7 @@ def _train(members: list[Point], locks: ExitStack) -> None:
     unfinished points alone. Sets each point's result or error."""
     from bench.config import validate
     from bench.ensemble import run_packed
-    from bench.lock import RunLock, not_ours
+    from bench.sweeps.lock import RunLock, not_ours
     from bench.runfolder.check import check_run_folder, same_device_config
 
     held = []
