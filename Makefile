@@ -108,3 +108,13 @@ gpu-check: install  ## on a CUDA node (< 8 min): CUDA tests, then CUDA benchmark
 .PHONY: reproduce
 reproduce: install  ## the CPU-scale Figures 1-7 (conf/experiment/cpu/), their figures and reports/reproduction.md
 	$(PY) -m analysis.reproduce
+
+# the tests marked `racing` (they race a live process against a clock, a file or a signal), each STRESS times, in
+# STRESS_JOBS pytest-xdist workers beside a CPU hog: more load than CI's 4 workers, so a test whose success depends on
+# the machine's speed fails here first. TESTS=tests/test_x.py: that file's racing tests only
+STRESS ?= 2
+STRESS_JOBS ?= 8
+.PHONY: test-stress
+test-stress: install  ## the process-racing tests (marked racing), each STRESS=2 times in STRESS_JOBS=8 workers beside a CPU hog
+	@$(PY) -c 'while True: pass' & hog=$$!; trap 'kill $$hog' EXIT; \
+	$(PY) -m pytest -q -n $(STRESS_JOBS) -m racing --rounds $(STRESS) $(TESTS)

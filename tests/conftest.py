@@ -8,8 +8,11 @@ import os
 # the same run trained in a job that sets torch's threads to cpus_per_task=1 (float sums depend on the thread count)
 os.environ["OMP_NUM_THREADS"] = "1"
 
+import contextlib  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -77,6 +80,86 @@ def multirun(*overrides: str) -> list:
     return [r for batch in _in_process("multirun", [*overrides, "hydra.mode=MULTIRUN"]) or [] for r in batch]
 
 
+HANG_S = 600  # a deadline that only bounds a hang: a test that waits on a process never needs it to succeed
+
+
+class Stops:
+    """Processes started with env() stop right after their first checkpoint and wait there (tests/stops/
+    sitecustomize.py) until the test lets them go on: the test signals or kills a run at a point it controls,
+    whatever the machine's speed or load."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.released = folder, False
+        folder.mkdir(parents=True)
+
+    def env(self) -> dict:
+        """The variables for a process whose runs (its jobs' runs too) stop after their first checkpoint."""
+        path = os.pathsep.join([str(ROOT / "tests" / "stops"), str(ROOT)])
+        return {"PYTHONPATH": path, "WARMUP_BENCH_TEST_STOPS": str(self.folder)}
+
+    def wait(self, n: int = 1, alive=lambda: True) -> dict[int, Path]:
+        """The processes waiting now (pid -> run folder), once there are n; `alive()` false (the launcher ended)
+        fails at once."""
+
+        def waiting() -> dict[int, Path] | None:
+            assert alive(), "the launcher ended before its runs stopped after a checkpoint"
+            now = self._waiting()
+            return now if len(now) >= n else None
+
+        return wait_until(f"{n} run(s) to stop after a checkpoint", waiting)
+
+    def signalled(self, pid: int) -> bool:
+        """A stop signal (SIGUSR2, SIGTERM) has reached that waiting process: pending, or noted by the run."""
+        reached = (self.folder / f"{pid}.signalled").exists()
+        return reached or any(signal_pending(pid, s) for s in (signal.SIGUSR2, signal.SIGTERM))
+
+    def go(self, pid: int) -> None:
+        """That process goes on."""
+        (self.folder / str(pid)).unlink()
+
+    def release(self) -> None:
+        """Every process waiting goes on, and none stops any more."""
+        self.folder.rename(self.folder.with_name(self.folder.name + ".off"))
+        self.released = True
+
+    def __enter__(self) -> Stops:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """A process still waiting (a test that failed half-way) is killed: none is left behind."""
+        for pid in [] if self.released else self._waiting():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _waiting(self) -> dict[int, Path]:
+        files = [f for f in self.folder.iterdir() if f.name.isdigit()]
+        return {int(f.name): Path(f.read_text()) for f in files if state(int(f.name)) not in ("Z", None)}
+
+
+def state(pid: int) -> str | None:
+    """A process's state letter (R, S, T: stopped, Z: zombie), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def signal_pending(pid: int, signum: int) -> bool:
+    """Whether signum waits to be delivered to process pid (Linux: /proc/PID/status, its pending-signal masks)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    masks = [int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(mask >> (signum - 1) & 1 for mask in masks)
+
+
+def wait_until(what: str, check, every: float = 0.05):
+    """check()'s first true value; HANG_S only bounds a hang."""
+    deadline = time.time() + HANG_S
+    while not (value := check()):
+        assert time.time() < deadline, f"waited {HANG_S} s for {what}"
+        time.sleep(every)
+    return value
+
+
 # Slowest first (measured; a prefix of a test id): under pytest-xdist (`make test`: -n JOBS) they start at once and
 # overlap with the many short tests, instead of ending the run alone. Tests that wait (on subprocesses, SLURM, time
 # limits) leave the two cores to the others, hence more workers than cores.
@@ -113,6 +196,18 @@ ALONE = [
 
 def _names_slurm(nodeid: str) -> bool:
     return "slurm" in nodeid.split("[")[0]  # the file or the test's name, not its parameters
+
+
+def pytest_addoption(parser):
+    parser.addoption("--rounds", type=int, default=1, help="run each test marked racing this many times (test-stress)")
+
+
+def pytest_generate_tests(metafunc):
+    """--rounds N: a racing test N times (ids ...[round-K]), spread over the workers like any other tests."""
+    rounds = metafunc.config.getoption("rounds")
+    if rounds > 1 and metafunc.definition.get_closest_marker("racing"):
+        metafunc.fixturenames.append("stress_round")
+        metafunc.parametrize("stress_round", range(rounds), ids=lambda k: f"round-{k}")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -27,7 +27,7 @@ from bench.errors import ConfigError
 from bench.sweeps import packs
 from bench.sweeps.lock import LOCK
 from bench.sweeps.preflight import compose_error
-from tests.conftest import compose_cfg, launch, multirun
+from tests.conftest import Stops, compose_cfg, launch, multirun
 from tests.test_slurm import slurm  # noqa: F401  (the fixture: a running local SLURM cluster)
 
 TINY = ["model.depth=2", "model.width=16", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
@@ -189,38 +189,42 @@ def test_a_bad_ensemble_is_refused_before_the_sweep_starts(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_signalled_pack_checkpoints_is_requeued_and_resumes(tmp_path):
+@pytest.mark.racing
+def test_a_signalled_pack_checkpoints_is_requeued_and_resumes(tmp_path, monkeypatch):
     """SIGUSR2 (what submitit sends before the time limit, or a preemption) to a pack's job: every member saves its
     checkpoint, the job is requeued with the same points, and both members resume and complete. The launcher runs in
-    this process (as launch.py runs it); the job is its own process, signalled as soon as both members train."""
+    this process (as launch.py runs it); the job is its own process, which waits after its first checkpoint
+    (tests/stops: step 50, both members training) and is signalled there."""
     sweep = tmp_path / "sweep"
-    # tiny members (a step costs about the pack's per-step overhead), but hundreds of steps after the first metrics
-    run = ["model.width=16", "model.depth=2", "steps=600", "eval_every=50", "batch_size=64", "device=cpu"]
+    run = ["model.width=16", "model.depth=2", "steps=200", "eval_every=50", "checkpoint_every=50", "batch_size=64"]
+    run += ["device=cpu"]
+    stops = Stops(tmp_path / "stops")
+    for key, value in stops.env().items():  # for the job processes the launcher starts
+        monkeypatch.setenv(key, value)
     done, signalled = threading.Event(), []
 
-    def signal_the_pack_when_both_members_train() -> None:
-        while len(list(sweep.glob("*/metrics.csv"))) < 2:
-            if done.wait(0.02):
-                return
-        (holder,) = {json.loads(p.read_text())["pid"] for p in sweep.glob(f"*/{LOCK}")}
+    def signal_the_pack_where_it_stopped() -> None:
+        (holder,) = stops.wait(alive=lambda: not done.is_set())
         os.kill(holder, signal.SIGUSR2)
         signalled.append(holder)
+        stops.release()
 
-    thread = threading.Thread(target=signal_the_pack_when_both_members_train, daemon=True)
+    thread = threading.Thread(target=signal_the_pack_where_it_stopped, daemon=True)
     thread.start()
-    try:
-        returns = multirun(
-            "optimizer.lr=0.02,0.05", *run, *LOCAL, "hydra.launcher.ensemble=2", f"hydra.sweep.dir={sweep}"
-        )
-    finally:
-        done.set()
-        thread.join()
+    with stops:
+        try:
+            returns = multirun(
+                "optimizer.lr=0.02,0.05", *run, *LOCAL, "hydra.launcher.ensemble=2", f"hydra.sweep.dir={sweep}"
+            )
+        finally:
+            done.set()
+            thread.join()
     logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
     assert signalled, logs[-3000:]
     assert [r.status for r in returns] == [JobStatus.COMPLETED] * 2, logs[-3000:]
     assert len(_jobs(sweep)) == 1
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
-    assert [(r["status"], r["stop_step"]) for r in results] == [("completed", 600)] * 2
+    assert [(r["status"], r["stop_step"]) for r in results] == [("completed", 200)] * 2
     assert "packed run checkpointed on SIGUSR2" in logs and "Requeued job" in logs, logs[-3000:]
     assert logs.count("resumed from") == 2, "both members resume from their checkpoints"
     (pkl,) = sweep.glob(".submitit/*/*_result.pkl")

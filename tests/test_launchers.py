@@ -22,19 +22,19 @@ from hydra.core.singleton import Singleton
 
 from analysis.status import counts, sweep_status
 from bench.errors import ConfigError
-from bench.runfolder import METRICS
 from bench.sweeps.launcher import time_limit_s
 from bench.sweeps.lock import LOCK, RunLock
 from bench.sweeps.preflight import check_command
-from tests.conftest import CONF, ROOT, launch
+from tests.conftest import CONF, HANG_S, ROOT, Stops, launch, state, wait_until
 
 TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]
 LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1"]
-# a run of several seconds: long enough to be caught running, signalled or killed
-LONG = ["model.width=256", "model.depth=3", "steps=4000", "eval_every=1000", "batch_size=128", "device=cpu"]
-# a sweep of two points: the first LONG, the second a fraction of a second (a point the test does not need running
-# costs no compute)
-LONG_THEN_SHORT = [*(a for a in LONG if not a.startswith("steps=")), "steps=4000,40"]
+# a run the test holds where it waits after its first checkpoint (tests/stops: step 100), to signal or kill it
+LONG_STEPS = 400
+LONG = ["model.width=16", "model.depth=2", f"steps={LONG_STEPS}", "eval_every=100", "checkpoint_every=100"]
+LONG += ["batch_size=64", "device=cpu"]
+# a sweep of two points: the first LONG, the second a fraction of a second that ends before any checkpoint
+LONG_THEN_SHORT = [*(a for a in LONG if not a.startswith("steps=")), f"steps={LONG_STEPS},40"]
 
 
 def test_launcher_and_sweeper_configs_survive_a_singleton_reset():
@@ -103,47 +103,31 @@ def test_lock_is_atomic_and_stale_locks_are_taken_over(tmp_path):
     assert RunLock(tmp_path, stale_min=10).acquire(), "a heartbeat older than stale_min is taken over"
 
 
-def _start(*args: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+def _start(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {}), "HYDRA_FULL_ERROR": "0"}
     out = log.open("w")
     return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env, stdout=out, stderr=out)
 
 
-def _wait_for_locks(sweep: Path, n: int, proc: subprocess.Popen, timeout: float = 300, point: str = "*") -> list[dict]:
-    """The locks of n running points (of the folders matching `point`)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        locks = []
-        for p in sweep.glob(f"{point}/{LOCK}"):
-            try:
-                locks.append(json.loads(p.read_text()) | {"dir": p.parent})
-            except (OSError, ValueError):
-                pass
-        if len(locks) >= n:
-            return locks
-        time.sleep(0.2)
-    raise AssertionError(f"{n} runs did not start (launcher exit {proc.poll()})")
-
-
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+    return state(pid) not in ("Z", None)  # a zombie is dead, waiting for its parent to reap it
 
 
 def _trained(text: str) -> int:
     return text.count(", best test acc")
 
 
+@pytest.mark.racing
 def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_signalled_in_start_up(tmp_path):
     """bench/sweeps/localjob.py: each attempt gets the pre-timeout signal while its task is still being unpickled
     (before
     submitit installs its handler: a start-up slowed by load), and max_num_timeout=6 asks for 7 attempts (submitit's
     own controller stops after 6). The signal is delivered once handled (no job killed by it), the job is requeued
-    6 times and ends with submitit's "timed-out too many times" error, never without a result. No training: the
-    task's start-up is a sleep."""
+    6 times and ends with submitit's "timed-out too many times" error, never without a result. No training.
+    Whatever the machine's speed: the signal comes 1 s into an attempt and the task's unpickling waits for it;
+    SIGUSR2 is blocked in this process, so in the controller and its tasks (a signal mask is inherited), until the
+    unpickling unblocks it (localjob's handler is in place by then); the 60 s limit only bounds a hang (an attempt
+    ends as its task is requeued)."""
     import submitit
 
     from bench.sweeps.localjob import LocalExecutor
@@ -153,7 +137,10 @@ def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_si
             self.state = "a state, so that unpickling calls __setstate__"
 
         def __setstate__(self, state):
-            time.sleep(2.0)  # the signal (1 s into the attempt) arrives during this
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
+            early, deadline = sys.modules["__main__"]._early, time.time() + 600  # localjob runs as __main__
+            while not early and time.time() < deadline:  # the controller's signal (1 s into the attempt)
+                time.sleep(0.01)
             self.__dict__.update(state)
 
         def __call__(self):
@@ -163,35 +150,39 @@ def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_si
             return submitit.helpers.DelayedSubmission(self)
 
     executor = LocalExecutor(folder=tmp_path, max_num_timeout=6)
-    executor.update_parameters(timeout_min=4 / 60, signal_delay_s=3)
-    job = executor.submit(SlowStart())
+    executor.update_parameters(timeout_min=1, signal_delay_s=59)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+    try:
+        job = executor.submit(SlowStart())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     with pytest.raises(submitit.core.utils.UncompletedJobError, match="timed-out too many times"):
         job.result()
     log = job.stdout() + job.stderr()
     assert log.count("Requeued job") == 6 and log.count("during start-up: delivered now") == 7, log[-3000:]
 
 
-def _signal_pending(pid: int, signum: int) -> bool:
-    """Whether signum waits to be delivered to process pid (Linux: /proc/PID/status, its pending-signal masks)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    masks = [int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd:", "ShdPnd:"))]
-    return any(mask >> (signum - 1) & 1 for mask in masks)
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
 
 
-def _pause_once_training(sweep: Path, proc: subprocess.Popen, timeout: float = 300) -> int:
-    """SIGSTOP the process that trains the sweep's one point, once it has written metrics (its signal handlers are
-    installed); its pid."""
-    deadline = time.time() + timeout
-    while True:
-        assert proc.poll() is None and time.time() < deadline, "the run never trained"
-        if list(sweep.glob(f"*/{METRICS}")):
-            try:
-                (lock,) = _wait_for_locks(sweep, 1, proc)
-                os.kill(lock["pid"], signal.SIGSTOP)
-                return lock["pid"]
-            except ProcessLookupError:  # a lock left by an attempt that ended: the next takes it over
-                pass
-        time.sleep(0.05)
+def _controller(launcher: subprocess.Popen) -> int | None:
+    """The pid of the launcher's job controller once it has started its task."""
+    assert launcher.poll() is None, "the launcher ended"
+    return next((c for c in _children(launcher.pid) if _children(c)), None)
+
+
+def _running(proc: subprocess.Popen, log: Path):
+    """alive() for Stops.wait: fails with the launcher's log once it has ended."""
+
+    def alive() -> bool:
+        assert proc.poll() is None, f"the launcher ended (exit {proc.returncode}):\n{log.read_text()[-3000:]}"
+        return True
+
+    return alive
 
 
 def _job_logs(sweep: Path) -> str:
@@ -199,37 +190,46 @@ def _job_logs(sweep: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.racing
 def test_timeout_checkpoints_requeues_and_completes(tmp_path):
     """A 45 s limit (timeout_min=0.75: a local job's limit may be a fraction of a minute) and the pre-timeout signal
-    10 s before it. Once the point trains (its first metrics row), the test pauses it (SIGSTOP, as an overloaded
-    machine stalls a run) until the controller's signal is pending, then lets it go on: the signal lands mid-training
-    whatever the machine's speed, so a small run outlasts the limit. The run checkpoints at the signal, the job is
-    requeued into the same folder (same job id) and the run completes from its checkpoint. signal_delay_s=10 leaves
-    it time to checkpoint and exit before the limit (submitit's local controller does not requeue a job still running
-    at the limit). Under load a job's start-up can outlast the 35 s before the signal: such an attempt is requeued too
-    (bench/sweeps/localjob.py), and max_num_timeout=20 lets the point take many; past them it would be recorded failed
-    ("timed-out too many times" in its result.json, which the assertions show)."""
+    10 s before it, mid-training: the run checkpoints at the signal, the job is requeued into the same folder (same
+    job id) and the run completes from its checkpoint. Whatever the machine's speed: the job's controller counts the
+    limit in its polls (24 a second), and the test lets it count (SIGCONT) only while the run waits after its first
+    checkpoint (tests/stops: step 50), until the signal has reached the run; it is stopped (SIGSTOP) otherwise, from
+    its first task's start to the end of the second (a task that ends meanwhile waits for it, a zombie). The one
+    margin left: the test stops the controller within 10 s of its polls after the signal."""
     sweep = tmp_path / "sweep"
     run = ["model.width=16", "model.depth=2", "batch_size=64", "steps=1500", "eval_every=50", "device=cpu"]
-    limits = [
-        "hydra.launcher.timeout_min=0.75",
-        "hydra.launcher.signal_delay_s=10",
-        "hydra.launcher.max_num_timeout=20",
-    ]
-    proc = _start("-m", "seed=0", *run, *LOCAL, *limits, f"hydra.sweep.dir={sweep}", log=tmp_path / "launch.log")
-    try:
-        pid = _pause_once_training(sweep, proc)
+    limits = ["hydra.launcher.timeout_min=0.75", "hydra.launcher.signal_delay_s=10"]
+    args = ["-m", "seed=0", *run, "checkpoint_every=50", *LOCAL, *limits, f"hydra.sweep.dir={sweep}"]
+
+    def ended(pid: int) -> bool:
+        return state(pid) in ("Z", None)
+
+    with Stops(tmp_path / "stops") as stops:
+        proc = _start(*args, log=tmp_path / "launch.log", env=stops.env())
+        controller = None
         try:
-            deadline = time.time() + 300
-            while not _signal_pending(pid, signal.SIGUSR2) and "on SIGUSR2" not in _job_logs(sweep):
-                assert time.time() < deadline, "no pre-timeout signal"
-                time.sleep(0.2)
+            controller = wait_until("the job's controller to start its task", lambda: _controller(proc))
+            os.kill(controller, signal.SIGSTOP)
+            (pid,) = stops.wait(alive=_running(proc, tmp_path / "launch.log"))
+            os.kill(controller, signal.SIGCONT)
+            wait_until("the pre-timeout signal", lambda: stops.signalled(pid), every=0.2)
+            os.kill(controller, signal.SIGSTOP)
+            stops.release()  # the run checkpoints, asks for its requeue and ends
+            wait_until("the first attempt to end", lambda: ended(pid))
+            os.kill(controller, signal.SIGCONT)
+            (again,) = wait_until("the second attempt", lambda: [c for c in _children(controller) if c != pid])
+            os.kill(controller, signal.SIGSTOP)
+            wait_until("the second attempt to end", lambda: ended(again))
+            os.kill(controller, signal.SIGCONT)
+            proc.wait(timeout=HANG_S)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
-        proc.wait(timeout=600)
-    finally:
-        proc.kill()
+            if controller:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(controller, signal.SIGCONT)
+            proc.kill()
     (result,) = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]  # never a point without one
     assert proc.returncode == 0, f"{result}\n{(tmp_path / 'launch.log').read_text()[-3000:]}"
     assert result["status"] == "completed" and result["stop_step"] == 1500, result
@@ -242,64 +242,69 @@ def test_timeout_checkpoints_requeues_and_completes(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.racing
 def test_a_killed_job_is_recorded_in_its_own_folder_only(tmp_path):
+    """The long point is killed (SIGKILL) where it waits, after its first checkpoint (tests/stops); the short
+    one ends before any checkpoint."""
     sweep = tmp_path / "sweep"
     args = ["-m", *LONG_THEN_SHORT, *LOCAL, "hydra.launcher.max_parallel=2", f"hydra.sweep.dir={sweep}"]
-    proc = _start(*args, log=tmp_path / "launch.log")
-    try:
-        victim = _wait_for_locks(sweep, 1, proc, point="*steps=4000_*")[0]  # the long point, killed as it trains
-        os.kill(victim["pid"], signal.SIGKILL)
-        assert proc.wait(timeout=600) != 0, "a dead point makes the multirun exit non-zero"
-    finally:
-        proc.kill()
+    with Stops(tmp_path / "stops") as stops:
+        proc = _start(*args, log=tmp_path / "launch.log", env=stops.env())
+        try:
+            ((victim, folder),) = stops.wait(alive=_running(proc, tmp_path / "launch.log")).items()
+            os.kill(victim, signal.SIGKILL)
+            assert proc.wait(timeout=HANG_S) != 0, "a dead point makes the multirun exit non-zero"
+        finally:
+            proc.kill()
     status = sweep_status(sweep)
     assert counts(status)["failed"] == 1 and counts(status)["completed"] == 1, status
-    failed = json.loads((victim["dir"] / "result.json").read_text())
+    failed = json.loads((folder / "result.json").read_text())
     assert failed["status"] == "failed" and failed["error_type"] == "job_died"
+    assert f"steps={LONG_STEPS}" in folder.name
     ids = {p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")}
     assert len(ids) == 2, "one job, one job id per point"
 
 
 @pytest.mark.slow
+@pytest.mark.racing
 def test_stopping_the_launcher_stops_its_jobs(tmp_path):
+    """SIGTERM to the launcher while both points' runs are held after their first checkpoint (tests/stops)."""
     sweep = tmp_path / "sweep"
     args = ["-m", "optimizer.lr=0.25,0.5", *LONG, *LOCAL, "hydra.launcher.max_parallel=2", f"hydra.sweep.dir={sweep}"]
-    proc = _start(*args, log=tmp_path / "launch.log")
-    try:
-        pids = [lock["pid"] for lock in _wait_for_locks(sweep, 2, proc)]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) != 0
-    finally:
-        proc.kill()
-    deadline = time.time() + 15
-    while time.time() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.2)
-    assert not any(_alive(p) for p in pids), "no job outlives its launcher"
+    with Stops(tmp_path / "stops") as stops:
+        proc = _start(*args, log=tmp_path / "launch.log", env=stops.env())
+        try:
+            pids = list(stops.wait(2, alive=_running(proc, tmp_path / "launch.log")))
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=HANG_S) != 0
+        finally:
+            proc.kill()
+        wait_until("the jobs to end", lambda: not any(_alive(p) for p in pids))  # no job outlives its launcher
     assert "cancelling 2 running job(s)" in (tmp_path / "launch.log").read_text()
 
 
 @pytest.mark.slow
+@pytest.mark.racing
 def test_two_launches_of_a_sweep_never_train_a_point_twice(tmp_path):
-    """The first launch holds point 1: the test pauses it (SIGSTOP) as soon as it takes the point's lock, so the
-    point is held, whatever the machine's speed, while the second launch of the same sweep runs; the second finds it
-    locked and reports it running elsewhere, trains point 2; the first, let go on (SIGCONT), completes point 1, then
+    """The first launch holds point 1: it stops after the point's first checkpoint and waits (tests/stops), holding the
+    point's lock, whatever the machine's speed, while the second launch of the same sweep runs; the second finds it
+    locked and reports it running elsewhere, trains point 2; the first, let go on, completes point 1, then
     skips point 2. Both are basic-launcher launches: the lock is taken by the run (bench.run), whatever launched it,
     and a launch that trains in its own process needs no job processes (tests/test_sweeps.py runs the local launcher's
-    jobs). Both points are small runs."""
+    jobs). Both points are small runs; point 2 ends before any checkpoint."""
     sweep = tmp_path / "sweep"
-    grid = ["-m", *TINY, "steps=200,40", f"hydra.sweep.dir={sweep}"]
-    first = _start(*grid, log=tmp_path / "first.log")
-    try:
-        (holder,) = _wait_for_locks(sweep, 1, first, point="*steps=200_*")
-        assert holder["pid"] == first.pid
-        os.kill(first.pid, signal.SIGSTOP)
+    grid = ["-m", *TINY, "steps=200,40", "checkpoint_every=50", f"hydra.sweep.dir={sweep}"]
+    with Stops(tmp_path / "stops") as stops:
+        first = _start(*grid, log=tmp_path / "first.log", env=stops.env())
         try:
+            ((holder, folder),) = stops.wait(alive=_running(first, tmp_path / "first.log")).items()
+            assert holder == first.pid and "steps=200" in folder.name
+            assert json.loads((folder / LOCK).read_text())["pid"] == first.pid
             second = launch(*grid)
+            stops.release()
+            assert first.wait(timeout=HANG_S) == 0, (tmp_path / "first.log").read_text()[-3000:]
         finally:
-            os.kill(first.pid, signal.SIGCONT)
-        assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-3000:]
-    finally:
-        first.kill()
+            first.kill()
     assert second.returncode == 1 and "incomplete: 1 of 2 points skipped" in second.stderr, second.stderr[-3000:]
     second_log, first_log = second.stdout + second.stderr, (tmp_path / "first.log").read_text()
     assert "running elsewhere" in second_log
