@@ -12,6 +12,7 @@ from bench import checkpoint
 from bench.runfolder.store import RunStore
 from bench.train import Trainer, run
 from tests.conftest import compose_cfg
+from tests.helpers import comparable, json_roundtrip
 
 # momentum: the optimizer has state to restore; checkpoint_every 10 with 40 steps: kill after step 25 loses 5 steps
 OVERRIDES = [
@@ -58,10 +59,6 @@ def count_steps(monkeypatch, kill_at: int | None = None) -> list[int]:
     return seen
 
 
-def comparable(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k not in ("wall_time_s", "git_sha")}
-
-
 def test_resume_after_crash_equals_uninterrupted(tmp_path, monkeypatch):
     cfg = compose_cfg(*OVERRIDES)
     alone = run(cfg, tmp_path / "alone")
@@ -98,14 +95,6 @@ def test_finished_run_is_skipped_and_force_reruns(tmp_path, monkeypatch):
     forced = run(compose_cfg(*OVERRIDES, "force=true"), tmp_path)
     assert steps == list(range(1, 41))
     assert comparable(forced) == comparable(first)
-
-
-def json_roundtrip(result: dict) -> dict:
-    import json
-
-    from bench.runfolder.store import json_safe
-
-    return json.loads(json.dumps(json_safe(result)))
 
 
 def test_preemption_signal_checkpoints_then_hands_on(tmp_path, monkeypatch):

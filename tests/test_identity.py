@@ -11,8 +11,7 @@ from bench.runfolder import NON_RESULT_KEYS, run_identity
 from bench.runfolder.check import IdentityMismatch, check_run_folder, mismatch
 from bench.train import Trainer
 from tests.conftest import CONF, compose_cfg, launch
-
-TINY = ["model.width=32", "model.depth=2", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
+from tests.helpers import TINY
 
 
 def snapshot(folder) -> dict:
@@ -157,11 +156,11 @@ def test_launcher_skips_only_finished_points_of_the_same_identity(tmp_path, monk
     first = point("optimizer.lr=0.5")
     folder = point_folder(first, multirun=True)
     result = bench.run(compose_cfg(*TINY, "optimizer.lr=0.5"), folder)
-    monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: first)
+    monkeypatch.setattr(LocalJobs, "sweep_config", lambda self, overrides: first)
     assert result["status"] == "completed"
-    assert launcher._finished(["optimizer.lr=0.5"]).return_value == result["best_test_acc"], "its objective"
+    assert launcher.finished(["optimizer.lr=0.5"]).return_value == result["best_test_acc"], "its objective"
 
     edited = point("optimizer.lr=0.5", "seed=3")  # e.g. a preset edited: same folder, another config
-    monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: edited)
+    monkeypatch.setattr(LocalJobs, "sweep_config", lambda self, overrides: edited)
     monkeypatch.setattr("bench.sweeps.launcher.point_folder", lambda cfg, multirun=None: folder)
-    assert launcher._finished(["optimizer.lr=0.5"]) is None, "not skipped: the job refuses it in one line"
+    assert launcher.finished(["optimizer.lr=0.5"]) is None, "not skipped: the job refuses it in one line"

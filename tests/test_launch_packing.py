@@ -28,12 +28,13 @@ from bench.sweeps import packs
 from bench.sweeps.lock import LOCK
 from bench.sweeps.preflight import compose_error
 from tests.conftest import Stops, compose_cfg, launch, multirun
+from tests.helpers import LAUNCH_KEYS, tiny_run
 from tests.test_slurm import slurm  # noqa: F401  (the fixture: a running local SLURM cluster)
 
-TINY = ["model.depth=2", "model.width=16", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
+TINY = tiny_run("model.width=16")
 LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1", "hydra.launcher.max_parallel=2"]
 GRID = ["schedule=linear,cosine,catapult"]  # 2 packable points (their schedules differ), 1 catapult point
-NOT_COMPARED = {"wall_time_s", "git_sha", "packed_with", "hostname", "host"}
+NOT_COMPARED = {*LAUNCH_KEYS, "packed_with", "host"}  # a packed run records its pack
 
 
 # --- the grouping ------------------------------------------------------------------------------------------------
@@ -68,7 +69,7 @@ def test_a_locked_point_is_left_alone_and_another_configs_folder_is_refused(tmp_
     bench.train.run(compose_cfg(*TINY, "optimizer.lr=0.9"), points[2].dir)  # another config's finished run
     before = sorted(p.name for p in points[2].dir.iterdir())
     with ExitStack() as locks:
-        packs._train(points, locks)
+        packs.train_members(points, locks)
     assert [p.result["status"] for p in points if p.result] == ["completed", "running elsewhere", "completed"]
     assert points[0].result["packed_with"] == points[3].result["packed_with"] == 2
     assert sorted(p.name for p in points[1].dir.iterdir()) == [LOCK], "nothing written into a locked folder"
@@ -81,7 +82,7 @@ def test_two_points_of_a_pack_never_share_a_folder(tmp_path):
     points = _points(tmp_path, (0.05, []), (0.1, []))
     points[1].dir = points[0].dir  # e.g. hydra.sweep.subdir=${hydra.job.id}: one id for the whole pack
     with ExitStack() as locks:
-        packs._train(points, locks)
+        packs.train_members(points, locks)
     assert points[0].result["status"] == "completed" and "packed_with" not in points[0].result
     assert isinstance(points[1].error, ConfigError) and "also another point's folder" in str(points[1].error)
 
@@ -99,7 +100,7 @@ def test_a_failed_point_fails_in_its_own_folder_only(tmp_path, monkeypatch):
     monkeypatch.setattr(bench.train.Trainer, "__init__", broken_for_seed_1)
     points = _points(tmp_path, (0.05, []), (0.1, []), (0.2, ["schedule.warmup_steps=4"]))
     with ExitStack() as locks:
-        packs._train(points, locks)
+        packs.train_members(points, locks)
     assert str(points[1].error) == "seed 1 is broken" and points[1].result is None
     failed = json.loads((points[1].dir / "result.json").read_text())
     assert failed["status"] == "failed" and "seed 1 is broken" in failed["error"]

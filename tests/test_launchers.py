@@ -26,8 +26,9 @@ from bench.sweeps.launcher import time_limit_s
 from bench.sweeps.lock import LOCK, RunLock
 from bench.sweeps.preflight import check_command
 from tests.conftest import CONF, HANG_S, ROOT, Stops, launch, state, wait_until
+from tests.helpers import subprocess_env, tiny_run
 
-TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]
+TINY = tiny_run("model.width=16", drop=("steps",))
 LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1"]
 # a run the test holds where it waits after its first checkpoint (tests/stops: step 100), to signal or kill it
 LONG_STEPS = 400
@@ -104,7 +105,7 @@ def test_lock_is_atomic_and_stale_locks_are_taken_over(tmp_path):
 
 
 def _start(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {}), "HYDRA_FULL_ERROR": "0"}
+    env = subprocess_env(**{**(env or {}), "HYDRA_FULL_ERROR": "0"})
     out = log.open("w")
     return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env, stdout=out, stderr=out)
 

@@ -15,7 +15,8 @@ from bench.errors import ConfigError
 from bench.numerics import Numerics
 from bench.sweeps.preflight import check_command
 from bench.train import Trainer, run
-from tests.conftest import ROOT, compose_cfg
+from tests.conftest import compose_cfg
+from tests.helpers import subprocess_env
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: runs in make gpu-check")
 
@@ -95,7 +96,6 @@ def test_deterministic_sets_and_clears_the_global_switch(tmp_path, tiny, monkeyp
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     trainer(tmp_path, "deterministic=true", tiny=tiny)
     assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
-    import os
 
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     trainer(tmp_path, "deterministic=false", tiny=tiny)  # the next run in the same process does not inherit it
@@ -157,7 +157,7 @@ def test_the_deterministic_flag_is_set_without_torchinductor_unless_the_run_comp
         "Numerics('fp32', False, False, torch.device('cpu')).setup()\n"
         "print(torch.are_deterministic_algorithms_enabled(), inductor.deterministic)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split("\n")[:3] == ["True False", "True True", "False False"], out
 

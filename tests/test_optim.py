@@ -16,6 +16,7 @@ from bench.seeding import generator
 from bench.sweeps.preflight import check_command as preflight
 from bench.train import Trainer
 from tests.conftest import compose_cfg, launch
+from tests.helpers import tiny_run
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
 
@@ -32,7 +33,7 @@ def grads_at(model, x, y):
 
 
 def trainer(tmp_path, *overrides):
-    tiny = ["model.width=32", "model.depth=2", "steps=6", "eval_every=3", "batch_size=64", "device=cpu"]
+    tiny = tiny_run("steps=6", "eval_every=3")
     return Trainer(validate(compose_cfg(*tiny, *overrides)), RunStore(tmp_path))
 
 

@@ -18,11 +18,12 @@ import pytest
 from bench import Outcome, objective, outcome
 from bench.sweeps.lock import LOCK, RUNNING_ELSEWHERE, Incomplete, RunLock, check_complete
 from tests.conftest import multirun, run_in_process
+from tests.helpers import tiny_run
 from tests.test_launchers import LOCAL, _start
 
 # a boundary search of two rows (T_wrm 1, 16) over four rates: 5 runs of a fraction of a second each, a boundary that
 # differs between the rows (eta_max 1 and 4 on main)
-TINY = ["model.width=32", "model.depth=2", "steps=40", "eval_every=20", "batch_size=64", "device=cpu", "threads=1"]
+TINY = tiny_run("steps=40", "eval_every=20", "threads=1")
 SEARCH = [
     "-m",
     "hydra/sweeper=boundary",

@@ -88,7 +88,7 @@ class _Launcher(BaseSubmititLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("submitit '%s' sweep of %d runs into %s", self._EXECUTOR, len(job_overrides), sweep_dir)
-        returns: list[JobReturn | None] = [self._finished(overrides) for overrides in job_overrides]
+        returns: list[JobReturn | None] = [self.finished(overrides) for overrides in job_overrides]
         pending = [i for i, done in enumerate(returns) if done is None]  # no job for a finished point (unless force)
         job_params = []
         for i in pending:
@@ -105,7 +105,7 @@ class _Launcher(BaseSubmititLauncher):
             groups = [[j] for j in range(len(job_params))]
             jobs = self._submit(self._executor(), self, job_params)
         else:  # packs of compatible points, one job each (bench/sweeps/packs.py)
-            groups = group([point_key(self._sweep_config(params[0])) for params in job_params], k)
+            groups = group([point_key(self.sweep_config(params[0])) for params in job_params], k)
             log.info("ensemble=%d: %d runs in %d jobs", k, len(job_params), len(groups))
             jobs = self._submit(self._executor(), PackJob(self), [([job_params[j] for j in g],) for g in groups])
         for g, job in zip(groups, jobs, strict=True):
@@ -130,11 +130,11 @@ class _Launcher(BaseSubmititLauncher):
                 returns.append(JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=e))
             return returns
 
-    def _finished(self, overrides: list[str]) -> JobReturn | None:
+    def finished(self, overrides: list[str]) -> JobReturn | None:
         """A JobReturn for a point whose folder already holds a finished result.json of the same run identity
         (unless force=true)."""
         try:
-            cfg = self._sweep_config(overrides)
+            cfg = self.sweep_config(overrides)
             path = point_folder(cfg, multirun=True) / RESULT
             result = json.loads(path.read_text()) if path.exists() else None
             other = mismatch(path.parent, cfg) is not None  # another config's result: the job refuses it
@@ -147,13 +147,14 @@ class _Launcher(BaseSubmititLauncher):
         # the value the task function would return (the sweeper's objective), as a job would
         return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=objective(cfg, result))
 
-    def _sweep_config(self, overrides: list[str]):
+    def sweep_config(self, overrides: list[str]):
+        """A point's config (with its hydra node) as its job composes it: Hydra's load_sweep_config."""
         assert self.hydra_context is not None and self.config is not None
         return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
 
     def _record_death(self, job, overrides: list[str], e: Exception) -> None:
         try:
-            store = RunStore(point_folder(self._sweep_config(overrides), multirun=True))
+            store = RunStore(point_folder(self.sweep_config(overrides), multirun=True))
         except Exception as err:  # a subdir the launcher cannot resolve (e.g. ${hydra.job.id}): log only
             log.warning("cannot name the run folder of %s: %s", " ".join(overrides), err)
             return

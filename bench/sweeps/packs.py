@@ -127,7 +127,7 @@ def train_pack(launcher, points: list[tuple]) -> list[JobReturn]:
         for m in members:
             callbacks.on_job_start(config=m.config, task_function=launcher.task_function)
         with ExitStack() as locks:
-            _train(members, locks)
+            train_members(members, locks)
     return [_finish(m, callbacks) for m in members]
 
 
@@ -175,7 +175,7 @@ def _configure_logging(members: list[Point]) -> None:
         root.addHandler(handler)
 
 
-def _train(members: list[Point], locks: ExitStack) -> None:
+def train_members(members: list[Point], locks: ExitStack) -> None:
     """Check each point's folder and take its lock; train the points held as one pack; on a pack failure retrain its
     unfinished points alone. Sets each point's result or error."""
     from bench.config import validate
