@@ -1,5 +1,5 @@
 """One build step; everything else is in pyproject.toml. conf/ stays at the top of the checkout, where a Hydra user
-looks for it, and a built wheel carries a copy as bench/conf/, where bench.preflight.CONF_DIR finds it after a
+looks for it, and a built wheel carries a copy as bench/conf/, where bench.sweeps.preflight.CONF_DIR finds it after a
 non-editable `pip install .`. An editable install copies nothing: it reads the checkout's conf/, so edits count."""
 
 import shutil

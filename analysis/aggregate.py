@@ -1,6 +1,6 @@
 """Run folders -> one tidy pandas DataFrame: one row per run (flattened config + result), or per run and step.
 
-A run folder is any folder holding result.json (and, beside it, config.yaml and metrics.csv); see bench/runfolder.py
+A run folder is any folder holding result.json (and, beside it, config.yaml and metrics.csv); see bench/runfolder/
 (the run-folder contract, the only thing analysis imports from bench).
 Any number of sweep folders (or folders of sweeps) can be read at once. What cannot be read is skipped and counted in
 ONE warning (a `SkippedItems`, which lists them), never an error. Skipped items:
@@ -43,7 +43,7 @@ from bench.runfolder import CONFIG, METRICS, NONFINITE, NUMBERS, RESULT, STATUSE
 
 log = logging.getLogger(__name__)
 
-# the run-folder contract (file names, statuses, the result schema, the atomic writer): bench/runfolder.py
+# the run-folder contract (file names, statuses, the result schema, the atomic writer): bench/runfolder/
 LR, WARMUP, SEED = "optimizer.lr", "schedule.warmup_steps", "seed"  # the phase diagram's config keys
 
 

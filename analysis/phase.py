@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.aggregate import LR, SEED, WARMUP  # noqa: F401  (re-exported: analysis.__main__ imports them here)
-from bench.runfolder import NON_RESULT_KEYS
+from bench.runfolder import NON_RESULT_KEYS, RULES, check_rule, trainable  # noqa: F401  (the one rule)
 
 LR_UNIT = "optimizer.lr_unit"
-# config keys that do not change a run's results (the run identity's, bench/runfolder.py), where it ran and read its
+# config keys that do not change a run's results (the run identity's, bench/runfolder/), where it ran and read its
 # data (device, dataset.root, dataset.download), and load_reference's bookkeeping (reference.kind: which of the
 # authors' files a run came from)
 NOT_RESULT = (*NON_RESULT_KEYS, "device", "dataset.root", "dataset.download", "reference")
@@ -39,41 +39,6 @@ MARKS = {
     "not trained": ("#f2f2f2", "...", "–", "#252525"),  # completed, failed by the rule (`trainable`)
     "failed": ("#525252", "", "!", "#ffffff"),  # the run crashed (see its traceback.txt)
 }
-
-
-def _col(runs: pd.DataFrame, key: str) -> pd.Series:
-    return runs[key] if key in runs else pd.Series(np.nan, index=runs.index)
-
-
-# the failure rules of `trainable`, the default first
-RULES = {
-    "test": "final test accuracy >= 1.5 / num_classes",
-    "authors": "Adam family: last training minibatch's accuracy >= 1.5 / num_classes; SGD: no NaN/inf loss",
-}
-
-
-def check_rule(rule: str) -> str:
-    if rule not in RULES:
-        raise ValueError(f"rule {rule!r}: must be one of {', '.join(RULES)}")
-    return rule
-
-
-def trainable(runs: pd.DataFrame, rule: str = "test") -> pd.Series:
-    """Completed and trained, by `rule` (RULES):
-    - test (the default): final test accuracy at least 1.5 / num_classes, whatever the optimizer;
-    - authors (the authors' code): the Adam family (runs with optimizer.b1) fails when the last training minibatch's
-      accuracy (last_train_acc) is below 1.5 / num_classes; SGD only on a NaN/inf loss, so every completed SGD run
-      trains. A run written before last_train_acc existed is judged on final_train_acc (its mean since the last
-      evaluation) instead.
-    A diverged run fails under both: the harness stopped it (NaN/inf, or diverge_factor x the initial loss; with
-    diverge_factor=inf only NaN/inf, the authors' criterion exactly)."""
-    chance = 1.5 / pd.to_numeric(_col(runs, "num_classes"), errors="coerce")
-    completed = runs["status"] == "completed"
-    if check_rule(rule) == "test":
-        return completed & (pd.to_numeric(_col(runs, "final_test_acc"), errors="coerce") >= chance)
-    last = pd.to_numeric(_col(runs, "last_train_acc"), errors="coerce")
-    last = last.fillna(pd.to_numeric(_col(runs, "final_train_acc"), errors="coerce"))
-    return completed & (_col(runs, "optimizer.b1").isna() | (last >= chance))
 
 
 def run_state(runs: pd.DataFrame, rule: str = "test") -> pd.Series:

@@ -6,11 +6,11 @@ Every grid point of the sweep (read from the multirun.yaml Hydra writes into the
                                   it runs, waits to be requeued, or died before it could say so
   missing                         no folder yet (never started)
 A run folder is matched to its grid point by the overrides Hydra saved in it (.hydra/overrides.yaml), compared as
-bench/runfolder.py's run_id compares them, so the folder-naming pattern does not matter. A result.json that cannot be
+bench/runfolder/'s run_id compares them, so the folder-naming pattern does not matter. A result.json that cannot be
 read, or whose run_identity is not its config.yaml's (config.yaml edited after the run: the result proves nothing about
 it), counts as failed (its error says why); an unreadable metrics.csv or multirun.yaml is noted, never a traceback. A
 single run's folder (no multirun.yaml, run files of its own) gets one line: its status. A result.json that does not
-match the contract's schema (bench/runfolder.py: a required key missing, a known key of the wrong type) is noted.
+match the contract's schema (bench/runfolder/: a required key missing, a known key of the wrong type) is noted.
 Imports no torch and nothing of bench but its run-folder contract.
 """
 
@@ -36,10 +36,10 @@ from bench.runfolder import (
     TRACEBACK,
     check_result,
     column,
+    point_overrides,
     run_id,
     unproven_result,
 )
-from bench.runfolder import overrides_identity as identity
 
 STATES = (*STATUSES, "running", "missing")
 CODES = {"completed": "C", "diverged": "D", "failed": "F", "running": "R", "missing": "."}
@@ -88,7 +88,7 @@ def axis_values(sweep_dirs, keys: list[str]) -> dict[str, list[float]]:
         except ValueError:
             continue
         for point in points:
-            for key, canonical, _ in identity(point):
+            for key, canonical, _ in point_overrides(point):
                 value = json.loads(canonical)
                 if key in values and isinstance(value, float):
                     values[key].add(int(value) if value.is_integer() else value)  # T_wrm 256, not 256.0
@@ -131,7 +131,7 @@ def folder_state(run_dir: Path) -> dict:
         row.update(status="failed", error=f"excluded: {unproven}")
         return row
     row["status"] = result["status"]
-    problems = check_result(result)  # against the contract's schema (bench/runfolder.py)
+    problems = check_result(result)  # against the contract's schema (bench/runfolder/)
     if problems:
         row["note"] = "; ".join(
             filter(None, [row["note"], "result.json does not match the schema: " + "; ".join(problems)])
@@ -159,7 +159,7 @@ def _overrides_of(run_dir: Path) -> list[str] | None:
         overrides = yaml.safe_load(path.read_text()) or []
         if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
             return None
-        identity(overrides)
+        point_overrides(overrides)
         return overrides
     except (OSError, ValueError, yaml.YAMLError, HydraException):
         return None
@@ -171,20 +171,20 @@ def sweep_status(sweep_dir: str | Path) -> pd.DataFrame:
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"{'not a folder' if sweep_dir.exists() else 'no such sweep folder'}: {sweep_dir}")
     points, exclude = grid(sweep_dir)
-    by_identity = {}
+    by_point = {}
     for d in run_folders(sweep_dir):
         overrides = _overrides_of(d)
-        key = tuple(identity(overrides, exclude)) if overrides is not None else ("folder", d.name)
-        by_identity[key] = (d, overrides)
+        key = tuple(point_overrides(overrides, exclude)) if overrides is not None else ("folder", d.name)
+        by_point[key] = (d, overrides)
     rows = []
     for point in points:  # matched by the overrides saved in the folder, else by the folder's name (its run id)
-        found = by_identity.pop(tuple(identity(point, exclude)), None)
-        found = found or by_identity.pop(("folder", run_id(point, exclude)), None)
+        found = by_point.pop(tuple(point_overrides(point, exclude)), None)
+        found = found or by_point.pop(("folder", run_id(point, exclude)), None)
         state = folder_state(found[0]) if found else {"status": "missing", "run_dir": None}
         if found and found[1] is None:
             state["note"] = "no readable .hydra/overrides.yaml (matched by its folder name)"
         rows.append({**_values(point), **state})
-    for d, overrides in by_identity.values():  # folders of points that are not in the grid (any more)
+    for d, overrides in by_point.values():  # folders of points that are not in the grid (any more)
         state = folder_state(d)
         if overrides is None and points:
             state["note"] = "no readable .hydra/overrides.yaml: not matched to a grid point"
@@ -197,7 +197,7 @@ def sweep_status(sweep_dir: str | Path) -> pd.DataFrame:
 
 
 def _values(overrides: list[str]) -> dict:
-    return {column(k): shown for k, _, shown in identity(overrides)}
+    return {column(k): shown for k, _, shown in point_overrides(overrides)}
 
 
 def counts(table: pd.DataFrame) -> dict[str, int]:

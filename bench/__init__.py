@@ -4,16 +4,18 @@ from __future__ import annotations
 
 
 def run(cfg, run_dir=None):
-    """Train one run from a composed config (see bench.train.run), under its folder's lock (bench.lock): a run that
+    """Train one run from a composed config (see bench.train.run), under its folder's lock (bench.sweeps.lock): a run
+    that
     another live process is training is skipped ({"status": "running elsewhere"})."""
-    from bench.lock import locked_run
+    from bench.sweeps.lock import locked_run
 
     return locked_run(cfg, run_dir)
 
 
 class Outcome(float):
     """What a job returns to the sweeper (JobReturn.return_value): a float for Hydra's sweepers (the objective), and
-    `status`, the run's outcome: completed | diverged | failed, or "running elsewhere" (bench.lock.RUNNING_ELSEWHERE):
+    `status`, the run's outcome: completed | diverged | failed, or "running elsewhere"
+    (bench.sweeps.lock.RUNNING_ELSEWHERE):
     skipped, not trained, because another launch holds the point's lock; the point is not finished."""
 
     status: str

@@ -25,15 +25,14 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
-import signal
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from bench.runfolder import CHECKPOINT, FINISHED, TRACEBACK  # noqa: F401  (the run-folder contract)
-from bench.store import METRICS, RESULT, RunStore, atomic_write
+from bench.errors import ConfigError
+from bench.runfolder import CHECKPOINT, METRICS, atomic_write
+from bench.runfolder.check import IdentityMismatch
+from bench.signals import SIGNALS, PreemptionSignal
 
 log = logging.getLogger(__name__)
 
@@ -48,35 +47,6 @@ class CheckpointError(RuntimeError):
 
 class CheckpointDamaged(CheckpointError):
     """checkpoint.pt fails its checksum or is truncated: never loaded; the run starts over."""
-
-
-# --- the run folder before training ----------------------------------------------------------------------------
-
-
-def finished_result(store: RunStore, force: bool) -> dict | None:
-    """The result of a finished run in this folder (then the caller skips it), or None after clearing what a new
-    attempt must not see: everything on force=true, a failed attempt's result.json and traceback otherwise (its
-    checkpoint stays, so that the retry resumes)."""
-    result = _read_result(store)
-    if result is not None and result.get("status") in FINISHED and not force:
-        log.info("%s: already %s (result.json), skipped; force=true reruns it", store.dir, result["status"])
-        return result
-    stale = [RESULT, TRACEBACK] + ([CHECKPOINT, METRICS] if force else [])
-    for name in stale:
-        (store.dir / name).unlink(missing_ok=True)
-    return None
-
-
-def _read_result(store: RunStore) -> dict | None:
-    try:
-        return store.result()
-    except ValueError:  # a corrupt result.json is not a finished run
-        return None
-
-
-def finish(store: RunStore) -> None:
-    """result.json is written: the checkpoint is no longer needed (thousands of runs would keep them all)."""
-    (store.dir / CHECKPOINT).unlink(missing_ok=True)
 
 
 # --- the global RNG: a component like the others ---------------------------------------------------------------
@@ -110,7 +80,6 @@ def state(components: dict, identity: str, step: int) -> dict:
 
 def restore(components: dict, ckpt: dict, identity: str, path: Path) -> int:
     """Load each component's state; returns the checkpoint's step."""
-    from bench.identity import IdentityMismatch  # here: bench.config imports the launcher, which imports this
 
     saved = ckpt["components"]
     if set(saved) != set(components):
@@ -177,8 +146,6 @@ def save(path: Path, components: dict, identity: str, step: int) -> None:
 
 def load(path: Path, components: dict, identity: str) -> int:
     """Restore the components from checkpoint.pt; returns its step. CheckpointDamaged: not loaded, nothing changed."""
-    from bench.config import ConfigError
-
     ckpt = decode(path.read_bytes(), path)
     try:
         return restore(components, ckpt, identity, path)
@@ -250,76 +217,3 @@ class Checkpointer:
         for sig in signalled:
             log.warning("%s on %s; handing the signal on", done, sig.name)
             sig.forward()
-
-
-class PreemptionSignal:
-    """A signal that asks the run to stop soon: SIGUSR2 (submitit asks SLURM for it before the time limit, and
-    `scancel --signal=USR2` sends it) or SIGTERM (plain `scancel`, most preemptions, `kill`). Arriving mid-step, it
-    only sets a flag; the step loop checkpoints at the end of the step and then calls the handler that was there
-    before (submitit's, which requeues the job or exits). Without one, SIGUSR2 takes its default action (the process
-    ends) and SIGTERM raises Terminated (the run ends without a result, its logger closed; rerun to resume)."""
-
-    def __init__(self, signum: int = signal.SIGUSR2):
-        self.signum = signum
-        self.name = signal.Signals(signum).name
-        self.received = False
-        self.previous: Any = None
-        self.installed = False
-
-    def __enter__(self) -> PreemptionSignal:
-        self.received = False
-        try:
-            self.previous = signal.signal(self.signum, self._note)
-            self.installed = True
-        except ValueError:  # not the main thread: signals are not ours to handle
-            self.installed = False
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.installed:
-            signal.signal(self.signum, self.previous if self.previous is not None else signal.SIG_DFL)
-            self.installed = False
-
-    def _note(self, signum: int, frame) -> None:
-        self.received = True
-
-    def forward(self) -> None:
-        self.received = False
-        previous = self.previous if self.previous is not None else signal.SIG_DFL
-        self.__exit__()
-        if callable(previous):
-            previous(self.signum, None)
-        if self.signum == signal.SIGTERM:  # submitit only logs SIGTERM: the run stops here all the same
-            raise Terminated(f"{self.name}: checkpointed; the same command resumes the run")
-        if previous == signal.SIG_DFL:
-            os.kill(os.getpid(), self.signum)
-
-
-class Terminated(SystemExit):
-    """SIGTERM: the run stopped after checkpointing (exit status 143, like a process killed by SIGTERM)."""
-
-    def __init__(self, message: str):
-        super().__init__(143)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class Signals:
-    """Both stop signals installed for the duration of a run."""
-
-    def __enter__(self) -> Signals:
-        for s in SIGNALS:
-            s.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s in SIGNALS:
-            s.__exit__()
-
-
-PREEMPTION = PreemptionSignal(signal.SIGUSR2)
-TERMINATION = PreemptionSignal(signal.SIGTERM)
-SIGNALS = (PREEMPTION, TERMINATION)
-STOP_SIGNALS = Signals()

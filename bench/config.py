@@ -18,9 +18,7 @@ from typing import Any, ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """A config key has a value the harness cannot run with."""
+from bench.errors import ConfigError
 
 
 def require(ok: bool, key: str, value: Any, why: str) -> None:
@@ -374,7 +372,7 @@ class Config:
     logger: Any = MISSING
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     # a preset's name (conf/experiment/, conf/sweep/): its sweep folder is outputs/sweeps/<name> (conf/config.yaml;
-    # "" = a timestamp). Not part of the run's identity (bench/runfolder.py NON_RESULT_KEYS)
+    # "" = a timestamp). Not part of the run's identity (bench/runfolder/ NON_RESULT_KEYS)
     name: str = ""
     seed: int = 0  # drives init, data order and augmentation (separate streams derived from it)
     steps: int = 1000  # T, total training steps
@@ -514,9 +512,9 @@ def register() -> None:
     OmegaConf.register_new_resolver("ceil_div", lambda a, b: -(-a // b), replace=True)
     # ${or_else:${name},${now:...}}: a preset's name, else (name "") the launch's timestamp (hydra.sweep.dir)
     OmegaConf.register_new_resolver("or_else", lambda value, default: value or default, replace=True)
-    from bench import runid
+    from bench.runfolder import names
 
-    runid.register_resolver()  # ${run_id:...} names the run folders of a sweep (hydra.sweep.subdir)
+    names.register_resolver()  # ${run_id:...} names the run folders of a sweep (hydra.sweep.subdir)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, options in GROUPS.items():

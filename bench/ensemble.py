@@ -22,7 +22,8 @@ device or numerics differ; `measure.every` > 0 (sharpness measurements are per-m
 batch); a warmup method that says so (`not_packed`: the catapults, a forward-pass search per member); compile=true
 (not yet).
 
-The launchers' grouping (hydra.launcher.ensemble=K, bench/packs.py) calls `pack_key` to group a sweep's points and
+The launchers' grouping (hydra.launcher.ensemble=K, bench/sweeps/packs.py) calls `pack_key` to group a sweep's points
+and
 `run_packed` with each group's configs and run folders.
 """
 
@@ -38,10 +39,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch.func import functional_call, vmap
 
 from bench import checkpoint
-from bench.config import Config, ConfigError, validate
-from bench.identity import check_run_folder
+from bench.config import Config, validate
+from bench.errors import ConfigError
 from bench.lifecycle import Lifecycle
 from bench.optim.warmup import METHODS
+from bench.runfolder.check import check_run_folder
+from bench.signals import STOP_SIGNALS
 from bench.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -199,7 +202,7 @@ def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path], record_failur
     into run_dirs[i]. Returns the K results in order (a point already finished in its folder: its result, skipped).
     Raises ConfigError (one line, nothing computed) when the points cannot be packed together. An exception while
     the pack trains is re-raised; record_failures=True records it as every unfinished member's failure, False leaves
-    their folders (checkpoint, no result.json) to a retry that can tell whose failure it was (bench/packs.py)."""
+    their folders (checkpoint, no result.json) to a retry that can tell whose failure it was (bench/sweeps/packs.py)."""
     if len(cfgs) != len(run_dirs):
         raise ConfigError(f"ensemble: {len(cfgs)} configs but {len(run_dirs)} run folders")
     folders = [Path(d).resolve() for d in run_dirs]
@@ -213,7 +216,7 @@ def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path], record_failur
         except ConfigError as e:
             raise ConfigError(f"ensemble point {i}: {e}") from e
     check_pack(typed)
-    for cfg, d in zip(cfgs, run_dirs):  # every folder's identity before any member trains (bench/identity.py)
+    for cfg, d in zip(cfgs, run_dirs):  # every folder's identity before any member trains (bench/runfolder/check.py)
         check_run_folder(Path(d), cfg)
     results: list[dict | None] = [None] * len(cfgs)
     members: list[Member] = []
@@ -228,7 +231,7 @@ def run_packed(cfgs: list[DictConfig], run_dirs: list[str | Path], record_failur
                 data = member.trainer.data
         for m in members:
             m.pack_size = len(members)
-        with checkpoint.STOP_SIGNALS:
+        with STOP_SIGNALS:
             train_packed(members)
     except BaseException as e:
         for m in members:

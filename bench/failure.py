@@ -17,7 +17,7 @@ def is_out_of_memory(e: BaseException) -> bool:
 def describe_failure(e: BaseException) -> dict:
     """{'error': one line, 'error_type': 'out_of_memory' | 'disk_full' | 'read_only' | 'exception'} for a failed
     result.json."""
-    from bench.store import StorageError
+    from bench.runfolder import StorageError
 
     if isinstance(e, StorageError):  # the machine's failure, not the run's: disk_full | read_only
         return {"error": str(e), "error_type": e.kind}

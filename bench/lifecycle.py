@@ -13,13 +13,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import checkpoint
 from bench.config import Config
 from bench.failure import describe_failure
-from bench.identity import run_identity
 from bench.logger import NoLogger, build_logger
 from bench.progress import run_line
-from bench.store import RunStore, StorageError, environment
+from bench.runfolder import TRACEBACK, StorageError, run_identity
+from bench.runfolder.store import RunStore, environment, finish, finished_result
 
 log = logging.getLogger("bench.train")  # the run lines keep the logger name they have always had
 
@@ -39,7 +38,7 @@ class Lifecycle:
     def start(self) -> dict | None:
         """The result of a run already finished in this folder (nothing to do: force=true reruns), else None once
         config.yaml is written and the logger started (a logger that cannot start is the run's failure)."""
-        if (done := checkpoint.finished_result(self.store, self.typed.force)) is not None:
+        if (done := finished_result(self.store, self.typed.force)) is not None:
             self.result = done
             return done
         self.store.write_config(OmegaConf.to_yaml(self.cfg, resolve=True))
@@ -70,7 +69,7 @@ class Lifecycle:
         result.update(run_identity=self.identity, **environment())
         try:
             self.store.write_result(result)
-            checkpoint.finish(self.store)
+            finish(self.store)
         finally:
             self.close(result)  # even when the disk refuses: wandb is always closed
         self.result = result
@@ -102,7 +101,7 @@ class Lifecycle:
 
 def record_failure(store: RunStore, result: dict, trace: str) -> None:
     """traceback.txt and the failed result.json, as far as the disk allows (a full disk may take either)."""
-    for write in (lambda: store.write_text(checkpoint.TRACEBACK, trace), lambda: store.write_result(result)):
+    for write in (lambda: store.write_text(TRACEBACK, trace), lambda: store.write_result(result)):
         try:
             write()
         except StorageError as e:

@@ -42,7 +42,7 @@ def mse_each(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 # each loss per example: evaluation sums them over the test set in one float64 sum, so that its value does not
-# depend on the chunks it is computed in (eval_batch_size does not change results: bench/runfolder.py)
+# depend on the chunks it is computed in (eval_batch_size does not change results: bench/runfolder/)
 PER_EXAMPLE = {"xent": xent_each, "mse": mse_each}
 
 

@@ -32,6 +32,6 @@ class Registry(dict):
         for candidate in (name, *fallbacks):
             if candidate in self:
                 return self[candidate]
-        from bench.config import ConfigError
+        from bench.errors import ConfigError
 
         raise ConfigError(f"{self.key}={name}: no {self.what} of that name (one of {', '.join(sorted(self))})")

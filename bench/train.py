@@ -12,10 +12,10 @@ import torch
 from omegaconf import DictConfig
 
 from bench import checkpoint
-from bench.config import Config, ConfigError, train_size_problem, validate
+from bench.config import Config, train_size_problem, validate
 from bench.data import EpochSampler, build_dataset
 from bench.data.augment import build_augment
-from bench.identity import check_run_folder, same_device_config
+from bench.errors import ConfigError
 from bench.lifecycle import Lifecycle
 from bench.logger import NoLogger
 from bench.losses import LOSSES, PER_EXAMPLE, correct, xent_each
@@ -27,8 +27,10 @@ from bench.optim.initialization import build_init
 from bench.optim.lambda0 import Lambda0
 from bench.optim.warmup import Theta0, build_warmup
 from bench.progress import progress_bar
+from bench.runfolder.check import check_run_folder, same_device_config
+from bench.runfolder.store import RunStore
 from bench.seeding import derive, generator
-from bench.store import RunStore
+from bench.signals import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +303,7 @@ class Trainer:
             "initial_loss": self.initial_loss,
             "final_train_loss": last.get("train_loss", math.nan),
             "final_train_acc": last.get("train_acc", math.nan),
-            "last_train_acc": self.means.last_acc(),  # the authors' Adam failure rule (analysis.phase.trainable)
+            "last_train_acc": self.means.last_acc(),  # the authors' Adam failure rule (bench.runfolder.trainable)
             "final_test_loss": last.get("test_loss", math.nan),
             "final_test_acc": last.get("test_acc", math.nan),
             "best_test_acc": max((r["test_acc"] for r in evals), default=math.nan),
@@ -417,6 +419,6 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     life = Lifecycle(cfg, typed, run_dir)
     if (done := life.start()) is not None:
         return done  # finished before: nothing to do (force=true reruns)
-    with life.recording(), checkpoint.STOP_SIGNALS:  # SIGUSR2 (pre-timeout), SIGTERM: checkpoint, stop or requeue
+    with life.recording(), STOP_SIGNALS:  # SIGUSR2 (pre-timeout), SIGTERM: checkpoint, stop or requeue
         result = Trainer(typed, life.store, life.logger, life.identity).train()
     return life.finish(result)

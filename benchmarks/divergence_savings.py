@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 
 from bench.config import validate
-from bench.store import RunStore
+from bench.runfolder.store import RunStore
 from bench.train import Trainer
 from benchmarks.common import alternate, compose_cfg, median, timed
 

@@ -1,5 +1,6 @@
 """Grid check: the validating sweeper's check of a 2,000-point grid (seed=range(0,2000) x optimizer=sgd: every point
-composed and checked before the first launch, bench/sweeper.py), in seconds and ms a point, against composing each
+composed and checked before the first launch, bench/sweeps/sweeper.py), in seconds and ms a point, against composing
+each
 point with Hydra's load_sweep_config (what the check did before, on a sample of the grid). Target: at most 5 ms a
 point (the ratio is ms a point / 5 ms, lower is better); the whole grid under 10 s. CPU time of this process (the
 check is one thread), so that a machine shared with other work measures the check, not the others."""
@@ -18,7 +19,7 @@ SAMPLE = 40  # points composed by Hydra alone (about 0.1 s each)
 
 
 def check(points: int, hydra_only: bool) -> float:
-    from bench.preflight import check_point, composed_command
+    from bench.sweeps.preflight import check_point, composed_command
 
     with tempfile.TemporaryDirectory() as d:
         argv = ["-m", f"seed=range(0,{points})", "optimizer=sgd", f"hydra.sweep.dir={d}"]

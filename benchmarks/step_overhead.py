@@ -11,7 +11,7 @@ from bench.config import validate
 from bench.data import build_dataset
 from bench.losses import mse
 from bench.models import build_model
-from bench.store import RunStore
+from bench.runfolder.store import RunStore
 from bench.train import Trainer
 from benchmarks.common import alternate, compose_cfg, median, timed
 

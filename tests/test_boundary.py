@@ -15,8 +15,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from bench.preflight import run_dir
 from bench.runfolder import run_identity
+from bench.sweeps.preflight import run_dir
 from tests.conftest import CONF, multirun
 
 # the demo grid's boundary on main: eta_max per T_wrm
@@ -42,7 +42,7 @@ class Oracle:
             self.trained += 1
             ok = cfg.optimizer.lr <= self.boundary(cfg.schedule.warmup_steps, cfg.seed)
             result = {"status": "completed" if ok else "diverged", "final_test_acc": 0.9 if ok else float("nan")}
-            result.update(num_classes=10, run_identity=run_identity(cfg))  # a run of this config (bench.identity)
+            result.update(num_classes=10, run_identity=run_identity(cfg))  # this config's run (runfolder.check)
             (folder / "result.json").write_text(json.dumps(result))
             out.append(JobReturn(overrides=list(point), status=JobStatus.COMPLETED, _return_value=1.0))
         return out
@@ -148,7 +148,7 @@ def test_real_fig3_like_boundary_search_matches_the_full_grid(tmp_path, tiny):
     """The CPU Figure 3 muP + cross-entropy preset shrunk (tiny FCN, 24 steps, 5 rates in units of 1/lambda0, T_wrm
     1 and 8, seeds 0 and 1; at T_wrm 1 the seeds disagree at 4/lambda0): the boundary search's eta_max per T_wrm, and
     analysis.eta_max on its sparse folder, equal the full grid's, with fewer runs. The full grid then runs in the same
-    folder: the search's finished runs are reused (the same configs, bench.identity checks), the others are trained.
+    folder: the search's finished runs are reused (the same configs: bench.runfolder.check), the others are trained.
     Both multiruns run in this process, as launch.py runs them (real runs, Hydra's basic launcher)."""
     from analysis import eta_max, load_runs
 

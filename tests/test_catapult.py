@@ -15,8 +15,9 @@ from bench.losses import mse
 from bench.models import build_model
 from bench.optim.catapult import PersistentCatapult, Search, catapult_search, search_batch
 from bench.optim.schedule import Schedule
+from bench.runfolder import RESULT
+from bench.runfolder.store import RunStore
 from bench.seeding import generator
-from bench.store import RESULT, RunStore
 from bench.train import Trainer
 from tests.conftest import compose_cfg
 

@@ -12,8 +12,7 @@ from torch import nn
 
 import bench
 from bench.optim.catapult import catapult_search, rayleigh_g0
-from bench.runfolder import check_result
-from bench.store import RESULT
+from bench.runfolder import RESULT, check_result
 from tests.conftest import compose_cfg
 
 F64 = torch.float64

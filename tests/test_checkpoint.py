@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from bench import checkpoint
+from bench.runfolder.store import RunStore
 from bench.train import Trainer, run
 from tests.conftest import compose_cfg
+from tests.helpers import comparable, json_roundtrip
 
 # momentum: the optimizer has state to restore; checkpoint_every 10 with 40 steps: kill after step 25 loses 5 steps
 OVERRIDES = [
@@ -33,7 +35,7 @@ COMPONENTS = ("model", "optimizer", "sampler", "augment", "schedule", "measurer"
 def resumed_identity(run_dir) -> str:
     from omegaconf import OmegaConf
 
-    from bench.identity import run_identity
+    from bench.runfolder import run_identity
 
     return run_identity(OmegaConf.load(run_dir / "config.yaml"))
 
@@ -55,10 +57,6 @@ def count_steps(monkeypatch, kill_at: int | None = None) -> list[int]:
 
     monkeypatch.setattr(Trainer, "train_step", step)
     return seen
-
-
-def comparable(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k not in ("wall_time_s", "git_sha")}
 
 
 def test_resume_after_crash_equals_uninterrupted(tmp_path, monkeypatch):
@@ -97,14 +95,6 @@ def test_finished_run_is_skipped_and_force_reruns(tmp_path, monkeypatch):
     forced = run(compose_cfg(*OVERRIDES, "force=true"), tmp_path)
     assert steps == list(range(1, 41))
     assert comparable(forced) == comparable(first)
-
-
-def json_roundtrip(result: dict) -> dict:
-    import json
-
-    from bench.store import _json_safe
-
-    return json.loads(json.dumps(_json_safe(result)))
 
 
 def test_preemption_signal_checkpoints_then_hands_on(tmp_path, monkeypatch):
@@ -150,7 +140,7 @@ def test_out_of_memory_is_reported_as_such(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "train_step", oom)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         run(compose_cfg(*OVERRIDES), tmp_path)
-    result = json_roundtrip(checkpoint.RunStore(tmp_path).result())
+    result = json_roundtrip(RunStore(tmp_path).result())
     assert result["status"] == "failed" and result["error_type"] == "out_of_memory"
     assert result["error"].startswith("out of memory: OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00")
     assert "OutOfMemoryError" in (tmp_path / "traceback.txt").read_text()
@@ -195,9 +185,7 @@ def test_damaged_checkpoint_restarts_from_scratch(tmp_path, monkeypatch, caplog,
         "no_header": "no valid header",
     }[damage]
     assert why in resumed["checkpoint_discarded"]
-    assert json_roundtrip(checkpoint.RunStore(tmp_path / "run").result())["checkpoint_discarded"].startswith(
-        "checkpoint.pt"
-    )
+    assert json_roundtrip(RunStore(tmp_path / "run").result())["checkpoint_discarded"].startswith("checkpoint.pt")
     assert any("starts again from step 0" in r.getMessage() for r in caplog.records)
     assert (tmp_path / "run" / "metrics.csv").read_bytes() == (tmp_path / "alone" / "metrics.csv").read_bytes()
     assert comparable({k: v for k, v in resumed.items() if k != "checkpoint_discarded"}) == comparable(alone)
@@ -211,7 +199,7 @@ def test_other_format_is_refused_in_one_line(tmp_path, monkeypatch):
     with pytest.raises(checkpoint.CheckpointError) as info:
         run(cfg, tmp_path)
     assert "format 1" in str(info.value) and "\n" not in str(info.value)
-    assert checkpoint.RunStore(tmp_path).result()["status"] == "failed"
+    assert RunStore(tmp_path).result()["status"] == "failed"
 
 
 def test_components_must_match(tmp_path, monkeypatch):
@@ -251,7 +239,7 @@ def test_sigterm_checkpoints_then_stops(tmp_path, monkeypatch):
 
 def test_checkpointer_takes_explicit_components_without_a_trainer(tmp_path):
     """The checkpointer needs only a folder, the named components, the identity and the records."""
-    from bench.identity import IdentityMismatch
+    from bench.runfolder.check import IdentityMismatch
 
     model, records = torch.nn.Linear(3, 2), {}
     ckpt = checkpoint.Checkpointer(tmp_path, lambda: {"model": model}, "abc", every=2, total_steps=10, records=records)

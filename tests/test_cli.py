@@ -1,19 +1,22 @@
 """Bad input gets one clear line naming the key, a non-zero exit, and no run folder: a single run is checked by the
-Preflight callback, every point of a sweep by the validating sweeper, before anything trains (bench.preflight)."""
+Preflight callback, every point of a sweep by the validating sweeper, before anything trains
+(bench.sweeps.preflight)."""
 
 import json
 
 import pytest
 
-from bench.config import ConfigError
-from bench.preflight import check_command as preflight
+from bench.errors import ConfigError
+from bench.sweeps.preflight import check_command as preflight
 from tests.conftest import launch, multirun
 
 
 # The command line, once per way a single run's bad input reaches it: Hydra's composition refuses it (no such config,
-# a value of the wrong type: bench.preflight.compose_error), or the Preflight callback does (a bad value). The other
+# a value of the wrong type: bench.sweeps.preflight.compose_error), or the Preflight callback does (a bad value). The
+# other
 # bad inputs take the same ways (a key given twice is one more of the Preflight callback's checks, on the overrides
-# Hydra hands it): they are checked in-process below (bench.preflight.check_command, as the launch checks them), which
+# Hydra hands it): they are checked in-process below (bench.sweeps.preflight.check_command, as the launch checks
+# them), which
 # costs no interpreter start.
 @pytest.mark.parametrize("args,key", [("optimizer.lr=-1", "optimizer.lr"), ("model=nope", "model=nope")])
 def test_bad_input_is_one_line_before_training(tmp_path, args, key):
@@ -201,7 +204,7 @@ def test_printing_a_config_needs_no_data(tmp_path):
 def test_plus_preset_of_older_commands_is_the_plain_preset():
     """`+sweep=demo` / `+experiment=NAME` (the spelling before presets joined the defaults list) are read as the plain
     form before Hydra composes (the command line's output: test_printing_a_config_needs_no_data)."""
-    from bench.launch import plain_presets
+    from bench.cli import plain_presets
 
     argv = ["launch.py", "-m", "+experiment=cpu/fig3_wrn_sp_xent", "+sweep=demo", "+extra=1", "seed=1"]
     assert plain_presets(argv) == [
@@ -216,7 +219,7 @@ def test_plus_preset_of_older_commands_is_the_plain_preset():
 
 
 def command_line(argv: list[str], capsys, monkeypatch) -> list[str]:
-    """`python launch.py ARGV` in this process (bench.launch.cli, as the console script runs it), which must end with
+    """`python launch.py ARGV` in this process (bench.cli.cli, as the console script runs it), which must end with
     exit status 1: what it writes to stderr, in lines, its exit message (the line Python prints) last. Hydra's
     global state and this process's root logger are left as they were."""
     import logging
@@ -225,7 +228,7 @@ def command_line(argv: list[str], capsys, monkeypatch) -> list[str]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from bench import launch as app
+    from bench import cli as app
 
     monkeypatch.setattr(sys, "argv", ["launch.py", *argv])
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # what cli() sets
@@ -286,8 +289,8 @@ def _case(name, tmp_path, monkeypatch, tiny) -> tuple[list[str], str]:
     import torch
 
     import bench
-    import bench.preflight
-    import bench.sweeper
+    import bench.sweeps.preflight
+    import bench.sweeps.sweeper
 
     run, sweep = f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"
     (tmp_path / "file").write_text("")
@@ -306,9 +309,9 @@ def _case(name, tmp_path, monkeypatch, tiny) -> tuple[list[str], str]:
     if name == "disk full during the run":
         _full_disk(monkeypatch, "run", "metrics.csv")
     if name == "Ctrl-C before the run":
-        _interrupt_at(monkeypatch, bench.preflight, "check_point")
+        _interrupt_at(monkeypatch, bench.sweeps.preflight, "check_point")
     if name == "Ctrl-C in the check":
-        _interrupt_at(monkeypatch, bench.sweeper, "check_point")
+        _interrupt_at(monkeypatch, bench.sweeps.sweeper, "check_point")
     if name == "Ctrl-C in the sweep":
         _interrupt_at(monkeypatch, bench, "run", when=lambda cfg, *a: cfg.optimizer.lr == 0.2)
     return {

@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 import hydra_plugins.warmup_bench  # noqa: F401  (stores the launchers' schemas: hydra/launcher/base_*)
-from bench.preflight import compose_error
+from bench.sweeps.preflight import compose_error
 from tests.conftest import CONF
 
 # "file: key" -> why the key restates the value it would have anyway (keep this list short)

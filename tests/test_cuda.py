@@ -6,6 +6,7 @@ import torch
 
 from bench.train import Trainer, run
 from tests.conftest import compose_cfg
+from tests.helpers import comparable
 
 pytestmark = [
     pytest.mark.cuda,
@@ -29,10 +30,6 @@ OVERRIDES = [
 
 class Killed(Exception):
     pass
-
-
-def comparable(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k not in ("wall_time_s", "git_sha")}
 
 
 def test_cuda_resume_equals_uninterrupted(tmp_path, monkeypatch):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import ConfigError
 from bench.data import build_dataset, check_available, standardize_per_image
 from bench.data.text import load_text
 from bench.data.vision import DataMissing
+from bench.errors import ConfigError
 from tests.conftest import compose_cfg
 
 

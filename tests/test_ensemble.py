@@ -10,18 +10,20 @@ import pandas as pd
 import pytest
 
 from bench import checkpoint, ensemble
-from bench.config import ConfigError, validate
+from bench.config import validate
+from bench.errors import ConfigError
 from bench.train import run
 from tests.conftest import compose_cfg
+from tests.helpers import LAUNCH_KEYS, tiny_run
 
-BASE = ["model.width=32", "model.depth=3", "steps=20", "eval_every=5", "batch_size=64", "device=cpu"]
+BASE = tiny_run("model.depth=3", "steps=20", "eval_every=5")
 # different eta_trgt, T_wrm, schedule, seed, optimizer (and its state), augmentation, steps
 POINTS = [
     ["optimizer.lr=0.05", "schedule.warmup_steps=1", "seed=0"],
     ["optimizer.lr=0.2", "schedule.warmup_steps=8", "seed=1", "optimizer.momentum=0.9", "dataset.flip=true"],
     ["optimizer=adam", "optimizer.lr=0.003", "schedule=cosine", "schedule.warmup_steps=4", "seed=2", "steps=15"],
 ]
-NOT_COMPARED = {"wall_time_s", "git_sha", "packed_with"}
+NOT_COMPARED = {*LAUNCH_KEYS, "packed_with"}  # a packed run records its pack
 
 
 @functools.cache

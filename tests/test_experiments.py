@@ -14,8 +14,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from bench.config import ConfigError, validate
-from bench.preflight import task_config
+from bench.config import validate
+from bench.errors import ConfigError
+from bench.sweeps.preflight import task_config
 from tests.conftest import CONF
 
 EXP = CONF / "experiment"
@@ -26,7 +27,8 @@ PRESETS = FULL + CPU
 
 def compose_preset(name: str, *overrides: str, hydra: bool = False):
     """The preset as launch.py composes it (every option it names is in conf/: a missing one fails), with its hydra
-    node or without it (the run's config, as the launch hands it on: bench.preflight.task_config); a copy of the one
+    node or without it (the run's config, as the launch hands it on: bench.sweeps.preflight.task_config); a copy of
+    the one
     compose per distinct preset and overrides in this module's process (several tests read the same preset)."""
     cfg = _compose(name, overrides)
     return copy.deepcopy(cfg) if hydra else task_config(cfg)

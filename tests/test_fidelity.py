@@ -11,14 +11,17 @@ import torch
 from hydra.errors import HydraException
 
 import bench
-from bench.config import ConfigError, validate
+from bench.config import validate
 from bench.data import EpochSampler
 from bench.data.augment import Augment
+from bench.errors import ConfigError
+from bench.runfolder import RESULT
+from bench.runfolder.store import RunStore
 from bench.seeding import generator
 from bench.sharpness import sharpness
-from bench.store import RESULT, RunStore
 from bench.train import Trainer
 from tests.conftest import compose_cfg
+from tests.helpers import tiny_run
 from tests.test_experiments import CPU, FULL, compose_preset
 
 # --- diverge_factor: inf = NaN/inf only (the authors), 1e5 by default -----------------------------------------
@@ -51,7 +54,7 @@ def test_infinite_factor_stops_on_nan_only(tmp_path, tiny):
 # --- lambda0 and g0 on augmented batches, from their own streams --------------------------------------------------
 
 AUG = ("dataset.flip=true", "dataset.crop_padding=4", "dataset.mixup=true")
-SMALL = ("model.width=16", "model.depth=2", "batch_size=64", "device=cpu", "steps=4", "eval_every=2")
+SMALL = tiny_run("model.width=16", "steps=4", "eval_every=2")
 LAMBDA0 = ("optimizer.lr_unit=inverse_sharpness", "optimizer.lr=2", "optimizer.lambda0_batches=3")
 
 

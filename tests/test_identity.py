@@ -7,11 +7,11 @@ import pytest
 from omegaconf import OmegaConf
 
 import bench
-from bench.identity import NON_RESULT_KEYS, IdentityMismatch, check_run_folder, mismatch, run_identity
+from bench.runfolder import NON_RESULT_KEYS, run_identity
+from bench.runfolder.check import IdentityMismatch, check_run_folder, mismatch
 from bench.train import Trainer
 from tests.conftest import CONF, compose_cfg, launch
-
-TINY = ["model.width=32", "model.depth=2", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
+from tests.helpers import TINY
 
 
 def snapshot(folder) -> dict:
@@ -145,7 +145,8 @@ def test_launcher_skips_only_finished_points_of_the_same_identity(tmp_path, monk
     """The launchers' skip (no job for a finished point) requires the folder's identity to match."""
     from hydra import compose, initialize_config_dir
 
-    from bench.launcher import LocalJobs
+    from bench.runfolder import point_folder
+    from bench.sweeps.launcher import LocalJobs
 
     def point(*overrides):
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -153,13 +154,13 @@ def test_launcher_skips_only_finished_points_of_the_same_identity(tmp_path, monk
 
     launcher = object.__new__(LocalJobs)
     first = point("optimizer.lr=0.5")
-    folder = LocalJobs._run_dir(first)
+    folder = point_folder(first, multirun=True)
     result = bench.run(compose_cfg(*TINY, "optimizer.lr=0.5"), folder)
-    monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: first)
+    monkeypatch.setattr(LocalJobs, "sweep_config", lambda self, overrides: first)
     assert result["status"] == "completed"
-    assert launcher._finished(["optimizer.lr=0.5"]).return_value == result["best_test_acc"], "its objective"
+    assert launcher.finished(["optimizer.lr=0.5"]).return_value == result["best_test_acc"], "its objective"
 
     edited = point("optimizer.lr=0.5", "seed=3")  # e.g. a preset edited: same folder, another config
-    monkeypatch.setattr(LocalJobs, "_sweep_config", lambda self, overrides: edited)
-    monkeypatch.setattr(LocalJobs, "_run_dir", staticmethod(lambda cfg: folder))
-    assert launcher._finished(["optimizer.lr=0.5"]) is None, "not skipped: the job refuses it in one line"
+    monkeypatch.setattr(LocalJobs, "sweep_config", lambda self, overrides: edited)
+    monkeypatch.setattr("bench.sweeps.launcher.point_folder", lambda cfg, multirun=None: folder)
+    assert launcher.finished(["optimizer.lr=0.5"]) is None, "not skipped: the job refuses it in one line"

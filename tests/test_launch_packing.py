@@ -1,4 +1,5 @@
-"""Packed sweeps (hydra.launcher.ensemble=K, bench/packs.py): the local launcher trains a sweep's compatible points
+"""Packed sweeps (hydra.launcher.ensemble=K, bench/sweeps/packs.py): the local launcher trains a sweep's compatible
+points
 in fewer jobs and writes the run folders the unpacked sweep writes (to float tolerance), with one JobReturn per
 point in sweep order; catapult points run alone; finished points are not retrained; a point locked by another
 launch, or whose folder holds another config's run, is left alone; a point's failure stays in its own folder; a bad
@@ -22,17 +23,18 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 import bench.train
-from bench import packs
-from bench.config import ConfigError
-from bench.lock import LOCK
-from bench.preflight import compose_error
+from bench.errors import ConfigError
+from bench.sweeps import packs
+from bench.sweeps.lock import LOCK
+from bench.sweeps.preflight import compose_error
 from tests.conftest import Stops, compose_cfg, launch, multirun
+from tests.helpers import LAUNCH_KEYS, tiny_run
 from tests.test_slurm import slurm  # noqa: F401  (the fixture: a running local SLURM cluster)
 
-TINY = ["model.depth=2", "model.width=16", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
+TINY = tiny_run("model.width=16")
 LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1", "hydra.launcher.max_parallel=2"]
 GRID = ["schedule=linear,cosine,catapult"]  # 2 packable points (their schedules differ), 1 catapult point
-NOT_COMPARED = {"wall_time_s", "git_sha", "packed_with", "hostname", "host"}
+NOT_COMPARED = {*LAUNCH_KEYS, "packed_with", "host"}  # a packed run records its pack
 
 
 # --- the grouping ------------------------------------------------------------------------------------------------
@@ -67,7 +69,7 @@ def test_a_locked_point_is_left_alone_and_another_configs_folder_is_refused(tmp_
     bench.train.run(compose_cfg(*TINY, "optimizer.lr=0.9"), points[2].dir)  # another config's finished run
     before = sorted(p.name for p in points[2].dir.iterdir())
     with ExitStack() as locks:
-        packs._train(points, locks)
+        packs.train_members(points, locks)
     assert [p.result["status"] for p in points if p.result] == ["completed", "running elsewhere", "completed"]
     assert points[0].result["packed_with"] == points[3].result["packed_with"] == 2
     assert sorted(p.name for p in points[1].dir.iterdir()) == [LOCK], "nothing written into a locked folder"
@@ -80,7 +82,7 @@ def test_two_points_of_a_pack_never_share_a_folder(tmp_path):
     points = _points(tmp_path, (0.05, []), (0.1, []))
     points[1].dir = points[0].dir  # e.g. hydra.sweep.subdir=${hydra.job.id}: one id for the whole pack
     with ExitStack() as locks:
-        packs._train(points, locks)
+        packs.train_members(points, locks)
     assert points[0].result["status"] == "completed" and "packed_with" not in points[0].result
     assert isinstance(points[1].error, ConfigError) and "also another point's folder" in str(points[1].error)
 
@@ -98,7 +100,7 @@ def test_a_failed_point_fails_in_its_own_folder_only(tmp_path, monkeypatch):
     monkeypatch.setattr(bench.train.Trainer, "__init__", broken_for_seed_1)
     points = _points(tmp_path, (0.05, []), (0.1, []), (0.2, ["schedule.warmup_steps=4"]))
     with ExitStack() as locks:
-        packs._train(points, locks)
+        packs.train_members(points, locks)
     assert str(points[1].error) == "seed 1 is broken" and points[1].result is None
     failed = json.loads((points[1].dir / "result.json").read_text())
     assert failed["status"] == "failed" and "seed 1 is broken" in failed["error"]
@@ -174,7 +176,7 @@ def test_a_packed_sweep_writes_the_unpacked_sweeps_folders_in_fewer_jobs(tmp_pat
 def test_a_bad_ensemble_is_refused_before_the_sweep_starts(tmp_path):
     """`launch.py -m ... hydra.launcher.ensemble=0` is one line and exit status 1; the other bad values go through the
     same multirun in this process (a bad type fails in composition, a bad int in the launcher's setup) and the CLI's
-    conversion to one line (bench.preflight.compose_error)."""
+    conversion to one line (bench.sweeps.preflight.compose_error)."""
     proc = launch("-m", *GRID, *TINY, *LOCAL, "hydra.launcher.ensemble=0", f"hydra.sweep.dir={tmp_path}/0")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error: hydra.launcher.ensemble=0: ")

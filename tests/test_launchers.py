@@ -21,13 +21,14 @@ from hydra.core.plugins import Plugins
 from hydra.core.singleton import Singleton
 
 from analysis.status import counts, sweep_status
-from bench.config import ConfigError
-from bench.launcher import time_limit_s
-from bench.lock import LOCK, RunLock
-from bench.preflight import check_command
+from bench.errors import ConfigError
+from bench.sweeps.launcher import time_limit_s
+from bench.sweeps.lock import LOCK, RunLock
+from bench.sweeps.preflight import check_command
 from tests.conftest import CONF, HANG_S, ROOT, Stops, launch, state, wait_until
+from tests.helpers import subprocess_env, tiny_run
 
-TINY = ["model.depth=2", "model.width=16", "eval_every=4", "batch_size=64", "device=cpu"]
+TINY = tiny_run("model.width=16", drop=("steps",))
 LOCAL = ["hydra/launcher=local", "hydra.launcher.cpus_per_task=1"]
 # a run the test holds where it waits after its first checkpoint (tests/stops: step 100), to signal or kill it
 LONG_STEPS = 400
@@ -104,7 +105,7 @@ def test_lock_is_atomic_and_stale_locks_are_taken_over(tmp_path):
 
 
 def _start(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {}), "HYDRA_FULL_ERROR": "0"}
+    env = subprocess_env(**{**(env or {}), "HYDRA_FULL_ERROR": "0"})
     out = log.open("w")
     return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env, stdout=out, stderr=out)
 
@@ -119,7 +120,8 @@ def _trained(text: str) -> int:
 
 @pytest.mark.racing
 def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_signalled_in_start_up(tmp_path):
-    """bench/localjob.py: each attempt gets the pre-timeout signal while its task is still being unpickled (before
+    """bench/sweeps/localjob.py: each attempt gets the pre-timeout signal while its task is still being unpickled
+    (before
     submitit installs its handler: a start-up slowed by load), and max_num_timeout=6 asks for 7 attempts (submitit's
     own controller stops after 6). The signal is delivered once handled (no job killed by it), the job is requeued
     6 times and ends with submitit's "timed-out too many times" error, never without a result. No training.
@@ -129,7 +131,7 @@ def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_si
     ends as its task is requeued)."""
     import submitit
 
-    from bench.localjob import LocalExecutor
+    from bench.sweeps.localjob import LocalExecutor
 
     class SlowStart:  # defined here: pickled by value, so the task imports nothing of the test suite
         def __init__(self):
@@ -137,7 +139,7 @@ def test_a_local_job_is_requeued_as_often_as_max_num_timeout_allows_even_when_si
 
         def __setstate__(self, state):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
-            early, deadline = sys.modules["__main__"]._early, time.time() + 600  # bench.localjob runs as __main__
+            early, deadline = sys.modules["__main__"]._early, time.time() + 600  # localjob runs as __main__
             while not early and time.time() < deadline:  # the controller's signal (1 s into the attempt)
                 time.sleep(0.01)
             self.__dict__.update(state)

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import bench
-from bench.config import ConfigError, validate
+from bench.config import validate
+from bench.errors import ConfigError
 from bench.logger import WANDB_ID
 from bench.train import Trainer
 from tests.conftest import HANG_S, compose_cfg

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 import bench
-from bench.config import ConfigError, validate
+from bench.config import validate
+from bench.errors import ConfigError
 from bench.losses import LOSSES
 from bench.measure import Measurer, preconditioned, threshold
+from bench.runfolder.store import RunStore
 from bench.sharpness import pre_sharpness, sharpness
-from bench.store import RunStore
 from bench.train import Trainer
 from tests.conftest import compose_cfg
 

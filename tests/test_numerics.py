@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.config import ConfigError, validate
+from bench.config import validate
+from bench.errors import ConfigError
 from bench.numerics import Numerics
-from bench.preflight import check_command
+from bench.sweeps.preflight import check_command
 from bench.train import Trainer, run
-from tests.conftest import ROOT, compose_cfg
+from tests.conftest import compose_cfg
+from tests.helpers import subprocess_env
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: runs in make gpu-check")
 
@@ -36,7 +38,7 @@ def restore_flags():
 
 
 def trainer(tmp_path, *overrides, tiny=()):
-    from bench.store import RunStore
+    from bench.runfolder.store import RunStore
 
     return Trainer(validate(compose_cfg(*tiny, *overrides)), RunStore(tmp_path))
 
@@ -81,7 +83,8 @@ def test_bad_precision_is_refused_in_one_line(value):
 
 @pytest.mark.parametrize("arg,key", [("deterministic=maybe", "deterministic"), ("precision=fp16", "precision=fp16")])
 def test_bad_values_are_one_line_before_training(arg, key):
-    """`python launch.py ARG` is refused by the launch's own check (bench.preflight.check_command: composition, then
+    """`python launch.py ARG` is refused by the launch's own check (bench.sweeps.preflight.check_command: composition,
+    then
     what the Preflight callback runs before the run folder is made), in one line naming the key. A bad value reaches
     the command line as tests/test_cli.py's do (it checks the printed line, exit code and missing folder once)."""
     with pytest.raises(ConfigError) as e:
@@ -93,7 +96,6 @@ def test_deterministic_sets_and_clears_the_global_switch(tmp_path, tiny, monkeyp
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     trainer(tmp_path, "deterministic=true", tiny=tiny)
     assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
-    import os
 
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     trainer(tmp_path, "deterministic=false", tiny=tiny)  # the next run in the same process does not inherit it
@@ -155,7 +157,7 @@ def test_the_deterministic_flag_is_set_without_torchinductor_unless_the_run_comp
         "Numerics('fp32', False, False, torch.device('cpu')).setup()\n"
         "print(torch.are_deterministic_algorithms_enabled(), inductor.deterministic)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split("\n")[:3] == ["True False", "True True", "False False"], out
 

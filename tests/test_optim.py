@@ -6,15 +6,17 @@ import pytest
 import torch
 from torch import nn
 
-from bench.config import ConfigError, validate
+from bench.config import validate
 from bench.data import EpochSampler
+from bench.errors import ConfigError
 from bench.optim import build_optimizer, set_lr
 from bench.optim.adam_init import second_moment, set_second_moment
-from bench.preflight import check_command as preflight
+from bench.runfolder.store import RunStore
 from bench.seeding import generator
-from bench.store import RunStore
+from bench.sweeps.preflight import check_command as preflight
 from bench.train import Trainer
 from tests.conftest import compose_cfg, launch
+from tests.helpers import tiny_run
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
 
@@ -31,7 +33,7 @@ def grads_at(model, x, y):
 
 
 def trainer(tmp_path, *overrides):
-    tiny = ["model.width=32", "model.depth=2", "steps=6", "eval_every=3", "batch_size=64", "device=cpu"]
+    tiny = tiny_run("steps=6", "eval_every=3")
     return Trainer(validate(compose_cfg(*tiny, *overrides)), RunStore(tmp_path))
 
 

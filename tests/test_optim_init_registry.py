@@ -69,7 +69,7 @@ def test_a_new_initialization_is_a_class_and_its_schema(const_adam, tmp_path, ti
 
 
 def test_its_state_is_in_the_optimizer_before_step_one(const_adam, tmp_path, tiny):
-    from bench.store import RunStore
+    from bench.runfolder.store import RunStore
     from bench.train import Trainer
 
     tr = Trainer(validate(compose_cfg(*tiny, "optimizer=base_const_adam", "optimizer.v0=0.5")), RunStore(tmp_path))

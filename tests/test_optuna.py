@@ -11,8 +11,9 @@ import yaml
 from omegaconf import OmegaConf
 
 import bench
-from bench.config import OBJECTIVES, ConfigError
-from bench.preflight import OPTIONAL_PLUGINS, check_command
+from bench.config import OBJECTIVES
+from bench.errors import ConfigError
+from bench.sweeps.preflight import OPTIONAL_PLUGINS, check_command
 from bench.train import Trainer
 from tests.conftest import multirun
 

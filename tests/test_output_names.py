@@ -1,6 +1,6 @@
 """One name per concept in every output file: the method is `schedule.name` (`optimizer.name` for the optimizer),
 T_wrm `schedule.warmup_steps`, eta_trgt `optimizer.lr` and the boundary `eta_max`, as load_runs' tables name them
-(bench/runfolder.py `column`), in status, the phase diagram's CSVs, boundary.csv and the reference tables."""
+(bench/runfolder/ `column`), in status, the phase diagram's CSVs, boundary.csv and the reference tables."""
 
 import csv
 import shutil

@@ -69,8 +69,8 @@ def test_pre_commit_runs_ruff_at_the_pinned_version():
 
 def test_console_scripts_are_the_checkout_commands():
     """warmup-bench is launch.py's program, warmup-bench-analysis is python -m analysis's."""
-    assert PROJECT["scripts"] == {"warmup-bench": "bench.launch:cli", "warmup-bench-analysis": "analysis.__main__:main"}
-    assert "from bench.launch import cli" in (ROOT / "launch.py").read_text()
+    assert PROJECT["scripts"] == {"warmup-bench": "bench.cli:cli", "warmup-bench-analysis": "analysis.__main__:main"}
+    assert "from bench.cli import cli" in (ROOT / "launch.py").read_text()
 
 
 # a fresh venv that sees the test's own environment (torch, Hydra...) through a .pth file, so that the install needs

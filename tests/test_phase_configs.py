@@ -166,7 +166,7 @@ def test_wrong_typed_fields_are_skipped_and_counted(tmp_path, capsys):
         path = tmp_path / f"bad_{key}" / "result.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
     write_run(tmp_path / "bad_config", lr="abc")
-    write_run(tmp_path / "inf_loss", lr=2.0, acc=0.9)  # bench/store.py writes inf as "inf": a number
+    write_run(tmp_path / "inf_loss", lr=2.0, acc=0.9)  # bench/runfolder/store.py writes inf as "inf": a number
     path = tmp_path / "inf_loss" / "result.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "best_test_loss": "inf"}))
 
@@ -391,7 +391,7 @@ def test_sparse_grid_rows_and_columns_no_run_reached(sparse_sweep, capsys):
 
 
 def test_status_matches_a_folder_without_its_overrides_by_name(tmp_path, capsys):
-    from bench.runid import run_id
+    from bench.runfolder import run_id
 
     (tmp_path / "multirun.yaml").write_text("hydra:\n  sweeper:\n    params:\n      optimizer.lr: 0.25,0.5,1\n")
     for lr in (0.25, 0.5):

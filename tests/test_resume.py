@@ -18,8 +18,9 @@ import pytest
 from bench import checkpoint
 from bench.train import Trainer, run
 from tests.conftest import compose_cfg
+from tests.helpers import comparable, subprocess_env, tiny_run
 
-BASE = ["model.width=32", "model.depth=2", "steps=40", "eval_every=8", "batch_size=64", "device=cpu", "threads=1"]
+BASE = tiny_run("steps=40", "eval_every=8", "threads=1")
 TRAIN_STEP = Trainer.train_step
 
 # name: (overrides, checkpoint_every, the step the process is killed at)
@@ -40,10 +41,6 @@ CASES = {
     "measure_adam": (["optimizer=adam", "optimizer.lr=0.001", "measure.every=5", "measure.max_iter=20"], 10, 25),
     "augment": (["dataset.flip=true", "dataset.crop_padding=2", "dataset.mixup=true"], 10, 25),
 }
-
-
-def comparable(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k not in ("wall_time_s", "git_sha", "hostname")}
 
 
 def kill_after_checkpoint(cfg, run_dir, kill_at: int) -> None:
@@ -113,7 +110,7 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
 
     args = ["model.width=16", "model.depth=2", "batch_size=16", "steps=200", "eval_every=50", "device=cpu"]
     args += ["checkpoint_every=50", "threads=1", f"hydra.run.dir={tmp_path / 'run'}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+    env = subprocess_env()
     cmd = [sys.executable, str(ROOT / "launch.py"), *args]
     with Stops(tmp_path / "stops") as stops:  # the run waits after its first checkpoint (step 50)
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env | stops.env(), stdout=PIPE, stderr=PIPE, text=True)
@@ -137,6 +134,6 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
 
 
 def json_safe(result: dict) -> dict:
-    from bench.store import _json_safe
+    from bench.runfolder.store import json_safe
 
-    return json.loads(json.dumps(_json_safe(result)))
+    return json.loads(json.dumps(json_safe(result)))

@@ -1,4 +1,4 @@
-"""The run-folder contract (bench/runfolder.py): torch-free, the schema check, the grid of a sweep without Hydra's
+"""The run-folder contract (bench/runfolder/): torch-free, the schema check, the grid of a sweep without Hydra's
 private API, and `analysis status` run with torch absent from sys.modules."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from analysis.status import expand
 from bench import runfolder
-from bench.store import RunStore
+from bench.runfolder.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,10 +1,10 @@
-"""sbatch's refusals -> one line naming the launcher key (bench/sbatch.py), from the texts Slurm 22.05 prints.
+"""sbatch's refusals -> one line naming the launcher key (bench/sweeps/sbatch.py), from the texts Slurm 22.05 prints.
 tests/test_slurm.py checks the same on the real local cluster."""
 
 import pytest
 from submitit.core.utils import FailedJobError
 
-from bench.sbatch import explain, refusals
+from bench.sweeps.sbatch import explain, refusals
 
 NODE = "sbatch: error: Batch job submission failed: Requested node configuration is not available"
 PARAMS = {"mem_gb": 4, "cpus_per_task": 1, "partition": "gpu", "gpus_per_node": None, "timeout_min": 60}

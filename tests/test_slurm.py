@@ -21,12 +21,13 @@ import yaml
 from analysis.status import counts, report, sweep_status
 from bench.train import run
 from tests.conftest import HANG_S, ROOT, Stops, compose_cfg, multirun, state, wait_until
+from tests.helpers import tiny_run
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 BASE = ROOT / ".slurm"
 SLURM = ["hydra/launcher=slurm"]  # the preset's defaults (mem_gb 4, 1 CPU), as the README's command uses them
-TINY = ["model.width=32", "model.depth=2", "batch_size=64", "device=cpu"]
+TINY = tiny_run(drop=("steps", "eval_every"))
 # held where it waits after its first checkpoint (tests/stops: step 50), to signal it there
 LONG = ["model.width=64", "model.depth=2", "batch_size=32", "steps=400", "eval_every=100", "device=cpu"]
 

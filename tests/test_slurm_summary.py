@@ -1,4 +1,4 @@
-"""A SLURM sweep ends as a local one does (bench.summary): a cancelled element is a failed point and the launcher
+"""A SLURM sweep ends as a local one does (bench.sweeps.summary): a cancelled element is a failed point and the launcher
 ends with the sweep's one-line summary, not submitit's UncompletedJobError traceback; an sbatch refusal leaves no
 files under .submitit/. On the shared cluster of tests/test_slurm.py (its fixture)."""
 

@@ -13,6 +13,7 @@ from analysis.aggregate import load_runs
 from analysis.trajectories import plot_trajectories, summarize, trajectories
 from bench.sharpness import lanczos, top_eigenvalue
 from tests.conftest import compose_cfg
+from tests.helpers import tiny_run
 
 F64 = torch.float64
 # a small relative gap at the top (10 vs 9.9): Lanczos needs a few dozen products for tol 1e-10
@@ -80,7 +81,7 @@ def gen() -> torch.Generator:
 def runs(tmp_path_factory):
     """Two tiny measured runs: measure.max_iter=2 (never converges) and the default (converges)."""
     root = tmp_path_factory.mktemp("solver")
-    tiny = ["model.width=32", "model.depth=2", "steps=6", "eval_every=3", "batch_size=64", "device=cpu"]
+    tiny = tiny_run("steps=6", "eval_every=3")
     for name, it in (("short", 2), ("default", 200)):
         bench.run(compose_cfg(*tiny, "measure.every=1", f"measure.max_iter={it}", "optimizer=adam"), root / name)
     return root

@@ -13,11 +13,10 @@ import tempfile
 import pytest
 
 import bench
-from bench import runfolder, store
-from bench.store import StorageError
+from bench import runfolder
+from bench.runfolder import StorageError
 from tests.conftest import compose_cfg
-
-TINY = ["model.width=32", "model.depth=2", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
+from tests.helpers import TINY
 
 
 def test_files_follow_the_umask(tmp_path):
@@ -32,7 +31,7 @@ def test_files_follow_the_umask(tmp_path):
         assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o644, name
     os.umask(0o077)
     try:
-        store.atomic_write_text(tmp_path / "private.txt", "x")
+        runfolder.atomic_write_text(tmp_path / "private.txt", "x")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "private.txt").stat().st_mode) == 0o600
@@ -80,7 +79,7 @@ def test_sweep_goes_on_when_one_point_hits_a_full_disk(tmp_path, monkeypatch, wh
     one-line summary (what launch.py prints: no traceback), and no empty .hydra/config.yaml is left."""
     from omegaconf import OmegaConf
 
-    from bench.summary import SweepEnded
+    from bench.sweeps.summary import SweepEnded
     from tests.conftest import multirun
 
     mkstemp = tempfile.mkstemp

@@ -1,4 +1,4 @@
-"""The validating sweeper's check of a grid (bench/sweeper.py): as strict as composing every point with Hydra's
+"""The validating sweeper's check of a grid (bench/sweeps/sweeper.py): as strict as composing every point with Hydra's
 load_sweep_config (the same configs, run folders and errors), for one composition per combination of config-group
 choices; it says how many points it checks. Its speed is measured in `make bench` (benchmarks/grid_check.py)."""
 
@@ -7,9 +7,9 @@ import logging
 import pytest
 from omegaconf import OmegaConf
 
-from bench.config import ConfigError
-from bench.preflight import check_point, compose_error, composed_command, run_dir, task_config
-from bench.sweeper import point_name
+from bench.errors import ConfigError
+from bench.sweeps.preflight import check_point, compose_error, composed_command, run_dir, task_config
+from bench.sweeps.sweeper import point_name
 
 GOOD = [
     ["optimizer=sgd,adam", "optimizer.lr=0.1,0.2", "schedule.warmup_steps=1,8", "steps=16"],
@@ -57,7 +57,7 @@ def fast_check(sweeper, grid) -> list:
 
         return spy
 
-    import bench.sweeper as module
+    import bench.sweeps.sweeper as module
 
     composer = module.Composer
     try:
@@ -101,7 +101,7 @@ def test_a_grid_is_composed_once_per_group_choice_and_counted(tmp_path, caplog, 
 
         loader.load_sweep_config = spy
         try:
-            with caplog.at_level(logging.INFO, logger="bench.sweeper"):
+            with caplog.at_level(logging.INFO, logger="bench.sweeps.sweeper"):
                 grid = sweeper.checked_grid(OmegaConf.to_container(cfg.hydra.overrides.task))
         finally:
             del loader.load_sweep_config
@@ -113,8 +113,8 @@ def test_a_grid_is_composed_once_per_group_choice_and_counted(tmp_path, caplog, 
 
 def test_a_grid_over_the_limit_is_refused_up_front_with_its_size():
     """seed=range(0,200000) x 2: refused before anything is expanded or composed (the grid is never built)."""
-    from bench.preflight import check_command
-    from bench.sweeper import MAX_POINTS
+    from bench.sweeps.preflight import check_command
+    from bench.sweeps.sweeper import MAX_POINTS
 
     with pytest.raises(ConfigError, match=f"^the grid has 400000 points, over the {MAX_POINTS} one sweep checks"):
         check_command(["-m", "seed=range(0,200000)", "optimizer.lr=0.1,0.2"])

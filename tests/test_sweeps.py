@@ -12,9 +12,10 @@ import pytest
 from hydra.core.utils import JobStatus
 
 from analysis.status import counts, report, sweep_status
-from bench.runid import MAX_PREFIX, run_id
-from bench.summary import SweepEnded
+from bench.runfolder import MAX_PREFIX, run_id
+from bench.sweeps.summary import SweepEnded
 from tests.conftest import launch, multirun
+from tests.helpers import tiny_run
 
 
 def test_run_id_is_config_derived_stable_and_bounded():
@@ -38,7 +39,7 @@ def test_run_id_is_config_derived_stable_and_bounded():
     assert "/" not in run_id(["dataset.root=/data/mnist"])
 
 
-TINY = ["model.depth=2", "steps=12", "eval_every=4", "batch_size=64", "device=cpu"]
+TINY = tiny_run(drop=("model.width",))
 # width 1e8: the first layer alone needs 313 GB, so building the model fails at once (CPU out of memory)
 GRID = ["-m", "model.width=100000000,16,24", "optimizer.lr=0.25,64"]
 
@@ -127,19 +128,22 @@ def test_local_launcher_runs_a_few_at_a_time_and_skips_finished_points(tmp_path)
 
 
 def test_the_summary_counts_each_point_once_by_its_outcome(tmp_path):
-    """bench.summary: result.json's status when the folder has one; a point its launch found running elsewhere (its
+    """bench.sweeps.summary: result.json's status when the folder has one; a point its launch found running elsewhere
+    (its
     launch.log says so) is skipped; a failed job with no result.json (the disk was full) is failed; the rest,
     unfinished (never run, or stopped)."""
     from hydra.core.utils import JobReturn
 
-    from bench.summary import outcomes, summary
+    from bench.sweeps.summary import outcomes, summary
 
     folders = {name: tmp_path / name for name in ("c", "d", "f", "held", "fault", "stopped", "never")}
     for name in ("c", "d", "f", "held", "fault", "stopped"):
         folders[name].mkdir()
     for name, status in (("c", "completed"), ("d", "diverged"), ("f", "failed")):
         (folders[name] / "result.json").write_text(json.dumps({"status": status}))
-    (folders["held"] / "launch.log").write_text("[...][bench.lock][WARNING] - X: running elsewhere (pid 1); skipped\n")
+    (folders["held"] / "launch.log").write_text(
+        "[...][bench.sweeps.lock][WARNING] - X: running elsewhere (pid 1); skipped\n"
+    )
     (folders["stopped"] / "launch.log").write_text("[...][bench.train][INFO] - step 4/12\n")
     fault = JobReturn(overrides=["x=1"], status=JobStatus.FAILED, _return_value=OSError("disk full"))
     counts = outcomes(list(folders.values()), {folders["fault"]: fault})
@@ -152,8 +156,8 @@ def test_the_summary_counts_each_point_once_by_its_outcome(tmp_path):
 def test_a_presets_grid_changed_on_the_command_line_needs_a_folder_of_its_own(tmp_path, monkeypatch):
     """`-m sweep=demo optimizer.lr=0.5,2,8` would write a trial grid into outputs/sweeps/demo, among the preset's
     results: refused in one line before anything runs, unless the trial names a folder (name=, hydra.sweep.dir=)."""
-    from bench.config import ConfigError
-    from bench.preflight import check_command
+    from bench.errors import ConfigError
+    from bench.sweeps.preflight import check_command
 
     monkeypatch.chdir(tmp_path)
     line = (

@@ -12,23 +12,22 @@ import pytest
 import torch
 
 from bench import checkpoint, ensemble
-from bench.config import ConfigError, validate
-from bench.identity import run_identity
-from bench.store import RESULT, RunStore
+from bench.config import validate
+from bench.errors import ConfigError
+from bench.runfolder import RESULT, run_identity
+from bench.runfolder.store import RunStore
+from bench.signals import Terminated
 from bench.train import Trainer, run
 from tests.conftest import compose_cfg
+from tests.helpers import comparable, tiny_run
 from tests.test_ensemble import assert_same_run
 
-TINY = ["model.width=32", "model.depth=2", "batch_size=64", "device=cpu", "threads=1"]
+TINY = tiny_run("threads=1", drop=("steps", "eval_every"))
 # linear warmup to a rate that diverges on the way: the loss blows up at step 48 (between two reads at sync_every=32)
 DIVERGES = [*TINY, "steps=60", "eval_every=10", "schedule.warmup_steps=60", "optimizer.lr=40"]
 DIVERGED_AT = 48
 TORCH = str(Path(torch.__file__).parent)
 READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
-
-
-def comparable(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k not in ("wall_time_s", "git_sha", "hostname")}
 
 
 def same_run(a: Path, b: Path) -> None:
@@ -230,7 +229,7 @@ def test_sigterm_between_reads_checkpoints_every_step_taken(tmp_path, monkeypatc
         return out
 
     monkeypatch.setattr(Trainer, "train_step", terminated_at_13)
-    with pytest.raises(checkpoint.Terminated):
+    with pytest.raises(Terminated):
         run(cfg, tmp_path / "resumed")
     saved = checkpoint.read(tmp_path / "resumed" / checkpoint.CHECKPOINT)["components"]
     assert saved["progress"]["step"] == 13 and saved["means"]["steps"] == 3, "steps 11-13 in the running sums"

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import bench
-from bench.store import RESULT
+from bench.runfolder import RESULT
 from bench.train import Trainer
 from tests.conftest import compose_cfg
 

@@ -6,12 +6,13 @@ import pytest
 import bench
 from analysis.__main__ import main
 from tests.conftest import compose_cfg
+from tests.helpers import tiny_run
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
-    tiny = ["model.width=32", "model.depth=2", "steps=10", "eval_every=5", "batch_size=64", "device=cpu"]
+    tiny = tiny_run("steps=10", "eval_every=5")
     for t in (1, 8):
         bench.run(compose_cfg(*tiny, f"schedule.warmup_steps={t}", "measure.every=2"), root / f"warmup={t}")
     return root

@@ -11,9 +11,9 @@ import pytest
 
 from analysis.__main__ import main as analysis
 from analysis.status import report
-from bench.config import ConfigError
-from bench.identity import mismatch
+from bench.errors import ConfigError
 from bench.runfolder import unproven_result
+from bench.runfolder.check import mismatch
 from tests.conftest import compose_cfg, multirun, run_in_process
 
 

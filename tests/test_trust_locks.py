@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from bench import Outcome, objective, outcome
-from bench.lock import LOCK, RUNNING_ELSEWHERE, Incomplete, RunLock, check_complete
+from bench.sweeps.lock import LOCK, RUNNING_ELSEWHERE, Incomplete, RunLock, check_complete
 from tests.conftest import multirun, run_in_process
+from tests.helpers import tiny_run
 from tests.test_launchers import LOCAL, _start
 
 # a boundary search of two rows (T_wrm 1, 16) over four rates: 5 runs of a fraction of a second each, a boundary that
 # differs between the rows (eta_max 1 and 4 on main)
-TINY = ["model.width=32", "model.depth=2", "steps=40", "eval_every=20", "batch_size=64", "device=cpu", "threads=1"]
+TINY = tiny_run("steps=40", "eval_every=20", "threads=1")
 SEARCH = [
     "-m",
     "hydra/sweeper=boundary",
@@ -190,7 +191,7 @@ def test_a_killed_local_boundary_search_relaunched_finds_the_uninterrupted_bound
 def test_a_boundary_search_told_not_to_wait_stops_with_one_line_naming_the_point_and_holder(tmp_path):
     """wait=false: a point held by a live process ends the search in one line (the point, the holder), and it is
     never read as not trained (no boundary.csv)."""
-    from bench.config import ConfigError
+    from bench.errors import ConfigError
     from bench.runfolder import NON_RESULT_KEYS, run_id
 
     sweep = tmp_path / "sweep"

@@ -5,7 +5,8 @@ import math
 import pytest
 
 import bench
-from bench.config import ConfigError, validate
+from bench.config import validate
+from bench.errors import ConfigError
 from bench.optim.warmup import METHODS, build_warmup
 from tests.conftest import compose_cfg
 

@@ -12,7 +12,8 @@ import pytest
 from hydra.core.config_store import ConfigStore
 
 import bench
-from bench.config import GROUPS, ConfigError, ScheduleConfig, validate
+from bench.config import GROUPS, ScheduleConfig, validate
+from bench.errors import ConfigError
 from bench.models import build_model
 from bench.optim import build_optimizer
 from bench.optim.initialization import INITS

@@ -81,7 +81,7 @@ def check_available(cfg) -> None:
     """Raise DataMissing (one line: where to put the files, how to fetch them) if the dataset is not on disk, and
     ConfigError for a name that is no dataset."""
     if cfg.name not in DATASETS:
-        from bench.config import ConfigError
+        from bench.errors import ConfigError
 
         raise ConfigError(f"dataset.name={cfg.name}: no such dataset (available: {', '.join(DATASETS)})")
     if cfg.name == "text":

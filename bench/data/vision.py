@@ -11,7 +11,7 @@ import os
 import numpy as np
 import torch
 
-from bench.config import ConfigError
+from bench.errors import ConfigError
 
 SUBSET_SEED = 20240613  # the num_examples subset is fixed, whatever the run's seed
 

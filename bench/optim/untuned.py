@@ -15,7 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from bench.config import ConfigError, ScheduleConfig, require_choice
+from bench.config import ScheduleConfig, require_choice
+from bench.errors import ConfigError
 from bench.optim.warmup import WarmupMethod, register
 
 

@@ -101,7 +101,7 @@ def discover() -> None:
 
 def check_config(cfg) -> None:
     """ConfigError (one line) when no method has the name cfg.schedule.name or the method refuses the config."""
-    from bench.config import ConfigError
+    from bench.errors import ConfigError
 
     discover()
     name = cfg.schedule.name

@@ -1,8 +1,9 @@
 """warmup-bench's Hydra plugins. Hydra finds plugins only in the hydra_plugins package, and re-executes these modules
 each time it scans for plugins (after a singleton reset too), so every ConfigStore entry of the app is stored here:
-the config schemas (bench.config), the launchers hydra/launcher=local|slurm (bench/launcher.py, extended by
-conf/hydra/launcher/*.yaml) and the sweepers hydra/sweeper=validating|boundary (bench/sweeper.py, bench/boundary.py),
-each ending a sweep with failed points, or a stopped one, with its one-line summary (bench.sweeper.Summarized).
+the config schemas (bench.config), the launchers hydra/launcher=local|slurm (bench/sweeps/launcher.py, extended by
+conf/hydra/launcher/*.yaml) and the sweepers hydra/sweeper=validating|boundary (bench/sweeps/sweeper.py,
+bench/sweeps/boundary.py),
+each ending a sweep with failed points, or a stopped one, with its one-line summary (bench.sweeps.sweeper.Summarized).
 The Preflight callback checks a single run before Hydra makes its folder (a sweep's points: the sweeper)."""
 
 from dataclasses import dataclass, field
@@ -14,15 +15,15 @@ from hydra.experimental.callback import Callback
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
 import bench.config
-from bench.boundary import BoundarySweeper as _BoundarySweeper
-from bench.launcher import LocalJobs, SlurmJobs
-from bench.store import save_config
-from bench.sweeper import Summarized
-from bench.sweeper import ValidatingSweeper as _ValidatingSweeper
+from bench.runfolder.store import save_config
+from bench.sweeps.boundary import BoundarySweeper as _BoundarySweeper
+from bench.sweeps.launcher import LocalJobs, SlurmJobs
+from bench.sweeps.sweeper import Summarized
+from bench.sweeps.sweeper import ValidatingSweeper as _ValidatingSweeper
 
 # Hydra's run_job writes a run's .hydra/*.yaml with open("w"): a full disk there is a traceback and an empty
-# config.yaml. bench.store.save_config writes them atomically and says so in one line (this module is imported in
-# every process that runs a job: Hydra's plugin scan, and the unpickling of a launcher in a submitit job)
+# config.yaml. bench.runfolder.store.save_config writes them atomically and says so in one line (this module is
+# imported in every process that runs a job: Hydra's plugin scan, and the unpickling of a launcher in a submitit job)
 hydra.core.utils._save_config = save_config
 
 
@@ -39,16 +40,17 @@ class ValidatingSweeper(Summarized, _ValidatingSweeper):
 
 
 class BoundarySweeper(Summarized, _BoundarySweeper):
-    """hydra/sweeper=boundary: eta_max per row of the grid by bisection (bench/boundary.py)."""
+    """hydra/sweeper=boundary: eta_max per row of the grid by bisection (bench/sweeps/boundary.py)."""
 
 
 class Preflight(Callback):
-    """hydra.callbacks.preflight: a single run is checked (bench.preflight.check_point) before Hydra makes its folder.
+    """hydra.callbacks.preflight: a single run is checked (bench.sweeps.preflight.check_point) before Hydra makes its
+    folder.
     Hydra turns a callback's exceptions into warnings, so a bad run ends the process here: one line, exit status 1."""
 
     def on_run_start(self, config, **kwargs: Any) -> None:
-        from bench.config import ConfigError
-        from bench.preflight import check_point
+        from bench.errors import ConfigError
+        from bench.sweeps.preflight import check_point
 
         try:
             check_point(config)
@@ -64,9 +66,9 @@ class Study(Callback):
     through the launchers and `python -m analysis status`."""
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:
+        from bench.cli import optimizing
         from bench.config import OBJECTIVES
-        from bench.launch import optimizing
-        from bench.sweeper import changed_preset
+        from bench.sweeps.sweeper import changed_preset
 
         if not optimizing(config.hydra.sweeper):
             return
@@ -85,8 +87,8 @@ class Study(Callback):
         import logging
         from pathlib import Path
 
+        from bench.cli import optimizing
         from bench.config import OBJECTIVES
-        from bench.launch import optimizing
 
         if not optimizing(config.hydra.sweeper):
             return
@@ -109,7 +111,7 @@ class Study(Callback):
 @dataclass
 class SlurmConf(SlurmQueueConf):
     _target_: str = "hydra_plugins.warmup_bench.SlurmLauncher"
-    ensemble: int = 1  # > 1: up to this many compatible points trained as one pack per job (bench/packs.py)
+    ensemble: int = 1  # > 1: up to this many compatible points trained as one pack per job (bench/sweeps/packs.py)
 
 
 @dataclass
@@ -119,7 +121,7 @@ class LocalConf(LocalQueueConf):
     max_parallel: int = 2  # runs at the same time on this machine
     signal_delay_s: int = 30  # the pre-timeout signal (SIGUSR2) this long before timeout_min: checkpoint, requeue
     max_num_timeout: int = 3  # requeues after a timeout
-    ensemble: int = 1  # > 1: up to this many compatible points trained as one pack per job (bench/packs.py)
+    ensemble: int = 1  # > 1: up to this many compatible points trained as one pack per job (bench/sweeps/packs.py)
 
 
 @dataclass

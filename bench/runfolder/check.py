@@ -1,6 +1,6 @@
-"""A run's identity: what its results depend on, so that a folder is resumed or skipped only by the same config.
+"""Is a folder this config's run? A folder is resumed or skipped only by a config of the same run identity.
 
-`run_identity(cfg)` (bench/runfolder.py, torch-free, shared with analysis) is a hash of the resolved config less
+`run_identity(cfg)` (bench/runfolder/, torch-free, shared with analysis) is a hash of the resolved config less
 the keys that do not change results (`NON_RESULT_KEYS`,
 the same list as conf/config.yaml's hydra.job.config.override_dirname.exclude_keys, which names the sweep folders;
 a test keeps the two equal). Numbers are compared as values (1 and 1.0 are the same rate). The identity of a folder
@@ -24,16 +24,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bench.config import ConfigError
-from bench.runfolder import (  # noqa: F401  (the contract)
-    NON_RESULT_KEYS,
-    RUN_FILES,
-    result_keys,
-    run_identity,
-    sweep_evidence,
-    unproven_result,
-)
-from bench.runfolder import canonical as _canonical  # noqa: F401
+from bench.errors import ConfigError
+from bench.runfolder import RUN_FILES, result_keys, run_identity, sweep_evidence, unproven_result
 
 SHOWN = 4  # differing keys named in the message; the rest are counted
 
@@ -169,11 +161,3 @@ def check_run_folder(run_dir: Path, cfg: DictConfig | dict) -> None:
     why = mismatch(run_dir, cfg)
     if why is not None:
         raise IdentityMismatch(why)
-
-
-def run_folder(cfg: DictConfig, multirun: bool) -> Path:
-    """The folder Hydra will give this point (cfg composed with its hydra node): hydra.sweep.dir/hydra.sweep.subdir
-    in a multirun, hydra.run.dir otherwise."""
-    if multirun:
-        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-    return Path(str(cfg.hydra.run.dir))

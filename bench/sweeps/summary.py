@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 
-from bench.lock import RUNNING_ELSEWHERE
+from bench.sweeps.lock import RUNNING_ELSEWHERE
 from bench.runfolder import RESULT, STATUSES
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class SweepEnded(Exception):
 
 def skipped(run_dir: Path, ret: JobReturn | None) -> bool:
     """The point was not trained because another launch holds it: the job's return says so (bench.Outcome), else
-    the point's log does (Hydra's job log, launch.log, where bench.lock says so: a launch whose returns are lost)."""
+    the point's log does (Hydra's job log, launch.log, where bench.sweeps.lock says so: a launch whose returns are lost)."""
     from bench import outcome as run_outcome
 
     if (status := run_outcome(ret)) is not None:

@@ -2,7 +2,13 @@
 
 Both `bench` (which writes run folders) and `analysis` (which reads them) import this module, and `analysis` imports
 nothing else from `bench`. It imports neither torch, Hydra nor bench.config at import time (Hydra's public
-override parser is imported inside `overrides_identity` only), so that `python -m analysis status` runs anywhere.
+override parser is imported inside `point_overrides` only), so that `python -m analysis status` runs anywhere.
+
+Two names, two meanings: a run's *identity* (`run_identity`) is the hash of its resolved config less the keys that do
+not change results; a grid point's *folder name* (`run_id`) comes from the overrides that define it
+(`point_overrides`), and `point_folder` is the folder Hydra gives a composed point. The rest of the run folder lives
+beside this module: check.py (is a folder this config's run?), store.py (writing a run's files, finishing it),
+names.py (the ${run_id:...} resolver). `trainable`, the phase rule, is here: the boundary search and analysis share it.
 
 Files of a run folder:
   config.yaml      the resolved config of the run
@@ -10,7 +16,7 @@ Files of a run folder:
   result.json      written last: its presence means the run has ended (status completed | diverged | failed)
   checkpoint.pt    the run's full state while it trains (bench/checkpoint.py); kept after the run ends
   traceback.txt    a failed run's traceback (or the end of its job's log when the job died)
-  run.lock         held while a process trains the run (bench/lock.py)
+  run.lock         held while a process trains the run (bench/sweeps/lock.py)
   .hydra/overrides.yaml  Hydra's record of the command-line overrides that define the run's grid point
 
 result.json carries `format` (FORMAT below) and the keys of RESULT_KEYS, each with its type and one meaning; a run
@@ -94,7 +100,7 @@ RESULT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "last_train_acc": (
         FLOAT,
         "accuracy on the last training minibatch, at the parameters before its update (the authors' failure rule "
-        "for the Adam family: analysis.phase.trainable rule=authors); absent in runs written before it existed",
+        "for the Adam family: bench.runfolder.trainable rule=authors); absent in runs written before it existed",
     ),
     "final_test_loss": (FLOAT, "test loss at the last evaluation of a completed run"),
     "final_test_acc": (FLOAT, "test accuracy at the last evaluation of a completed run"),
@@ -181,6 +187,44 @@ def check_result(result: Any) -> list[str]:
     if isinstance(result.get("format"), int) and result["format"] > FORMAT:
         problems.append(f"format {result['format']} is newer than this harness's {FORMAT}")
     return problems
+
+
+# --- the phase rule: which runs trained (the boundary search and the phase diagrams) ------------------------------
+# the failure rules of `trainable`, the default first
+RULES = {
+    "test": "final test accuracy >= 1.5 / num_classes",
+    "authors": "Adam family: last training minibatch's accuracy >= 1.5 / num_classes; SGD: no NaN/inf loss",
+}
+
+
+def check_rule(rule: str) -> str:
+    if rule not in RULES:
+        raise ValueError(f"rule {rule!r}: must be one of {', '.join(RULES)}")
+    return rule
+
+
+def trainable(runs, rule: str = "test"):
+    """Completed and trained, by `rule` (RULES):
+    - test (the default): final test accuracy at least 1.5 / num_classes, whatever the optimizer;
+    - authors (the authors' code): the Adam family (runs with optimizer.b1) fails when the last training minibatch's
+      accuracy (last_train_acc) is below 1.5 / num_classes; SGD only on a NaN/inf loss, so every completed SGD run
+      trains. A run written before last_train_acc existed is judged on final_train_acc (its mean since the last
+      evaluation) instead.
+    A diverged run fails under both: the harness stopped it (NaN/inf, or diverge_factor x the initial loss; with
+    diverge_factor=inf only NaN/inf, the authors' criterion exactly). `runs`: a table of results (pandas; imported
+    here only, so that the contract imports without it); returns one bool per run."""
+    import pandas as pd
+
+    def column_or_nan(key: str) -> pd.Series:
+        return runs[key] if key in runs else pd.Series(float("nan"), index=runs.index)
+
+    chance = 1.5 / pd.to_numeric(column_or_nan("num_classes"), errors="coerce")
+    completed = runs["status"] == "completed"
+    if check_rule(rule) == "test":
+        return completed & (pd.to_numeric(column_or_nan("final_test_acc"), errors="coerce") >= chance)
+    last = pd.to_numeric(column_or_nan("last_train_acc"), errors="coerce")
+    last = last.fillna(pd.to_numeric(column_or_nan("final_train_acc"), errors="coerce"))
+    return completed & (column_or_nan("optimizer.b1").isna() | (last >= chance))
 
 
 # --- the one atomic writer -----------------------------------------------------------------------------------------
@@ -324,7 +368,7 @@ def _shown(value, written: str) -> str:
     return written
 
 
-def overrides_identity(overrides: Iterable[str], exclude: Iterable[str] = ()) -> list[tuple[str, str, str]]:
+def point_overrides(overrides: Iterable[str], exclude: Iterable[str] = ()) -> list[tuple[str, str, str]]:
     """(key, canonical value, value as shown) of the overrides that define the run, sorted by key."""
     from hydra.core.override_parser.overrides_parser import OverridesParser  # public API; only here (import time)
 
@@ -354,8 +398,20 @@ def column(key: str) -> str:
 
 def run_id(overrides: Iterable[str], exclude: Iterable[str] = ()) -> str:
     """The folder name of the run these task overrides define: `lr=0.5,warmup_steps=64_1f3a9c0e`."""
-    ident = overrides_identity(overrides, exclude)
+    ident = point_overrides(overrides, exclude)
     digest = hashlib.sha256("\n".join(f"{k}={v}" for k, v, _ in ident).encode()).hexdigest()[:8]
     readable = ",".join(f"{k.rsplit('.', 1)[-1]}={shown}" for k, _, shown in ident) or "default"
     readable = _UNSAFE.sub("_", readable)[:MAX_PREFIX]
     return f"{readable}_{digest}"
+
+
+def point_folder(cfg, multirun: bool | None = None) -> Path:
+    """The folder Hydra gives the point of this composed config (with its hydra node): hydra.sweep.dir/subdir in a
+    multirun, hydra.run.dir otherwise (multirun=None: as hydra.mode says). Every caller names a folder this way."""
+    from omegaconf import OmegaConf
+
+    if multirun is None:
+        multirun = str(OmegaConf.select(cfg, "hydra.mode")) == "RunMode.MULTIRUN"
+    if multirun:
+        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+    return Path(str(cfg.hydra.run.dir))

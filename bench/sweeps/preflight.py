@@ -19,16 +19,18 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from bench.config import ConfigError, one_line, validate
+from bench.config import one_line, validate
 from bench.data import check_available
-from bench.identity import check_run_folder
+from bench.errors import ConfigError
+from bench.runfolder import point_folder
+from bench.runfolder.check import check_run_folder
 
 
 def _conf_dir() -> Path:
     """The configs: bench/conf/ in an installed package (setup.py copies the top-level conf/ there when it builds a
     wheel), else conf/ beside bench/ (a checkout, an editable install). The packaged copy comes first: beside an
     installed bench, ../conf is site-packages/conf, which is not ours."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # bench/
     packaged = here / "conf"
     return packaged if (packaged / "config.yaml").is_file() else here.parent / "conf"
 
@@ -46,19 +48,18 @@ def task_config(cfg: DictConfig) -> DictConfig:
 
 
 def run_dir(cfg: DictConfig) -> Path | None:
-    """The folder the run writes into: hydra.sweep.dir/subdir in a sweep, hydra.run.dir for a single run."""
+    """The run's folder (bench.runfolder.point_folder), or None when only its job knows it (a folder named after
+    ${hydra.job.id}) or cfg has no hydra node."""
     try:
-        if str(OmegaConf.select(cfg, "hydra.mode")) == "RunMode.MULTIRUN":
-            return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-        return Path(str(cfg.hydra.run.dir))
-    except Exception:  # no hydra node, or a folder named after what only the job knows (${hydra.job.id})
+        return point_folder(cfg)
+    except Exception:
         return None
 
 
 def check_point(cfg: DictConfig, task: DictConfig | None = None) -> Path | None:
     """Raise ConfigError (one line) if this run would not start: a key given twice, its values (bench.config), its
     data, wandb online without credentials or network, an output folder that cannot be written, or a folder that
-    holds a run of another config (bench/identity.py). Returns the run's folder (None: known only to its job).
+    holds a run of another config (bench/runfolder/check.py). Returns the run's folder (None: known only to its job).
     `task`: a sweep's point as the sweeper composed it (its task config, one override per key by construction)."""
     if task is None:
         check_duplicates(OmegaConf.select(cfg, "hydra.overrides.task") or [])
@@ -128,7 +129,7 @@ def one_line_failure(e: Exception) -> str | None:
     from hydra.types import RunMode
 
     from bench.checkpoint import CheckpointError
-    from bench.store import StorageError
+    from bench.runfolder import StorageError
 
     if not isinstance(e, (ConfigError, StorageError, CheckpointError)):
         return None

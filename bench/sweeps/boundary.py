@@ -2,7 +2,7 @@
 
 Given the grid of a full sweep (an eta_trgt axis and any other swept keys), a row is one combination of the keys
 other than eta_trgt and the seed. For each row the search finds the largest eta_trgt at which every seed trains
-(analysis.phase.trainable, the rule of the phase diagram) by bisection over the sorted eta axis, assuming that a
+(bench.runfolder.trainable, the rule of the phase diagram) by bisection over the sorted eta axis, assuming that a
 row trains below its boundary and not above. It goes in rounds: each round is one launcher call holding the next
 runs of every unfinished row, so that a SLURM array runs them together. Seed by seed (seed_by_seed=true): a cell's
 seeds run one per round, the likeliest to fail first, and the first that fails decides the cell (the rule is "every
@@ -13,7 +13,7 @@ wherever a longer one fails, so each row's bracket starts from what its neighbou
 measured. Checked: the final bracket of every row (eta_max and the next eta) is measured in the row itself, and a
 row whose own result contradicts its neighbours is searched again on its own measurements only.
 
-A point held by another launch (its run.lock, bench/lock.py) is never read as a result: the search waits for its
+A point held by another launch (its run.lock, bench/sweeps/lock.py) is never read as a result: the search waits for its
 result.json, polling every poll_s while the holder is alive by the lock's heartbeat rule, and launches it again if
 the holder ended without a result (wait=false: stops instead, with one line naming the point and the holder). So two
 searches on one folder, or a relaunch after a killed search whose jobs still run, find the same boundary.
@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import outcome
-from bench.config import ConfigError
-from bench.lock import RUNNING_ELSEWHERE, RunLock, describe
+from bench.errors import ConfigError
+from bench.sweeps.lock import RUNNING_ELSEWHERE, RunLock, describe
 from bench.runfolder import FINISHED, STATUSES, atomic_write_text, column
-from bench.sweeper import ValidatingSweeper, point_name
+from bench.sweeps.sweeper import ValidatingSweeper, point_name
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +109,10 @@ class Row:
 
 
 def trains(results: Sequence[dict]) -> bool:
-    """Every seed trains, by the phase diagram's rule (analysis.phase.trainable)."""
+    """Every seed trains, by the phase diagram's rule (bench.runfolder.trainable)."""
     import pandas as pd
 
-    from analysis.phase import trainable
+    from bench.runfolder import trainable
 
     runs = pd.DataFrame([{"status": None, "final_test_acc": math.nan, "num_classes": math.nan, **r} for r in results])
     return bool(len(runs)) and bool(trainable(runs).all())

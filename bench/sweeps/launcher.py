@@ -9,13 +9,13 @@
   (its own job id, time limit, checkpoint and requeue, as on SLURM), at most `max_parallel` at a time; stopping the
   launcher (Ctrl-C, SIGTERM) stops its jobs.
 - Each job sets torch's CPU threads to cpus_per_task, so runs sharing a node do not oversubscribe it.
-- ensemble=K > 1: compatible points are trained K at a time, one pack per job (bench/packs.py); each point keeps
+- ensemble=K > 1: compatible points are trained K at a time, one pack per job (bench/sweeps/packs.py); each point keeps
   its folder, lock, finished skip and JobReturn; measure.every and catapult points run alone.
 
 Preemption and timeouts: submitit sends SIGUSR2 before the time limit; the run checkpoints (bench/checkpoint.py) and
 the launcher's `checkpoint()` requeues the same job, which resumes from the checkpoint (max_num_timeout bounds the
 requeues after timeouts; preemptions do not count; a local job restarts as often, and a signal during its start-up
-is delivered once submitit handles it: bench/localjob.py). Presets: conf/hydra/launcher/{slurm,local}.yaml. Hydra
+is delivered once submitit handles it: bench/sweeps/localjob.py). Presets: conf/hydra/launcher/{slurm,local}.yaml. Hydra
 instantiates launchers only from the hydra_plugins package: hydra_plugins/warmup_bench names these two classes and
 stores their configs (base_slurm, base_local).
 """
@@ -35,13 +35,19 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
-from bench import runid  # noqa: F401  (registers ${run_id:...} in the job process too)
-from bench.config import ConfigError
+from bench.errors import ConfigError
 from bench.failure import describe_failure
-from bench.packs import PackJob, ensemble_size, group, point_key
-from bench.runfolder import FINISHED, TRACEBACK
-from bench.sbatch import refusals
-from bench.store import RESULT, RunStore
+from bench.sweeps.packs import PackJob, ensemble_size, group, point_key
+from bench.runfolder import (
+    FINISHED,
+    RESULT,
+    TRACEBACK,
+    names,  # noqa: F401  (registers ${run_id:...} in the job process too)
+    point_folder,
+)
+from bench.runfolder.check import mismatch
+from bench.runfolder.store import RunStore
+from bench.sweeps.sbatch import refusals
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +88,7 @@ class _Launcher(BaseSubmititLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("submitit '%s' sweep of %d runs into %s", self._EXECUTOR, len(job_overrides), sweep_dir)
-        returns: list[JobReturn | None] = [self._finished(overrides) for overrides in job_overrides]
+        returns: list[JobReturn | None] = [self.finished(overrides) for overrides in job_overrides]
         pending = [i for i, done in enumerate(returns) if done is None]  # no job for a finished point (unless force)
         job_params = []
         for i in pending:
@@ -98,8 +104,8 @@ class _Launcher(BaseSubmititLauncher):
         if k == 1:
             groups = [[j] for j in range(len(job_params))]
             jobs = self._submit(self._executor(), self, job_params)
-        else:  # packs of compatible points, one job each (bench/packs.py)
-            groups = group([point_key(self._sweep_config(params[0])) for params in job_params], k)
+        else:  # packs of compatible points, one job each (bench/sweeps/packs.py)
+            groups = group([point_key(self.sweep_config(params[0])) for params in job_params], k)
             log.info("ensemble=%d: %d runs in %d jobs", k, len(job_params), len(groups))
             jobs = self._submit(self._executor(), PackJob(self), [([job_params[j] for j in g],) for g in groups])
         for g, job in zip(groups, jobs, strict=True):
@@ -124,14 +130,12 @@ class _Launcher(BaseSubmititLauncher):
                 returns.append(JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=e))
             return returns
 
-    def _finished(self, overrides: list[str]) -> JobReturn | None:
+    def finished(self, overrides: list[str]) -> JobReturn | None:
         """A JobReturn for a point whose folder already holds a finished result.json of the same run identity
         (unless force=true)."""
-        from bench.identity import mismatch  # here: bench.identity imports bench.config, which imports this module
-
         try:
-            cfg = self._sweep_config(overrides)
-            path = self._run_dir(cfg) / RESULT
+            cfg = self.sweep_config(overrides)
+            path = point_folder(cfg, multirun=True) / RESULT
             result = json.loads(path.read_text()) if path.exists() else None
             other = mismatch(path.parent, cfg) is not None  # another config's result: the job refuses it
         except Exception:  # cannot tell here: the job decides (bench.train.run skips finished runs too)
@@ -143,18 +147,14 @@ class _Launcher(BaseSubmititLauncher):
         # the value the task function would return (the sweeper's objective), as a job would
         return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=objective(cfg, result))
 
-    def _sweep_config(self, overrides: list[str]):
+    def sweep_config(self, overrides: list[str]):
+        """A point's config (with its hydra node) as its job composes it: Hydra's load_sweep_config."""
         assert self.hydra_context is not None and self.config is not None
         return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
 
-    @staticmethod
-    def _run_dir(cfg) -> Path:
-        """The folder the job writes into: hydra.sweep.dir / hydra.sweep.subdir."""
-        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-
     def _record_death(self, job, overrides: list[str], e: Exception) -> None:
         try:
-            store = RunStore(self._run_dir(self._sweep_config(overrides)))
+            store = RunStore(point_folder(self.sweep_config(overrides), multirun=True))
         except Exception as err:  # a subdir the launcher cannot resolve (e.g. ${hydra.job.id}): log only
             log.warning("cannot name the run folder of %s: %s", " ".join(overrides), err)
             return
@@ -206,13 +206,13 @@ class LocalJobs(_Launcher):
 
     def _executor(self):
         """submitit's LocalExecutor itself (AutoExecutor does not pass signal_delay_s on to it), with the controller and
-        tasks of bench/localjob.py: a requeued job restarts up to max_num_timeout times, never vanishes."""
-        from bench.localjob import LocalExecutor
+        tasks of bench/sweeps/localjob.py: a requeued job restarts up to max_num_timeout times, never vanishes."""
+        from bench.sweeps.localjob import LocalExecutor
 
         p = dict(self.params)
         executor = LocalExecutor(folder=p["submitit_folder"], max_num_timeout=int(p["max_num_timeout"]))
         executor.update_parameters(
-            timeout_min=p["timeout_min"],  # bench/localjob.py: int(60 * timeout_min) s, as time_limit_s checked
+            timeout_min=p["timeout_min"],  # bench/sweeps/localjob.py: int(60 * timeout_min) s, as time_limit_s checked
             signal_delay_s=int(p["signal_delay_s"]),
             tasks_per_node=p["tasks_per_node"],
             gpus_per_node=p["gpus_per_node"] or 0,

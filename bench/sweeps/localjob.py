@@ -1,4 +1,4 @@
-"""submitit's local executor with two fixes, so that a requeued local job is never lost (bench/launcher.py LocalJobs).
+"""submitit's local executor with two fixes, so that a requeued local job is never lost (bench/sweeps/launcher.py LocalJobs).
 
 - Its controller restarts a requeued job at most 6 times (Controller.run's max_retry), whatever max_num_timeout says:
   the 7th attempt never starts and the job ends FINISHED with no result. Here the controller allows
@@ -9,7 +9,7 @@
   job mid start-up. Here a job notes such a signal and delivers it once submitit's handler is in place: the job is
   requeued (counting as a timeout), as it would be later in the attempt.
 
-`python -m bench.localjob controller FOLDER` runs a job's controller, `python -m bench.localjob task FOLDER` a task.
+`python -m bench.sweeps.localjob controller FOLDER` runs a job's controller, `python -m bench.sweeps.localjob task FOLDER` a task.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class LocalExecutor(local.LocalExecutor):
 
     @property
     def _submitit_command_str(self) -> str:
-        return " ".join([self.python, "-u -m bench.localjob task", shlex.quote(str(self.folder))])
+        return " ".join([self.python, "-u -m bench.sweeps.localjob task", shlex.quote(str(self.folder))])
 
     def _submit_command(self, command: str) -> local.LocalJob:
         """submitit's LocalExecutor._submit_command and start_controller, with this module's controller."""
@@ -58,7 +58,7 @@ class LocalExecutor(local.LocalExecutor):
             SUBMITIT_LOCAL_WITH_SHELL="1" if p.get("setup") else "",
         )
         env[_MAX_RETRY] = str(self.max_num_timeout + 1)
-        cmd: list[str] | str = [sys.executable, "-m", "bench.localjob", "controller", str(self.folder)]
+        cmd: list[str] | str = [sys.executable, "-m", "bench.sweeps.localjob", "controller", str(self.folder)]
         if p.get("setup"):
             cmd = " && ".join([*p["setup"], shlex.join(cmd)])
         process = subprocess.Popen(cmd, shell=bool(p.get("setup")), env=env)

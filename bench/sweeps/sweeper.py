@@ -1,12 +1,12 @@
 """The validating sweeper (hydra/sweeper=validating, this app's default): Hydra's BasicSweeper, whose grid it
 expands with Hydra's own code (every override syntax: lists, range, choice, glob; from hydra.sweeper.params in a
-preset and from the command line), and which composes and checks every point (bench.preflight.check_point: values,
+preset and from the command line), and which composes and checks every point (bench.sweeps.preflight.check_point: values,
 data, run folder) before the first launch. A bad point stops the sweep with one line naming the point and the key;
 nothing is trained. Hydra's BasicSweeper only composes each batch just before launching it.
 
 The check says how many points it checks (a progress bar on a terminal for big grids) and costs a few ms a point
 (Composer: Hydra composes once per combination of config-group choices); the launcher still composes each point
-again, as Hydra does. A sweep with a failed point, or stopped by a signal, ends with one line (bench.summary).
+again, as Hydra does. A sweep with a failed point, or stopped by a signal, ends with one line (bench.sweeps.summary).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from bench.config import ConfigError
-from bench.lock import check_complete
-from bench.preflight import check_duplicates, check_point, compose_error, task_config
-from bench.store import save_config
-from bench.summary import SweepEnded, outcomes, summary
+from bench.errors import ConfigError
+from bench.sweeps.lock import check_complete
+from bench.sweeps.preflight import check_duplicates, check_point, compose_error, task_config
+from bench.runfolder.store import save_config
+from bench.sweeps.summary import SweepEnded, outcomes, summary
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Points:
         return returns
 
     def _one(self, point: Sequence[str], idx: int) -> JobReturn:
-        from bench.store import StorageError
+        from bench.runfolder import StorageError
 
         try:
             return self.launcher.launch([point], initial_job_idx=idx)[0]
@@ -280,7 +280,8 @@ class ValidatingSweeper(BasicSweeper):
     def _record_fault(self, point: Sequence[str], e: Exception) -> None:
         """A failed result.json for a point the machine refused before its run started (when the disk allows)."""
         from bench.failure import describe_failure
-        from bench.store import RunStore, StorageError
+        from bench.runfolder import StorageError
+        from bench.runfolder.store import RunStore
 
         if (folder := self.run_dirs.get(tuple(point))) is None:
             return
@@ -292,12 +293,12 @@ class ValidatingSweeper(BasicSweeper):
 
 class Summarized:
     """A sweeper (mixed in before ValidatingSweeper or a subclass: hydra_plugins/warmup_bench) whose sweep ends in one
-    line when a point failed or a signal stopped it: SweepEnded with the summary of its points (bench.summary)."""
+    line when a point failed or a signal stopped it: SweepEnded with the summary of its points (bench.sweeps.summary)."""
 
     def sweep(self, arguments: list[str]):
         try:
             returns = super().sweep(arguments)  # type: ignore[misc]
-        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM to the local launcher (bench.launcher)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM to the local launcher (bench.sweeps.launcher)
             raise SweepEnded(self._stopped(str(e) or "Ctrl-C")) from None
         except Exception:  # the boundary search ends so when a run failed
             if not self.checked or not self._outcomes()["failed"]:  # a bad point, or a bug: as it is

@@ -1,4 +1,4 @@
-"""Packed sweeps: with hydra.launcher.ensemble=K the launchers (bench/launcher.py, local and SLURM alike) group a
+"""Packed sweeps: with hydra.launcher.ensemble=K the launchers (bench/sweeps/launcher.py, local and SLURM alike) group a
 sweep's compatible points into packs of at most K and train each pack in one job with bench.ensemble.run_packed.
 
 Grouping (in the launcher, before any job starts): points with the same `bench.ensemble.pack_key` (model, dataset,
@@ -37,8 +37,9 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from bench.config import ConfigError
-from bench.store import save_config
+from bench.errors import ConfigError
+from bench.runfolder import point_folder
+from bench.runfolder.store import save_config
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def point_key(sweep_cfg: DictConfig) -> str | None:
     """The pack key of a sweep point (composed with its hydra node); None: it runs alone."""
     from bench.config import validate
     from bench.ensemble import pack_key
-    from bench.preflight import task_config
+    from bench.sweeps.preflight import task_config
 
     try:
         return pack_key(validate(task_config(sweep_cfg)))
@@ -118,7 +119,7 @@ def train_pack(launcher, points: list[tuple]) -> list[JobReturn]:
     Singleton.set_state(points[0][4])
     setup_globals()
     job_id = submitit.JobEnvironment().job_id
-    members = [_prepare(launcher, overrides, key, num, job_id) for overrides, key, num, _, _ in points]
+    members = [_prepare(launcher, overrides, num, job_id) for overrides, _, num, _, _ in points]
     HydraConfig.instance().set_config(members[0].config)
     _configure_logging(members)
     callbacks = launcher.hydra_context.callbacks
@@ -126,21 +127,21 @@ def train_pack(launcher, points: list[tuple]) -> list[JobReturn]:
         for m in members:
             callbacks.on_job_start(config=m.config, task_function=launcher.task_function)
         with ExitStack() as locks:
-            _train(members, locks)
+            train_members(members, locks)
     return [_finish(m, callbacks) for m in members]
 
 
-def _prepare(launcher, overrides: list[str], job_dir_key: str, num: int, job_id: str) -> Point:
+def _prepare(launcher, overrides: list[str], num: int, job_id: str) -> Point:
     """What hydra.core.utils.run_job does before it calls the task function: the point's config, its folder and
     .hydra/ files, its JobReturn."""
-    from bench.preflight import task_config
+    from bench.sweeps.preflight import task_config
 
     config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
     with open_dict(config.hydra.job):
         config.hydra.job.id = job_id
         config.hydra.job.num = num
     HydraConfig.instance().set_config(config)
-    out = Path(str(OmegaConf.select(config, job_dir_key))) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
+    out = point_folder(config, multirun=True)
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = os.path.abspath(out)
     HydraConfig.instance().set_config(config)
@@ -174,13 +175,13 @@ def _configure_logging(members: list[Point]) -> None:
         root.addHandler(handler)
 
 
-def _train(members: list[Point], locks: ExitStack) -> None:
+def train_members(members: list[Point], locks: ExitStack) -> None:
     """Check each point's folder and take its lock; train the points held as one pack; on a pack failure retrain its
     unfinished points alone. Sets each point's result or error."""
     from bench.config import validate
     from bench.ensemble import run_packed
-    from bench.identity import check_run_folder, same_device_config
-    from bench.lock import RunLock, not_ours
+    from bench.sweeps.lock import RunLock, not_ours
+    from bench.runfolder.check import check_run_folder, same_device_config
 
     held = []
     for i, m in enumerate(members):

@@ -1,6 +1,7 @@
-"""Run identity: a grid point's folder name, derived from its config so that every launch of a sweep finds it again.
+"""A grid point's folder name (not its run identity, the config hash), derived from its config so that every
+launch of a sweep finds it again.
 
-`run_id(overrides, exclude)` (bench/runfolder.py) = a readable prefix (the overrides that define the point, short
+`run_id(overrides, exclude)` (bench/runfolder/) = a readable prefix (the overrides that define the point, short
 keys, sorted) and a
 short hash of the canonical overrides: `lr=0.5,warmup_steps=64_1f3a9c0e`. The hash makes the name unique however
 long the prefix gets (it is cut to stay well under file-name limits), and values are compared as typed, so
@@ -24,8 +25,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from bench.runfolder import MAX_PREFIX, run_id  # noqa: F401  (the contract, shared with analysis)
-from bench.runfolder import overrides_identity as identity  # noqa: F401
+from bench.runfolder import run_id
 
 PRESETS = ("experiment", "sweep")  # config groups of `# @package _global_` presets, in the order they merge
 
@@ -57,7 +57,7 @@ def stated_defaults(overrides: list[str]) -> set[str]:
 @functools.lru_cache(maxsize=64)
 def default_choices(presets: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """group -> the option conf/config.yaml's defaults list chooses, after the presets' `override /group: option`."""
-    from bench.preflight import CONF_DIR
+    from bench.sweeps.preflight import CONF_DIR
 
     choices = {}
     for entry in _defaults(CONF_DIR / "config.yaml"):

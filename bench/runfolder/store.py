@@ -4,7 +4,7 @@ Files follow the user's umask (0644 under umask 022, like Hydra's own files), so
 A write the machine refuses (disk full, quota, read-only or not writable folder) raises StorageError: one line
 that names the file and says why, with no chained traceback.
 
-The layout of a run folder and the meaning of every result.json key: bench/runfolder.py (the contract analysis reads).
+The layout of a run folder and the meaning of every result.json key: bench/runfolder/__init__.py (the contract).
 """
 
 from __future__ import annotations
@@ -12,33 +12,36 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import platform
 import subprocess
 import sys
 from pathlib import Path
 
-# the contract (file names, the one atomic writer, storage errors) lives in bench/runfolder.py
-from bench.runfolder import (  # noqa: E402, F401  (re-exported: bench's modules import them from here)
+from bench.runfolder import (
+    CHECKPOINT,
     CONFIG,
+    FINISHED,
     FORMAT,
     METRICS,
     RESULT,
-    StorageError,
-    atomic_write,
+    TRACEBACK,
     atomic_write_text,
     storage_error,
-    umask,
 )
 
+log = logging.getLogger(__name__)
 
-def _json_safe(value):
+
+def json_safe(value):
+    """value as JSON can hold it: NaN null, +-inf "inf" / "-inf" (the contract's NUM)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -72,9 +75,11 @@ class RunStore:
         atomic_write_text(self.dir / name, text)
 
     def write_result(self, result: dict) -> None:
-        result["format"] = FORMAT  # the schema's version (bench/runfolder.py); in the caller's dict too, so that
+        result["format"] = (
+            FORMAT  # the schema's version (bench/runfolder/__init__.py); in the caller's dict too, so that
+        )
         # what a run returns equals what its folder holds (a finished run relaunched returns the file)
-        atomic_write_text(self.dir / RESULT, json.dumps(_json_safe(result), indent=2, sort_keys=True) + "\n")
+        atomic_write_text(self.dir / RESULT, json.dumps(json_safe(result), indent=2, sort_keys=True) + "\n")
 
     def result(self) -> dict | None:
         path = self.dir / RESULT
@@ -124,3 +129,30 @@ def environment() -> dict:
         "platform": platform.platform(),
         "hostname": platform.node(),
     }
+
+
+# --- the run folder before and after training ------------------------------------------------------------------
+def finished_result(store: RunStore, force: bool) -> dict | None:
+    """The result of a finished run in this folder (then the caller skips it), or None after clearing what a new
+    attempt must not see: everything on force=true, a failed attempt's result.json and traceback otherwise (its
+    checkpoint stays, so that the retry resumes)."""
+    result = _read_result(store)
+    if result is not None and result.get("status") in FINISHED and not force:
+        log.info("%s: already %s (result.json), skipped; force=true reruns it", store.dir, result["status"])
+        return result
+    stale = [RESULT, TRACEBACK] + ([CHECKPOINT, METRICS] if force else [])
+    for name in stale:
+        (store.dir / name).unlink(missing_ok=True)
+    return None
+
+
+def _read_result(store: RunStore) -> dict | None:
+    try:
+        return store.result()
+    except ValueError:  # a corrupt result.json is not a finished run
+        return None
+
+
+def finish(store: RunStore) -> None:
+    """result.json is written: the checkpoint is no longer needed (thousands of runs would keep them all)."""
+    (store.dir / CHECKPOINT).unlink(missing_ok=True)

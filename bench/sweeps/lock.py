@@ -6,7 +6,7 @@ HEARTBEAT_S by a thread. A lock is stale, and taken over, when its heartbeat is 
 its pid (a pid is evidence of life only while the heartbeat is fresh: a dead holder's pid may have been reused), or
 when its holder is a dead process on this host. A run whose lock is held elsewhere is not trained: bench.run returns
 {"status": "running elsewhere", ...} and writes nothing into the folder; a single run then exits non-zero with the
-holder, a sweep counts the point as skipped (bench.launch), and the boundary search waits for its result.
+holder, a sweep counts the point as skipped (bench.cli), and the boundary search waits for its result.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def locked_run(cfg, run_dir=None) -> dict:
 def not_ours(folder: Path, lock: RunLock, force: bool) -> dict:
     """The result of a run whose lock another process holds: its result if it finished meanwhile (unless force),
     otherwise {"status": "running elsewhere"} (nothing is written into the folder)."""
-    from bench.checkpoint import FINISHED
+    from bench.runfolder import FINISHED
 
     done = _result(folder)
     if done.get("status") in FINISHED and not force:

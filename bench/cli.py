@@ -4,8 +4,8 @@ installed package); `python launch.py ...` in a checkout is the same program (se
 Every run is checked before anything trains: a sweep's points by the validating sweeper, a single run by the
 Preflight callback (hydra_plugins/warmup_bench). A bad config is one line and a non-zero exit status.
 
-Hydra names the job after this module (`launch`: its log file is launch.log) and reads the configs from
-bench.preflight.CONF_DIR, which is conf/ in a checkout and its copy inside an installed package."""
+The job is named `launch` (conf/config.yaml hydra.job.name: its log file is launch.log); the configs are read from
+bench.sweeps.preflight.CONF_DIR, which is conf/ in a checkout and its copy inside an installed package."""
 
 import logging
 import os
@@ -17,12 +17,13 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 import bench
-from bench.checkpoint import Terminated
-from bench.config import ConfigError, one_line
-from bench.lock import RUNNING_ELSEWHERE, Incomplete, elsewhere_line
-from bench.preflight import CONF_DIR
-from bench.store import StorageError
-from bench.summary import SweepEnded
+from bench.config import one_line
+from bench.errors import ConfigError
+from bench.runfolder import StorageError
+from bench.signals import Terminated
+from bench.sweeps.lock import RUNNING_ELSEWHERE, Incomplete, elsewhere_line
+from bench.sweeps.preflight import CONF_DIR
+from bench.sweeps.summary import SweepEnded
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> float:
     """One run; returns its objective (a result.json value) for Hydra's sweepers, or the objective's penalty if it did
     not complete (bench.objective)."""
-    from bench.preflight import one_line_failure
+    from bench.sweeps.preflight import one_line_failure
 
     global started
     started = True
@@ -45,7 +46,7 @@ def main(cfg: DictConfig) -> float:
         # an optimizing sweeper's trial: recorded failed in its folder (bench.train.run), the study goes on
         log.error("failed (the objective's penalty goes to the sweeper): %s", one_line(e))
         result = {"status": "failed"}
-    if result.get("status") == RUNNING_ELSEWHERE and not _multirun():  # a sweep counts it (bench.sweeper)
+    if result.get("status") == RUNNING_ELSEWHERE and not _multirun():  # a sweep counts it (bench.sweeps.sweeper)
         sys.exit(f"error: {elsewhere_line(result)}")
     return bench.objective(cfg, result)
 
@@ -96,7 +97,7 @@ def cli() -> None:
     try:
         main()
     except (ConfigError, HydraException, OmegaConfBaseException) as e:
-        from bench.preflight import compose_error
+        from bench.sweeps.preflight import compose_error
 
         sys.exit(f"error: {compose_error(e)}")
     except Incomplete as e:  # points skipped as running elsewhere (counted on the console)
