@@ -98,7 +98,7 @@ wandb-sync: install  ## upload the offline wandb runs under RUNS (default output
 	find $(RUNS) -type d -name 'offline-run-*' -prune -exec $(VENV)/bin/wandb sync {} +
 
 .PHONY: bench
-bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings, packed runs, boundary search; ONLY="NAME ..." runs those alone
+bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings, packed runs, boundary search, grid check; ONLY="NAME ..." runs those alone
 	$(PY) -m benchmarks.run $(if $(ONLY),--only $(ONLY))
 
 .PHONY: gpu-check
