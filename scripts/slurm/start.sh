@@ -107,6 +107,9 @@ SlurmctldLogFile=$BASE/slurmctld.log
 SlurmdLogFile=$BASE/slurmd.log
 InactiveLimit=0
 KillWait=5
+# a step SIGKILLed on a loaded 2-core machine can take longer than the 60 s default to end: SLURM then drains the
+# node ("Kill task failed") and no later job starts (seen under make test-stress)
+UnkillableStepTimeout=300
 MinJobAge=300
 Waittime=0
 # a test cluster: requeued jobs may start again after 5 s (default 120), and the scheduler looks every second
