@@ -115,20 +115,30 @@ def reads(schema: type) -> tuple[str, ...]:
     """The schedule keys a method reads: its schema's own `reads`; a schema that declares none reads the keys it adds
     to the schema it extends, not those it inherits."""
     if "reads" in vars(schema):
-        return tuple(schema.reads)
-    return tuple(k for k in vars(schema).get("__annotations__", {}) if k not in ("name", "reads"))
+        keys = tuple(schema.reads)
+    else:
+        keys = tuple(k for k in vars(schema).get("__annotations__", {}) if k not in ("name", "reads"))
+    return keys + ("warmup_fraction",) if "warmup_steps" in keys else keys  # the fraction sets warmup_steps
 
 
 def unread_key(schedule) -> str | None:
     """One line for the first key of the schedule's schema that its method does not read yet is set away from its
     default (a value that would be ignored silently); None when there is none."""
     read = reads(type(schedule))
+    resolved = {"warmup_steps"} if getattr(schedule, "warmup_fraction", None) is not None else set()
     for f in dataclasses.fields(schedule):
         value = getattr(schedule, f.name)
-        if f.name != "name" and f.name not in read and value != f.default:
+        if f.name not in ("name", *resolved) and f.name not in read and value != f.default:
             hint = "" if "reads" in vars(type(schedule)) else f", or add it to {type(schedule).__name__}.reads"
             return f"schedule.{f.name}={value}: is not used by schedule={schedule.name} (leave it {f.default}{hint})"
     return None
+
+
+def resolved(schedule) -> dict:
+    """result.json's record of T_wrm where schedule.warmup_fraction set it (config.yaml keeps the fraction)."""
+    if getattr(schedule, "warmup_fraction", None) is None:
+        return {}
+    return {"warmup_steps": schedule.warmup_steps}
 
 
 def build_warmup(cfg, lr: float, unit: float = 1.0) -> WarmupMethod:
