@@ -537,7 +537,10 @@ def register() -> None:
             cs.store(group=group, name=f"base_{name}", node=node)
     from bench.optim.warmup import discover
 
-    discover()  # the warmup methods' modules: those with keys of their own register their schema (register_option)
+    try:  # the warmup methods' modules and plugins: those with keys of their own register their schema
+        discover()
+    except ConfigError:
+        pass  # a plugin that cannot be loaded: refused in one line when the run is checked (check_config)
 
 
 def validate(cfg: DictConfig) -> Config:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 import logging
 import pkgutil
 from dataclasses import dataclass, field
@@ -91,12 +92,43 @@ class WarmupMethod:
         pass
 
 
+# the entry point group of packages outside bench/ that register warmup methods or initializations (each entry point
+# names a module, or an object of one, whose import registers them as a bench/optim module does)
+PLUGINS = "warmup_bench.methods"
+_plugins: dict[str, str | None] = {}  # "problem": None once every entry point loaded, else its one line
+
+
 def discover() -> None:
-    """Import every module of bench/optim: each registers its methods (idempotent)."""
+    """Import every module of bench/optim and every entry point of PLUGINS: each registers its methods and
+    initializations (idempotent). A plugin that cannot be loaded is a ConfigError naming its entry point, at every
+    call (bench.config.register calls this at import, where Hydra has yet to compose; the run's check_config
+    raises it)."""
     import bench.optim as package
 
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{info.name}")
+    if "problem" not in _plugins:  # once per process: entry_points() scans every installed distribution
+        _plugins["problem"] = load_plugins()
+    if problem := _plugins["problem"]:
+        from bench.errors import ConfigError
+
+        raise ConfigError(problem)
+
+
+def load_plugins() -> str | None:
+    """Load the entry points of PLUGINS; one line for the first that fails (None: all loaded)."""
+    for ep in importlib.metadata.entry_points(group=PLUGINS):
+        try:
+            ep.load()
+        except Exception as e:
+            why = (str(e).strip().splitlines() or [""])[0]
+            return f"entry point {ep.name} = {ep.value} (group {PLUGINS}) cannot be loaded: {type(e).__name__}: {why}"
+    return None
+
+
+def plugin_problem() -> str | None:
+    """The line of a plugin that could not be loaded, or None."""
+    return _plugins.get("problem")
 
 
 def check_config(cfg) -> None:
