@@ -19,17 +19,20 @@ def launch_with(site, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_a_method_from_an_outside_package_trains(tmp_path):
+def test_a_method_and_an_initialization_from_an_outside_package_train(tmp_path):
     site, conf = plugin_package(tmp_path)
     run = tmp_path / "run"
-    args = tiny_run("schedule.warmup_fraction=0.75", "optimizer.lr=0.09")  # 12 steps: T_wrm = 9
-    done = launch_with(site, "--config-dir", str(conf), "schedule=my_sqrt", *args, f"hydra.run.dir={run}")
+    ours = ["schedule=my_sqrt", "optimizer=my_const_adam", "optimizer.v0=0.5"]
+    args = tiny_run("schedule.warmup_fraction=0.75", "optimizer.lr=0.0009")  # 12 steps: T_wrm = 9
+    done = launch_with(site, "--config-dir", str(conf), *ours, *args, f"hydra.run.dir={run}")
     assert done.returncode == 0, done.stderr
     result = json.loads((run / "result.json").read_text())
-    assert result["status"] == "completed" and result["warmup_steps"] == 9
-    assert yaml.safe_load((run / "config.yaml").read_text())["schedule"]["name"] == "my_sqrt"
+    assert (result["status"], result["warmup_steps"], result["v0"]) == ("completed", 9, 0.5)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert (config["schedule"]["name"], config["optimizer"]["name"]) == ("my_sqrt", "my_const_adam")
     lr = pd.read_csv(run / "metrics.csv").set_index("step")["lr"]
-    assert [lr[4], lr[8], lr[12]] == pytest.approx([0.09 * (4 / 9) ** 0.5, 0.09 * (8 / 9) ** 0.5, 0.09], rel=1e-9)
+    expected = [0.0009 * (4 / 9) ** 0.5, 0.0009 * (8 / 9) ** 0.5, 0.0009]
+    assert [lr[4], lr[8], lr[12]] == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.parametrize("schedule", ["schedule=my_sqrt", "schedule=linear"])
