@@ -2,8 +2,10 @@
 
 A warmup method is the option of the `schedule` config group. Its class is registered under the option's name with
 `@register("name")` (and, for an option with keys of its own, `schema=` its config dataclass, which then goes into
-bench.config.GROUPS and Hydra's ConfigStore from the method's own module). `build_warmup` imports every module of
-bench/optim, so a new method is one new module there plus one YAML in conf/schedule: nothing else is edited.
+bench.config.GROUPS and Hydra's ConfigStore from the method's own module). `discover` imports every module of
+bench/optim, so a new method is one new module there plus one YAML in conf/schedule: nothing else is edited; or a
+module of the user's own package named by an entry point of the group `warmup_bench.methods` (PLUGINS), which
+`discover` loads too, plus its YAML in the user's own --config-dir.
 
 The interface (`WarmupMethod`):
 - `__init__(cfg, lr, unit)`: cfg the run's typed Config, lr = eta_trgt (absolute), unit = 1 or 1/lambda0;
@@ -157,10 +159,10 @@ def unread_key(schedule) -> str | None:
     """One line for the first key of the schedule's schema that its method does not read yet is set away from its
     default (a value that would be ignored silently); None when there is none."""
     read = reads(type(schedule))
-    resolved = {"warmup_steps"} if getattr(schedule, "warmup_fraction", None) is not None else set()
+    derived = {"warmup_steps"} if getattr(schedule, "warmup_fraction", None) is not None else set()  # its line
     for f in dataclasses.fields(schedule):
         value = getattr(schedule, f.name)
-        if f.name not in ("name", *resolved) and f.name not in read and value != f.default:
+        if f.name not in ("name", *derived) and f.name not in read and value != f.default:
             hint = "" if "reads" in vars(type(schedule)) else f", or add it to {type(schedule).__name__}.reads"
             return f"schedule.{f.name}={value}: is not used by schedule={schedule.name} (leave it {f.default}{hint})"
     return None
