@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import run_in_process
 from tests.helpers import ROOT, plugin_package, subprocess_env, tiny_run
 
 
@@ -35,14 +36,30 @@ def test_a_method_and_an_initialization_from_an_outside_package_train(tmp_path):
     assert [lr[4], lr[8], lr[12]] == pytest.approx(expected, rel=1e-9)
 
 
-@pytest.mark.parametrize("schedule", ["schedule=my_sqrt", "schedule=linear"])
-def test_a_broken_plugin_is_one_line_naming_its_entry_point(tmp_path, schedule):
-    """Its option cannot compose (its schema was never registered), and any other run is refused too."""
+BROKEN = (
+    "entry point my_sqrt = my_warmup (group warmup_bench.methods) cannot be loaded: "
+    "ModuleNotFoundError: No module named 'not_a_module'"
+)
+
+
+def test_a_broken_plugin_is_one_line_naming_its_entry_point(tmp_path):
+    """Its option cannot compose (its schema was never registered): the line says why."""
     site, conf = plugin_package(tmp_path, broken=True)
-    done = launch_with(site, "--config-dir", str(conf), schedule, *tiny_run(), f"hydra.run.dir={tmp_path / 'run'}")
-    line = (
-        "error: entry point my_sqrt = my_warmup (group warmup_bench.methods) cannot be loaded: "
-        "ModuleNotFoundError: No module named 'not_a_module'"
-    )
-    assert (done.returncode, done.stderr.strip()) == (1, line)
+    args = ["--config-dir", str(conf), "schedule=my_sqrt", *tiny_run(), f"hydra.run.dir={tmp_path / 'run'}"]
+    done = launch_with(site, *args)
+    assert (done.returncode, done.stderr.strip()) == (1, f"error: {BROKEN}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_broken_plugin_refuses_every_run_before_compute(tmp_path, monkeypatch):
+    """load_plugins names the entry point; discover then refuses any run, a built-in method's too (in process)."""
+    from bench.optim import warmup
+
+    site, _ = plugin_package(tmp_path, broken=True)
+    monkeypatch.syspath_prepend(str(site))
+    assert warmup.load_plugins() == BROKEN
+    monkeypatch.setitem(warmup._plugins, "problem", BROKEN)  # as this process would have found it at its start
+    with pytest.raises(SystemExit) as e:
+        run_in_process(*tiny_run(), "schedule=linear", f"hydra.run.dir={tmp_path / 'run'}")
+    assert str(e.value) == f"error: {BROKEN}"
     assert not (tmp_path / "run" / "result.json").exists()
