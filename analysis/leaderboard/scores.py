@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 KEY = ["workload", "entry"]
+RUN_KEY = [*KEY, "eta_trgt", "seed"]  # one row per run
 COLUMNS = (
     *KEY,
     *("eta_trgt", "seed", "status", "trained", "initial_loss", "final_test_loss", "final_test_acc"),
@@ -64,13 +65,33 @@ def check_runs(runs: pd.DataFrame) -> None:
         raise ValueError(f"the runs table has no column {', '.join(missing)}")
     if runs.empty:
         raise ValueError("the runs table is empty: nothing to score")
+    twice = runs[runs.duplicated(RUN_KEY, keep=False)]
+    if len(twice):
+        example = ", ".join(f"{k}={v}" for k, v in twice.iloc[0][RUN_KEY].items())
+        raise ValueError(f"{len(twice)} rows of the runs table share their {', '.join(RUN_KEY)} (e.g. {example})")
+
+
+TRUTH = {True: True, False: False, "True": True, "False": False, "true": True, "false": False}  # 1 == True
+
+
+def _prepared(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs in key order (a cell's seeds always in the same order, so that a resample picks the same seeds),
+    `trained` as bools (a table read back from CSV may hold it as text)."""
+    trained = runs["trained"].map(lambda v: TRUTH.get(v) if isinstance(v, (bool, str, int, np.bool_)) else None)
+    bad = runs["trained"][trained.isna()]
+    if len(bad):
+        raise ValueError(f"trained is not true or false in {len(bad)} run(s), e.g. {bad.iloc[0]!r}")
+    return runs.assign(trained=trained.astype(bool)).sort_values(RUN_KEY, kind="stable")
 
 
 def curve(text) -> dict[int, float]:
     """test_loss_curve's JSON text ([[step, test_loss], ...]) -> {step: loss}; {} for a run with no evaluation."""
     if not isinstance(text, str) or not text.strip():
         return {}
-    return {int(step): INF if loss is None else float(loss) for step, loss in json.loads(text)}
+    try:
+        return {int(step): INF if loss is None else float(loss) for step, loss in json.loads(text)}
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"test_loss_curve is not a list of [step, test_loss] pairs: {text[:60]!r}") from e
 
 
 def draws(n: int, n_boot: int, seed: int, workload: str, entry: str, eta: float) -> np.ndarray:
@@ -163,7 +184,7 @@ def metrics(runs: pd.DataFrame, targets: dict[str, float], n_boot: int = 1000, s
     if missing:
         raise ValueError(f"no target_test_loss for workload {', '.join(map(str, missing))}")
     rows = []
-    for workload, wruns in runs.groupby("workload", sort=True):
+    for workload, wruns in _prepared(runs).groupby("workload", sort=True):
         steps = np.array(sorted({s for text in wruns["test_loss_curve"] for s in curve(text)}), dtype=float)
         for _, eruns in wruns.groupby("entry", sort=True):
             rows.append(_entry(eruns, float(targets[workload]), steps, n_boot, seed))
@@ -188,7 +209,7 @@ def by_rate(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFra
     and the counts of runs and trained runs: the LR-sensitivity figure (loss against eta_trgt)."""
     check_runs(runs)
     rows = []
-    for (workload, entry), eruns in runs.groupby(KEY, sort=True):
+    for (workload, entry), eruns in _prepared(runs).groupby(KEY, sort=True):
         l0 = float(np.nanmedian(eruns["initial_loss"].to_numpy(float)))
         for eta, cell in eruns.groupby("eta_trgt", sort=True):
             idx = draws(len(cell), n_boot, seed, workload, entry, eta)
