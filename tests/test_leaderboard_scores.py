@@ -222,6 +222,8 @@ def test_warmup_matters_and_the_report_writes_every_file(tmp_path):
     info["gpu_w"] = {"target_test_loss": 3.0, "tier": "gpu", "family": "adam", "rule": "test", "comment": ""}
     table = metrics(runs, {w: i["target_test_loss"] for w, i in info.items()}, n_boot=50)
     assert warmup_matters(table) == {"flat_w": False, "sgd_w": True}
+    nan_rows = {"workload": [*"aabbc"], "entry": ["no_warmup", "x"] * 2 + ["x"], "eta_max": [np.nan] * 3 + [0.1, 0.2]}
+    assert warmup_matters(pd.DataFrame(nan_rows)) == {"a": False, "b": True, "c": False}  # c: no no_warmup to compare
     assert table.set_index(["workload", "entry"]).loc[("sgd_w", "catapult"), "eta_max_gain"] == 4.0
     assert table["cost_fraction"].max() == pytest.approx(12 / 3 / 64)  # 12 forward passes = 4 passes, of 64 steps
 
@@ -248,6 +250,8 @@ def test_bad_tables_get_one_line():
         metrics(runs.drop(columns="trained"), {"flat_w": 0.5, "sgd_w": 0.5})
     with pytest.raises(ValueError, match="empty"):
         metrics(runs.iloc[:0], {})
+    with pytest.raises(ValueError, match="^the target_test_loss of workload sgd_w is nan, not a number$"):
+        metrics(runs, {"flat_w": 0.5, "sgd_w": float("nan")})
     targets = {"flat_w": 0.5, "sgd_w": 0.5}
     with pytest.raises(ValueError, match=r"^2 rows of the runs table share their workload, entry, eta_trgt, seed"):
         metrics(pd.concat([runs, runs.iloc[:1]]), targets)

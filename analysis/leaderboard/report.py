@@ -17,6 +17,7 @@ from analysis.leaderboard.scores import (
     R_MAX,
     SCORED,
     by_rate,
+    eta_max_moved,
     metrics,
     performance_profile,
     scores,
@@ -106,10 +107,9 @@ def _matters_line(workload: str, rows: pd.DataFrame, matters: bool) -> str:
     base = rows.loc[rows["entry"] == BASELINE, "eta_max"]
     if base.empty:
         return f"**Warmup matters?** Cannot tell: `{BASELINE}` did not run on `{workload}`."
-    moved = rows[(rows["entry"] != BASELINE) & (rows["eta_max"].ne(base.iloc[0]))]
     if matters:
         return (
-            f"**Warmup matters here**: {len(moved)} of {len(rows) - 1} entries move eta_max away from "
+            f"**Warmup matters here**: {eta_max_moved(rows).sum()} of {len(rows) - 1} entries move eta_max away from "
             f"`{BASELINE}`'s ({_num(base.iloc[0])})."
         )
     return (
@@ -205,8 +205,8 @@ def _profile_figure(table: pd.DataFrame, name: str, styles: dict):
     for entry in rho.columns:
         ax.step(TAUS, rho[entry], where="post", label=entry, lw=1.5, **styles[entry])
     ax.set(xlim=(1, R_MAX), ylim=(-0.02, 1.02), xlabel=r"$\tau$ (ratio to the best entry)", ylabel=r"$\rho(\tau)$")
-    ax.set_title(f"Performance profile: {TITLES[name]}", fontsize=10)
-    fig.legend(loc="outside right upper", fontsize=7)
+    fig.suptitle(f"Performance profile: {TITLES[name]}", fontsize=10)
+    fig.legend(loc="outside right center", fontsize=7)
     return fig
 
 
@@ -240,8 +240,8 @@ def _loss_figure(workload: str, cells: pd.DataFrame, target: float, styles: dict
     ax.axhline(target, color="black", lw=0.8, ls=":", label="target test loss")
     ax.set_xscale("log", base=2)
     ax.set(xlabel=r"$\eta_{trgt}$", ylabel="final test loss (median over seeds)")
-    ax.set_title(f"{workload}: final test loss, {CI:.0%} band; x: not every seed trained", fontsize=10)
-    fig.legend(loc="outside right upper", fontsize=7)
+    fig.suptitle(f"{workload}: final test loss, {CI:.0%} band; x: not every seed trained", fontsize=10)
+    fig.legend(loc="outside right center", fontsize=7)
     return fig
 
 

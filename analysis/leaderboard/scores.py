@@ -183,6 +183,9 @@ def metrics(runs: pd.DataFrame, targets: dict[str, float], n_boot: int = 1000, s
     missing = sorted(set(runs["workload"]) - set(targets))
     if missing:
         raise ValueError(f"no target_test_loss for workload {', '.join(map(str, missing))}")
+    for workload in sorted(set(runs["workload"])):
+        if not isinstance(targets[workload], (int, float)) or not math.isfinite(targets[workload]):
+            raise ValueError(f"the target_test_loss of workload {workload} is {targets[workload]!r}, not a number")
     rows = []
     for workload, wruns in _prepared(runs).groupby("workload", sort=True):
         steps = np.array(sorted({s for text in wruns["test_loss_curve"] for s in curve(text)}), dtype=float)
@@ -221,17 +224,19 @@ def by_rate(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFra
     return pd.DataFrame(rows, columns=columns)
 
 
+def eta_max_moved(metrics: pd.DataFrame) -> pd.Series:
+    """Per row: is this entry's eta_max different from no_warmup's on the same workload (NaN, nothing trains, equals
+    NaN)? False for no_warmup itself and where no_warmup did not run."""
+    base = metrics["workload"].map(metrics[metrics["entry"] == BASELINE].set_index("workload")["eta_max"])
+    same = (metrics["eta_max"] == base) | (metrics["eta_max"].isna() & base.isna())
+    has_base = metrics["workload"].isin(metrics.loc[metrics["entry"] == BASELINE, "workload"])
+    return has_base & ~same & (metrics["entry"] != BASELINE)
+
+
 def warmup_matters(metrics: pd.DataFrame) -> dict[str, bool]:
-    """Per workload: does any entry's eta_max differ from no_warmup's (NaN, nothing trains, equals NaN)? Where none
-    does, or no_warmup did not run, the workload cannot rank warmup methods by eta_max."""
-    out = {}
-    for workload, rows in metrics.groupby("workload", sort=True):
-        base = rows.loc[rows["entry"] == BASELINE, "eta_max"]
-        others = rows.loc[rows["entry"] != BASELINE, "eta_max"]
-        out[workload] = bool(len(base)) and any(
-            not (pd.isna(e) and pd.isna(base.iloc[0])) and e != base.iloc[0] for e in others
-        )
-    return out
+    """Per workload: does any entry's eta_max differ from no_warmup's? Where none does, or no_warmup did not run,
+    the workload cannot rank warmup methods by eta_max."""
+    return {w: bool(moved.any()) for w, moved in eta_max_moved(metrics).groupby(metrics["workload"], sort=True)}
 
 
 # --- scores: performance profiles -----------------------------------------------------------------------------------
