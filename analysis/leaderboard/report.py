@@ -161,8 +161,8 @@ per training step. Brackets: {CI:.0%} bootstrap intervals over seeds."""
 def _markdown(runs, table, board, matters, workloads_info, note, n_boot) -> str:
     parts = ["# Warmup leaderboard", note.strip()] if note.strip() else ["# Warmup leaderboard"]
     parts += [
-        f"{len(runs)} runs: {table['entry'].nunique()} entries on {len(matters)} workloads, each over its "
-        "workload's eta_trgt grid and seeds.",
+        f"Runs: {len(runs)}; entries: {table['entry'].nunique()}; workloads: {len(matters)}. Each entry ran over its "
+        "workloads' eta_trgt grids and seeds.",
         _scores_section(board, n_boot),
         "## Workloads",
         METRICS_HELP,

@@ -135,10 +135,16 @@ def _first_step(median_curve: np.ndarray, target: float, steps: np.ndarray) -> n
     return np.where(reached.any(axis=1), first, INF)
 
 
-def _entry(runs: pd.DataFrame, target: float, steps: np.ndarray, n_boot: int, seed: int) -> dict:
+def initial_loss(runs: pd.DataFrame, workload_runs: pd.DataFrame) -> float:
+    """L0: the median initial loss of an entry's runs on a workload; the workload's where none of them has one (every
+    run failed before its first step)."""
+    l0 = runs["initial_loss"].astype(float).median()
+    return float(workload_runs["initial_loss"].astype(float).median() if pd.isna(l0) else l0)
+
+
+def _entry(runs: pd.DataFrame, l0: float, target: float, steps: np.ndarray, n_boot: int, seed: int) -> dict:
     """One (workload, entry)'s metrics, each with its (1 + n_boot) replicates (row 0: the point estimate)."""
     workload, entry = runs["workload"].iloc[0], runs["entry"].iloc[0]
-    l0 = float(np.nanmedian(runs["initial_loss"].to_numpy(float)))
     rates = np.sort(runs["eta_trgt"].unique())
     per_rate = {k: [] for k in ("loss", "acc", "capped", "trained", "steps")}
     for eta in rates:
@@ -190,7 +196,8 @@ def metrics(runs: pd.DataFrame, targets: dict[str, float], n_boot: int = 1000, s
     for workload, wruns in _prepared(runs).groupby("workload", sort=True):
         steps = np.array(sorted({s for text in wruns["test_loss_curve"] for s in curve(text)}), dtype=float)
         for _, eruns in wruns.groupby("entry", sort=True):
-            rows.append(_entry(eruns, float(targets[workload]), steps, n_boot, seed))
+            l0 = initial_loss(eruns, wruns)
+            rows.append(_entry(eruns, l0, float(targets[workload]), steps, n_boot, seed))
     for row in rows:
         for name in ("best_test_loss", "best_test_acc", "sensitivity", "steps_to_target"):
             replicates = row[name][1:]
@@ -212,8 +219,9 @@ def by_rate(runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFra
     and the counts of runs and trained runs: the LR-sensitivity figure (loss against eta_trgt)."""
     check_runs(runs)
     rows = []
-    for (workload, entry), eruns in _prepared(runs).groupby(KEY, sort=True):
-        l0 = float(np.nanmedian(eruns["initial_loss"].to_numpy(float)))
+    runs = _prepared(runs)
+    for (workload, entry), eruns in runs.groupby(KEY, sort=True):
+        l0 = initial_loss(eruns, runs[runs["workload"] == workload])
         for eta, cell in eruns.groupby("eta_trgt", sort=True):
             idx = draws(len(cell), n_boot, seed, workload, entry, eta)
             a = _runs_arrays(cell, l0, np.array([]))
