@@ -119,6 +119,9 @@ def test_scores_by_hand_with_a_missing_entry_ties_and_rank_stability():
     assert board["rank_label"].to_dict() == {"B": "=1", "A": "=1", "C": "3"}  # overlapping intervals: tied
     assert board["rank_stability"].to_dict() == pytest.approx({"B": 0.6, "A": 0.6, "C": 1.0})
     assert board["rank_sensitivity_stability"].tolist() == [1.0, 1.0, 1.0]
+    bare = scores(drop_boot(hand_metrics())).set_index("entry")  # no replicates (leaderboard.csv): no intervals
+    assert bare["B_steps"].to_dict() == board["B_steps"].to_dict() and bare["rank_stability"].isna().all()
+    assert bare["rank_label"].to_dict() == {"B": "1", "A": "2", "C": "3"}
 
 
 def test_sensitivity_counts_diverged_runs_as_the_initial_loss():

@@ -35,8 +35,8 @@ STABILITY = "rank_stability.png"
 PROXY = """## A small-scale CPU proxy
 
 Every number above comes from the CPU tier: small models on small offline datasets (an FCN on 5,000 MNIST images,
-a Myrtle CNN, a small pre-LN Transformer on offline text), budgets of hundreds of steps and a few seeds, trained on
-a 2-core machine. It is a small-scale proxy in the sense of Wortsman et al. (2023): it keeps the mechanisms warmup
+a Myrtle CNN, a small pre-LN Transformer on offline text), short step budgets and a few seeds, trained on a 2-core
+machine. It is a small-scale proxy in the sense of Wortsman et al. (2023): it keeps the mechanisms warmup
 acts on (the sharpness at initialization, the catapult, Adam's early preconditioner) and the way methods fail at
 high learning rates, not the scale of the paper's experiments. Rankings here say which method lets these
 workloads train at higher rates, reach a loss sooner, and suffer less from a poorly chosen rate; they are
@@ -49,20 +49,17 @@ more seeds, so that the intervals tighten and fewer entries tie; and wall time o
 meant for (the catapult's and GI-Adam's extra passes cost differently on a GPU)."""
 
 
-def _num(v: float, digits: int = 3) -> str:
+def _num(v: float, digits: int = 3, inf: str = "inf") -> str:
     if pd.isna(v):
         return "-"
-    if math.isinf(v):
-        return "inf"
-    return f"{v:.{digits}g}"
+    return inf if math.isinf(v) else f"{v:.{digits}g}"
 
 
-def _with_interval(row: pd.Series, name: str, never: str = "inf", digits: int = 3) -> str:
-    """'0.52 [0.51, 0.55]'; `never` for +inf."""
-    text = lambda v: never if (pd.notna(v) and math.isinf(v)) else _num(v, digits)  # noqa: E731
+def _with_interval(row: pd.Series, name: str, inf: str = "inf", digits: int = 3) -> str:
+    """'0.52 [0.51, 0.55]' (the value and its interval); `inf` stands for +inf."""
     lo, hi = row.get(f"{name}_lo", np.nan), row.get(f"{name}_hi", np.nan)
-    interval = "" if pd.isna(lo) else f" [{text(lo)}, {text(hi)}]"
-    return text(row[name]) + interval
+    interval = "" if pd.isna(lo) else f" [{_num(lo, digits, inf)}, {_num(hi, digits, inf)}]"
+    return _num(row[name], digits, inf) + interval
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -131,7 +128,7 @@ def _workload_section(workload: str, rows: pd.DataFrame, info: dict, matters: bo
             _with_interval(r, "best_test_loss"),
             _with_interval(r, "best_test_acc"),
             _with_interval(r, "sensitivity"),
-            _with_interval(r, "steps_to_target", never="never"),
+            _with_interval(r, "steps_to_target", inf="never"),
             f"{r['cost_fraction']:.2%}",
             _num(r["wall_time_s"]),
         ]

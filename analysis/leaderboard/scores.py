@@ -290,13 +290,15 @@ def _grid(metrics: pd.DataFrame, column: str, entries: list[str]) -> tuple[np.nd
     did not run; eps per workload (EPS x its initial loss) for the sensitivity, 0 for steps."""
     workloads = sorted(metrics["workload"].unique())
     rows = metrics.set_index(KEY)
-    n_boot = len(metrics[f"{column}_boot"].iloc[0])
+    replicates = f"{column}_boot" in metrics  # not in a table read back from leaderboard.csv: no intervals
+    n_boot = len(metrics[f"{column}_boot"].iloc[0]) if replicates else 0
     point = np.full((len(workloads), len(entries)), np.nan)
     boot = np.full((n_boot, *point.shape), np.nan)
     for i, w in enumerate(workloads):
         for j, e in enumerate(entries):
             if (w, e) in rows.index:
-                point[i, j], boot[:, i, j] = rows.at[(w, e), column], rows.at[(w, e), f"{column}_boot"]
+                point[i, j] = rows.at[(w, e), column]
+                boot[:, i, j] = rows.at[(w, e), f"{column}_boot"] if replicates else []
     l0 = metrics.groupby("workload")["initial_loss"].median().reindex(workloads).to_numpy()
     eps = EPS * l0 if column == "sensitivity" else np.zeros(len(workloads))
     return point, boot, eps
@@ -326,8 +328,9 @@ def _tie_labels(point: np.ndarray, lo: np.ndarray, hi: np.ndarray, rank: np.ndar
 
 
 def scores(metrics: pd.DataFrame, r_max: float = R_MAX) -> pd.DataFrame:
-    """Per entry, AlgoPerf-style scores (Dahl et al. 2023, "Benchmarking Neural Network Training Algorithms",
-    section 4.5, "Scoring": performance profiles, Dolan & More 2002, and their integral, the benchmark score):
+    """Per entry, AlgoPerf-style scores (Dahl et al. 2023, "Benchmarking Neural Network Training Algorithms", the
+    scoring section: performance profiles, after Dolan & More 2002, integrated into the benchmark score; also "Benchmark
+    score using performance profiles" in AlgoPerf's documentation):
     - ratio r(e, w) = t(e, w) / min over entries e' of t(e', w), with t = steps_to_target (B_steps: tuned, each
       entry at its best rate) or t = sensitivity (B_sensitivity: untuned, the whole grid). t = +inf (never reached;
       no rate trained) gives r = +inf: never counted. A sensitivity can be 0 (the same loss at every rate), so
