@@ -13,9 +13,10 @@ Metrics (`metrics`, one row per (workload, entry); "median" is over the seeds of
   training instabilities", section 2.2, "LR vs. loss curves and learning rate sensitivity"):
       sensitivity = mean over the eta grid of [ min(L(eta), L0) - L* ],   L* = min over the grid of L(eta)
   with L(eta) the final test loss (median over seeds), L0 the loss at initialization (median initial_loss of the
-  entry's runs) and L* this entry's best. A run that diverged or failed counts as L0, a completed run is capped at
-  its own initial loss: divergence costs the same wherever it happens. 0 = the same loss at every rate. An entry
-  with no trained run at any rate would score 0 (every L(eta) = L0, a flat curve): it gets +inf instead.
+  entry's runs; not resampled) and L* this entry's best. The paper's expectation over eta is over a log-spaced LR
+  grid: here the workload's log2-spaced eta_trgt grid. A run that diverged or failed counts as L0, a completed run
+  is capped at its own initial loss: divergence costs the same wherever it happens. 0 = the same loss at every
+  rate. An entry with no trained run at any rate would score 0 (every L(eta) = L0, a flat curve): it gets +inf.
 - steps_to_target: the first evaluation step at which the median test loss (over the seeds' test_loss_curve; an
   evaluation a run did not make, e.g. after it diverged, or a non-finite loss, counts +inf) is at most the
   workload's target_test_loss, minimised over the grid (tuned: the best rate); +inf = never reached.
