@@ -245,8 +245,11 @@ def test_warmup_matters_and_the_report_writes_every_file(tmp_path):
         assert f"({name})" in md  # every figure is shown
 
 
-def test_bad_tables_get_one_line():
+def test_bad_tables_get_one_line(tmp_path):
     runs = synthetic_runs()
+    with pytest.raises(ValueError, match="^no workload info \\(its YAML\\) for workload flat_w$"):
+        report.write(runs, {"sgd_w": {"target_test_loss": 0.5}}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before anything is written
     with pytest.raises(ValueError, match="^no target_test_loss for workload sgd_w$"):
         metrics(runs, {"flat_w": 0.5})
     with pytest.raises(ValueError, match="^the runs table has no column trained$"):

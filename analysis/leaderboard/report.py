@@ -251,7 +251,7 @@ def write(runs: pd.DataFrame, workloads_info: dict[str, dict], out_dir, note: st
     missing = sorted(set(runs["workload"]) - set(workloads_info)) if "workload" in runs else []
     if missing:
         raise ValueError(f"no workload info (its YAML) for workload {', '.join(map(str, missing))}")
-    targets = {w: info["target_test_loss"] for w, info in workloads_info.items()}
+    targets = {w: info.get("target_test_loss") for w, info in workloads_info.items()}
     table = metrics(runs, targets, N_BOOT, SEED)
     board, matters = scores(table), warmup_matters(table)
     cells = by_rate(runs, N_BOOT, SEED)
