@@ -261,15 +261,15 @@ def test_one_search_repeated_is_one_seed(tmp_path):
     assert value(j, "eta_c / (2/lambda0)") != value(j, "eta_c / (2/lambda0)")  # NaN
 
 
-def write_fig7(root, top: dict[str, float], t_reach: float = 5, reached_top: bool = True, seeds=(0, 1)) -> None:
+def write_fig7(root, top: dict[str, float], t_reach: float = 5, reached_top: bool = True, loss="mse") -> None:
     """Linear warmup (T_wrm 64) and persistent catapult warmup, each training up to top[schedule] and diverging
     above; persistent runs reach eta_trgt at step t_reach (at the grid's top only if reached_top)."""
     lrs = (2, 4, 8, 16)
     for sched, last in top.items():
         for lr in lrs:
-            for s in seeds:
+            for s in (0, 1):
                 ok = lr <= last
-                extra = {"schedule.name": sched}
+                extra = {"schedule.name": sched, "loss": loss}
                 if sched == "persistent_catapult":
                     extra["T_reach"] = t_reach if (lr < max(lrs) or reached_top) and ok else None
                 acc = 0.8 if ok else 0
@@ -302,6 +302,14 @@ def test_persistent_catapult_where_warmup_does_not_matter_is_not_testable(tmp_pa
     j = judged(tmp_path, "persistent")
     assert value(j, "eta_max(linear T_wrm=64) / eta_max(T_wrm=1") == 1 and j.verdict == rp.NOT_TESTABLE
     assert value(j, "eta_max persistent") == 1  # trained at 16 but never reached it: not counted there
+
+
+def test_persistent_catapult_needs_a_no_warmup_control_in_the_same_setting(tmp_path):
+    for s in (0, 1):
+        write_sweep(tmp_path / "fig3_wrn_sp_mse", {1: 2, 16: 4, 64: 8}, seed=s)  # MSE
+    write_fig7(tmp_path / "fig7_persistent_catapult", {"linear": 8, "persistent_catapult": 8}, loss="xent")
+    j = judged(tmp_path, "persistent")
+    assert j.verdict == rp.NOT_TESTABLE and "cpu/fig3_wrn_sp_mse differs in loss" in j.measured
 
 
 METHODS = {  # conf/experiment/cpu/method/: (optimizer, schedule, form, T_wrm)

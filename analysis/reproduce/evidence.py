@@ -536,6 +536,11 @@ def ev_eta_c(sweeps: dict[str, pd.DataFrame], rep: Path) -> Evidence:
     )
 
 
+def settings_differ(a: pd.DataFrame, b: pd.DataFrame, keys: tuple[str, ...]) -> list[str]:
+    """The keys on which two sweeps (one value each) differ, e.g. a control read from another preset."""
+    return [k for k in keys if k in a and k in b and set(a[k].dropna().unique()) != set(b[k].dropna().unique())]
+
+
 def ev_persistent(sweeps: dict[str, pd.DataFrame], rep: Path, rule: str = "test") -> Evidence:
     """Persistent catapult against linear warmup where warmup matters: the gate compares linear warmup's eta_max with
     no warmup's (cpu/fig3_wrn_sp_mse, the same setting); a persistent run counts as trained at eta_trgt only if it
@@ -566,7 +571,9 @@ def ev_persistent(sweeps: dict[str, pd.DataFrame], rep: Path, rule: str = "test"
     both = acc.dropna() if {"persistent_catapult", "linear"} <= set(acc.columns) else acc.iloc[:0]
     diff = float((both["persistent_catapult"] - both["linear"]).mean()) if len(both) else math.nan
     t_reach = runs.loc[persistent & runs["ok"], "T_reach"].astype(float)
-    no_warmup = boundary(sweeps["fig3_wrn_sp_mse"], rule)
+    control = sweeps["fig3_wrn_sp_mse"]
+    differ = settings_differ(runs, control, ("loss", "model.width", "steps", "batch_size", "dataset.name"))
+    no_warmup = boundary(control, rule) if not differ else pd.DataFrame()
     no_warmup = no_warmup.loc[no_warmup.index.min()] if len(no_warmup) else pd.Series(dtype=float)
     gain = em.loc["linear"] / no_warmup.reindex(em.columns) if "linear" in em.index else pd.Series(dtype=float)
     grid_top = runs[LR].max()
@@ -585,7 +592,8 @@ def ev_persistent(sweeps: dict[str, pd.DataFrame], rep: Path, rule: str = "test"
         )
         + f"; no warmup (cpu/fig3_wrn_sp_mse): {' / '.join(fmt(v) for v in no_warmup)}; persistent T_reach over "
         f"{len(t_reach)} trained runs: median {fmt(t_reach.median())}, range {fmt(t_reach.min())}-{fmt(t_reach.max())}"
-        f" steps; {int((persistent & ~reached).sum())} persistent runs never reached eta_trgt",
+        f" steps; {int((persistent & ~reached).sum())} persistent runs never reached eta_trgt"
+        + (f"; no no-warmup control: cpu/fig3_wrn_sp_mse differs in {', '.join(differ)}" if differ else ""),
         [
             f"Best test accuracy (trained runs, rule {rule}, seeds averaged):\n\n" + table(acc.reset_index()),
             f"![fig7]({img})",
