@@ -381,7 +381,7 @@ def search_size(path: Path) -> str:
     lines = path.read_text().splitlines()
     cells = [r.split("|")[1:-1] for r in lines if r.startswith("| ") and "---" not in r and LR not in r]  # no headers
     settings = {tuple(c.strip() for c in r[:-3]) for r in cells}  # all but the rate and the two optimizers' cells
-    return f"{len(settings)} settings x {len(cells) // max(len(settings), 1)} rates ({len(cells)} cells of 3 seeds)"
+    return f"{len(settings)} settings x {len(cells) // max(len(settings), 1)} rates, {len(cells)} cells"
 
 
 def ev_gi_adam_no_warmup(sweeps: dict[str, pd.DataFrame], rep: Path, rule: str = "authors") -> Evidence:
