@@ -354,6 +354,13 @@ def test_gi_adam_against_untuned_and_linear_warmup(tmp_path):
     assert (tmp_path / "untuned_vs_linear_vs_gi.png").stat().st_size > 1000
 
 
+def test_gi_adam_where_adam_needs_no_warmup_is_not_testable(tmp_path):
+    top = {"adam": 4, "linear10": 4, "untuned_exponential": 4, "untuned_linear": 2, "gi_adam": 8}
+    write_methods(tmp_path / "untuned_vs_linear_vs_gi", top)
+    j = judged(tmp_path, "gi_adam_like_warmup")
+    assert value(j, "largest eta_max of the warmups / eta_max(Adam") == 1 and j.verdict == rp.NOT_TESTABLE
+
+
 def test_gi_adam_below_warmup_is_not_hidden(tmp_path):
     top = {"adam": 1, "linear10": 8, "untuned_exponential": 8, "untuned_linear": 8, "gi_adam": 2}
     write_methods(tmp_path / "untuned_vs_linear_vs_gi", top)

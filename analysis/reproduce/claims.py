@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.reproduce.evidence import (
+    ADAM_NEEDS_WARMUP,
     CATAPULT_ACC,
     GI_ACC,
     GI_GAP,
@@ -387,8 +388,9 @@ CLAIMS = (
         ),
         "GI-Adam training no further than Adam without warmup or less far than a warmup, an untuned form no further "
         "than Adam, or GI-Adam's accuracy more than 0.02 below the best warmup's (overall or at a rate Adam needs "
-        "warmup for)",
+        "warmup for); not testable when no warmup trains Adam further than no warmup does",
         "authors",
         ADAM_RULE,
+        (Check(ADAM_NEEDS_WARMUP, ">", 1),),
     ),
 )

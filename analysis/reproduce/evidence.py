@@ -616,6 +616,9 @@ def method_order(name: str) -> tuple:
     return ("GI-Adam" in name, "untuned" in name, t, name)
 
 
+ADAM_NEEDS_WARMUP = "largest eta_max of the warmups / eta_max(Adam, no warmup) (Adam needs warmup)"
+
+
 def ev_untuned_vs_gi(sweeps: dict[str, pd.DataFrame], rep: Path, rule: str = "authors") -> Evidence:
     plt, _ = pyplot()
     runs = sweeps["untuned_vs_linear_vs_gi"]
@@ -666,6 +669,7 @@ def ev_untuned_vs_gi(sweeps: dict[str, pd.DataFrame], rep: Path, rule: str = "au
     lag = needs[gi] - needs[warm].max(axis=1) if len(needs) else pd.Series(dtype=float)
     return Evidence(
         {
+            ADAM_NEEDS_WARMUP: top_warm / em[adam]["eta_max"],
             "eta_max(GI-Adam, no warmup) / eta_max(Adam, no warmup)": em[gi]["eta_max"] / em[adam]["eta_max"],
             "eta_max(GI-Adam, no warmup) / largest eta_max of the warmups": em[gi]["eta_max"] / top_warm,
             "eta_max(untuned warmup) / eta_max(Adam, no warmup), least of the two forms": extreme(
