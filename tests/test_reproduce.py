@@ -87,7 +87,7 @@ def test_a_seed_without_growth_fails_the_claim(tmp_path):
 def test_missing_preset_is_not_run(tmp_path):
     write_sweep(tmp_path / "fig3_wrn_sp_mse", {1: 2, 16: 8})
     j = judged(tmp_path, "flat_accuracy")  # needs all three Figure 3 sweeps
-    assert j.verdict == NOT_RUN and "fig3_wrn_mup_xent (0/? runs finished)" in j.measured and not j.results
+    assert j.verdict == NOT_RUN and "fig3_wrn_mup_mse (0/? runs finished)" in j.measured and not j.results
 
 
 def test_a_sweep_still_running_is_not_judged(tmp_path):
@@ -119,13 +119,13 @@ def test_a_failing_evidence_function_is_shown_not_hidden(tmp_path):
 
 
 def write_mup(root, mup_top: float) -> None:
-    """Claim 2's sweeps: lambda0 36 (SP) vs 0.2 (muP) in Figure 1; Figure 3 SP+MSE gains 8x from warmup, muP+xent
-    trains up to mup_top (x 1/lambda0) at every T_wrm (no gain), on a grid reaching 64."""
+    """Claim 2's sweeps: lambda0 36 (SP) vs 0.2 (muP) in Figure 1; Figure 3 SP+MSE gains 8x from warmup, the muP
+    stand-in (muP+MSE) trains up to mup_top (x 1/lambda0) at every T_wrm (no gain), on a grid reaching 64."""
     for param, lam in (("sp", 36.0), ("mup", 0.2)):
         write_run(root / "fig1_fcn_mechanisms" / param, 8, 1, "completed", 0.9, lambda0=lam, **{"model.param": param})
     lrs = (0.5, 1, 2, 4, 8, 16, 32, 64)
     write_sweep(root / "fig3_wrn_sp_mse", {1: 2, 16: 8, 64: 16}, lrs=lrs)
-    write_sweep(root / "fig3_wrn_mup_xent", {1: mup_top, 16: mup_top, 64: mup_top}, lrs=lrs)
+    write_sweep(root / "fig3_wrn_mup_mse", {1: mup_top, 16: mup_top, 64: mup_top}, lrs=lrs)
 
 
 def test_mup_far_from_the_authors_regime_is_not_testable(tmp_path):
@@ -141,6 +141,25 @@ def test_mup_within_4x_of_the_authors_regime_is_judged(tmp_path):
     write_mup(tmp_path, 16)
     j = judged(tmp_path, "mup_flatter")
     assert value(j, "muP stand-in's eta_max") == 2 and j.verdict == REPRODUCED
+
+
+def test_mup_standin_on_the_gates_threshold_says_how_it_was_chosen(tmp_path):
+    """8 = 32/4 passes the gate; the note beside the verdict counts the search's runs from reports/mup_search.md and
+    says that muP + cross-entropy reached no such setting. The muP + xent sweep is not needed to judge."""
+    write_mup(tmp_path, 8)
+    (tmp_path / "mup_search.md").write_text((ROOT / "reports" / "mup_search.md").read_text())
+    j = judged(tmp_path, "mup_flatter")
+    assert value(j, "muP stand-in's eta_max") == 4 and j.verdict == REPRODUCED
+    assert "chosen by a search (reports/mup_search.md: 15 settings and confirmations, 197 runs" in j.verdict_note
+    assert "exactly on the gate's threshold (8 = 32/4)" in j.verdict_note and "best 1/lambda0" in j.verdict_note
+    assert all("cpu/fig3_wrn_mup_mse" in CLAIMS[k].standin for k in ("mup_flatter", "flat_accuracy"))
+    write_sweep(tmp_path / "fig3_wrn_sp_xent", {1: 4, 16: 8, 64: 8}, lrs=(0.5, 1, 2, 4, 8, 16, 32, 64))
+    j = judged(tmp_path, "flat_accuracy")  # the same gate and note, on the muP + MSE sweep
+    assert j.verdict == REPRODUCED and "muP, MSE: spread over T_wrm 0 vs over eta_trgt" in j.measured
+    assert "exactly on the gate's threshold" in j.verdict_note
+    write_sweep(tmp_path / "fig3_wrn_mup_xent", {1: 1, 16: 1, 64: 1}, lrs=(0.5, 1, 2))
+    shown = "\n".join(judged(tmp_path, "sp_mse_growth").details)  # the Figure 3 section: both muP losses
+    assert "Figure 3 (muP, MSE): eta_max" in shown and "Figure 3 (muP, cross-entropy) (the paper's loss" in shown
 
 
 def test_gi_adam_reduction_is_judged_against_one_over_sqrt_one_minus_b2():
