@@ -118,10 +118,16 @@ def test_full_preset_holds_the_papers_settings(name):
         assert "gi_adam" in params["optimizer"]
 
 
+# a CPU preset that departs from its figure on purpose, with the reason in its comment: Figure 7 with MSE, where
+# warmup matters at CPU scale (issue 22)
+DEPARTS = {"fig7_persistent_catapult": {"loss"}}
+
+
 @pytest.mark.parametrize("name", [n for n in FULL if f"cpu/{n}" in CPU and n != "fig4_transformer_adam"])
 def test_cpu_preset_keeps_what_the_figure_is_about(name):
     full, cpu = compose_preset(name), compose_preset(f"cpu/{name}")
-    for key in ("model.param", "loss", "optimizer.name", "optimizer.lr_unit", "schedule.name"):
+    keys = {"model.param", "loss", "optimizer.name", "optimizer.lr_unit", "schedule.name"} - DEPARTS.get(name, set())
+    for key in sorted(keys):
         assert OmegaConf.select(cpu, key) == OmegaConf.select(full, key), key
     assert cpu.dataset.name == "mnist5k"
     params = sweep_params(f"cpu/{name}")

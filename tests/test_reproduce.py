@@ -50,7 +50,7 @@ def judged(tmp_path, key):
 
 
 def value(j, prefix: str) -> float:
-    (v,) = [v for c, v, _ in j.results if c.name.startswith(prefix)]
+    (v,) = [v for c, v, _ in (*j.gates, *j.results) if c.name.startswith(prefix)]
     return v
 
 
@@ -64,7 +64,8 @@ def test_registry_is_well_formed():
     assert len({c.key for c in rp.CLAIMS}) == len(rp.CLAIMS)
     for c in rp.CLAIMS:
         assert c.checks and len({k.name for k in c.checks}) == len(c.checks) and c.standin
-        assert set(c.presets) <= set(rp.FIGURES) and all(k.op in rp.OPS for k in c.checks)
+        assert set(c.presets) <= set(rp.FIGURES) and all(k.op in rp.OPS for k in (*c.checks, *c.gates))
+        assert c.could_fail and c.rule in (None, "test", "authors") and bool(c.rule) == bool(c.rule_why)
 
 
 def test_boundary_growth_is_judged_on_the_seed_that_gains_least(tmp_path):
@@ -86,7 +87,7 @@ def test_a_seed_without_growth_fails_the_claim(tmp_path):
 def test_missing_preset_is_not_run(tmp_path):
     write_sweep(tmp_path / "fig3_wrn_sp_mse", {1: 2, 16: 8})
     j = judged(tmp_path, "flat_accuracy")  # needs all three Figure 3 sweeps
-    assert j.verdict == NOT_RUN and "fig3_wrn_mup_xent (0/? runs finished)" in j.measured and not j.results
+    assert j.verdict == NOT_RUN and "fig3_wrn_mup_mse (0/? runs finished)" in j.measured and not j.results
 
 
 def test_a_sweep_still_running_is_not_judged(tmp_path):
@@ -117,41 +118,128 @@ def test_a_failing_evidence_function_is_shown_not_hidden(tmp_path):
     assert j.verdict == rp.ERROR and j.measured == "evidence failed: ValueError: no column eta_c"
 
 
-def write_fig4(root, trained: dict[tuple[str, float], int], seeds: int = 3) -> None:
-    """trained[(optimizer, lr)] = how many of the seeds train at T_wrm = 1; the others train, then collapse (best
-    accuracy 0.9, final 0.1), as Adam does near its boundary."""
-    for (opt, lr), n in trained.items():
-        for s in range(seeds):
-            final = 0.9 if s < n else 0.1
-            write_run(root / f"{opt},{lr},{s}", lr, 1, "completed", final, s, best=0.9, **{"optimizer.name": opt})
+def write_mup(root, mup_top: float) -> None:
+    """Claim 2's sweeps: lambda0 36 (SP) vs 0.2 (muP) in Figure 1; Figure 3 SP+MSE gains 8x from warmup, the muP
+    stand-in (muP+MSE) trains up to mup_top (x 1/lambda0) at every T_wrm (no gain), on a grid reaching 64."""
+    for param, lam in (("sp", 36.0), ("mup", 0.2)):
+        write_run(root / "fig1_fcn_mechanisms" / param, 8, 1, "completed", 0.9, lambda0=lam, **{"model.param": param})
+    lrs = (0.5, 1, 2, 4, 8, 16, 32, 64)
+    write_sweep(root / "fig3_wrn_sp_mse", {1: 2, 16: 8, 64: 16}, lrs=lrs)
+    write_sweep(root / "fig3_wrn_mup_mse", {1: mup_top, 16: mup_top, 64: mup_top}, lrs=lrs)
 
 
-def test_figure4_counts_seeds_on_final_accuracy(tmp_path):
-    write_fig4(
-        tmp_path / "fig4_transformer_adam", {("adam", 1): 3, ("adam", 2): 1, ("gi_adam", 1): 3, ("gi_adam", 2): 3}
+def test_mup_far_from_the_authors_regime_is_not_testable(tmp_path):
+    """The authors' WRN muP trains up to 2^5/lambda0 without warmup (their tables); a stand-in at 0.5 is 64x away."""
+    write_mup(tmp_path, 0.5)
+    j = judged(tmp_path, "mup_flatter")
+    assert value(j, "muP stand-in's eta_max") == 64 and j.verdict == rp.NOT_TESTABLE
+    assert value(j, "lambda0(SP)") == 180 and value(j, "warmup gain") == 8  # the checks alone would pass
+    assert "vs the authors' WRN muP 32" in j.measured
+
+
+def test_mup_within_4x_of_the_authors_regime_is_judged(tmp_path):
+    write_mup(tmp_path, 16)
+    j = judged(tmp_path, "mup_flatter")
+    assert value(j, "muP stand-in's eta_max") == 2 and j.verdict == REPRODUCED
+
+
+def test_mup_standin_on_the_gates_threshold_says_how_it_was_chosen(tmp_path):
+    """8 = 32/4 passes the gate; the note beside the verdict counts the search's runs from reports/mup_search.md and
+    says that muP + cross-entropy reached no such setting. The muP + xent sweep is not needed to judge."""
+    write_mup(tmp_path, 8)
+    (tmp_path / "mup_search.md").write_text((ROOT / "reports" / "mup_search.md").read_text())
+    j = judged(tmp_path, "mup_flatter")
+    assert value(j, "muP stand-in's eta_max") == 4 and j.verdict == REPRODUCED
+    assert "chosen by a search (reports/mup_search.md: 15 settings and confirmations, 197 runs" in j.verdict_note
+    assert "exactly on the gate's threshold (8 = 32/4)" in j.verdict_note and "best 1/lambda0" in j.verdict_note
+    assert all("cpu/fig3_wrn_mup_mse" in CLAIMS[k].standin for k in ("mup_flatter", "flat_accuracy"))
+    write_sweep(tmp_path / "fig3_wrn_sp_xent", {1: 4, 16: 8, 64: 8}, lrs=(0.5, 1, 2, 4, 8, 16, 32, 64))
+    j = judged(tmp_path, "flat_accuracy")  # the same gate and note, on the muP + MSE sweep
+    assert j.verdict == REPRODUCED and "muP, MSE: spread over T_wrm 0 vs over eta_trgt" in j.measured
+    assert "exactly on the gate's threshold" in j.verdict_note
+    write_sweep(tmp_path / "fig3_wrn_mup_xent", {1: 1, 16: 1, 64: 1}, lrs=(0.5, 1, 2))
+    shown = "\n".join(judged(tmp_path, "sp_mse_growth").details)  # the Figure 3 section: both muP losses
+    assert "Figure 3 (muP, MSE): eta_max" in shown and "Figure 3 (muP, cross-entropy) (the paper's loss" in shown
+
+
+def test_gi_adam_reduction_is_judged_against_one_over_sqrt_one_minus_b2():
+    """Within a factor 2 of 1/sqrt(1 - b2) = 31.6 (b2 = 0.999): 17 passes (x1.86 short), 15 fails, 70 fails."""
+    (check,) = CLAIMS["gi_adam_flatter"].checks
+    target = 1 / math.sqrt(1 - 0.999)
+    assert check.passes(target / 17) and not check.passes(target / 15) and not check.passes(70 / target)
+    assert check.margin(target / 17) == "x1.08 below the threshold"
+
+
+def test_margins_say_how_far_and_which_side():
+    assert Check("gain", ">=", 2).margin(3.2) == "x1.6 above the threshold"
+    assert Check("diff", ">=", -0.02).margin(-0.05) == "0.03 below the threshold"
+    assert Check("x", "<=", 1).margin(1.0) == "at the threshold" and Check("x", ">", 1).margin(math.nan) == (
+        "not measurable"
     )
+
+
+def write_fig4(root, top: dict[tuple[str, int], float], lrs=(1, 2, 4, 8, 16), seeds: int = 3, **odd) -> None:
+    """Adam-family runs (optimizer.b1) that train in every seed up to top[(optimizer, T_wrm)] and collapse above
+    (best accuracy 0.9, final and last-minibatch 0.1), as Adam does near its boundary. odd[(optimizer, T_wrm, lr,
+    seed)] = (final test accuracy, last minibatch accuracy) overrides one run."""
+    for (opt, t), last_lr in top.items():
+        for lr in lrs:
+            for s in range(seeds):
+                final = 0.9 if lr <= last_lr else 0.1
+                final, last = odd.get("runs", {}).get((opt, t, lr, s), (final, final))
+                keys = {"optimizer.name": opt, "optimizer.b1": 0.9, "last_train_acc": last}
+                write_run(root / f"{opt},{t},{lr},{s}", lr, t, "completed", final, s, best=0.9, **keys)
+
+
+def test_figure4_gi_adam_within_one_grid_step_of_the_longest_warmup(tmp_path):
+    write_fig4(tmp_path / "fig4_transformer_adam", {("adam", 1): 1, ("adam", 64): 4, ("gi_adam", 1): 2})
     j = judged(tmp_path, "gi_adam_no_warmup")
-    # at lr 2 Adam trains in 1 seed of 3 (the others collapsed although their best accuracy was 0.9), GI-Adam in 3
-    assert value(j, "largest lead") == pytest.approx(2 / 3) and value(j, "eta_max(GI-Adam)") == 2.0
-    assert value(j, "seeds per cell") == 3 and j.verdict == REPRODUCED
-    assert "adam T_wrm=1: 1/3 seeds trained (final acc 0.367, best 0.9)" in j.measured
+    assert value(j, "grid steps") == 1 and value(j, "final test accuracy at those two rates") == pytest.approx(0)
+    assert value(j, "eta_max(GI-Adam)") == 2.0 and value(j, "seeds per cell") == 3 and j.verdict == REPRODUCED
+    assert j.claim.rule == "authors" and "search for the widest Adam/GI-Adam gap" in j.verdict_note
 
 
-def test_figure4_a_coin_toss_is_not_the_claim(tmp_path):
-    write_fig4(
-        tmp_path / "fig4_transformer_adam", {("adam", 1): 3, ("adam", 2): 2, ("gi_adam", 1): 3, ("gi_adam", 2): 3}
-    )
+def test_figure4_gi_adam_two_grid_steps_below_fails(tmp_path):
+    write_fig4(tmp_path / "fig4_transformer_adam", {("adam", 1): 1, ("adam", 64): 8, ("gi_adam", 1): 2})
     j = judged(tmp_path, "gi_adam_no_warmup")
-    assert value(j, "largest lead") == pytest.approx(1 / 3) and j.verdict == PARTLY  # eta_max still differs
+    assert value(j, "grid steps") == 2 and j.verdict == PARTLY  # GI-Adam still beats Adam without warmup
+    (gap,) = [(c, v) for c, v, ok in j.results if not ok]
+    assert gap[0].margin(gap[1]) == "x2 above the threshold"
 
 
-def write_fig5(root, per_seed: dict[tuple[str, int], tuple[float, float, float]], t_save=(5.0, -1.0)) -> None:
-    """per_seed[(loss, seed)] = (lambda0, R(g0), eta_c); two searches a seed (two T_wrm), with the given T_save."""
+def test_figure4_a_censored_adam_boundary_cannot_pass(tmp_path):
+    """Adam with warmup trains at the grid's top: its eta_max is a lower bound, the gap may be larger."""
+    write_fig4(tmp_path / "fig4_transformer_adam", {("adam", 1): 1, ("adam", 64): 16, ("gi_adam", 1): 8})
+    j = judged(tmp_path, "gi_adam_no_warmup")
+    assert math.isnan(value(j, "grid steps")) and j.verdict == PARTLY
+    note = j.notes[rp.evidence.GI_GAP]
+    assert "(a lower bound): the gap is at least 1 steps and may be larger, so this check cannot pass" in note
+    assert j.results[0][0].margin(math.nan) == "not measurable" and "Adam T_wrm=64 >= 16" in j.measured
+
+
+def test_figure4_the_two_failure_rules_disagree_on_a_run(tmp_path):
+    """Adam with warmup at lr 4, seed 0: final test accuracy 0.9 but last minibatch accuracy 0.05, so it fails under
+    the authors' rule (the claim's) and trains under the test rule; the report says where they differ."""
+    odd = {("adam", 64, 4, 0): (0.9, 0.05)}
+    write_fig4(tmp_path / "fig4_transformer_adam", {("adam", 1): 1, ("adam", 64): 4, ("gi_adam", 1): 2}, runs=odd)
+    j = judged(tmp_path, "gi_adam_no_warmup")
+    assert value(j, "grid steps") == 0 and j.verdict == REPRODUCED  # Adam's eta_max at T_wrm 64: 2 (authors)
+    (line,) = [x for x in j.other_rule if "grid steps" in x]
+    assert "0 under authors, 1 under test" in line
+
+
+def write_fig5(root, per_seed, t_save=(-1.0, 5.0), t_wrm=(16, 64), acc=None) -> None:
+    """per_seed[(loss, seed)] = (lambda0, R(g0), eta_c); a catapult search a T_wrm (t_wrm) with its T_save, and a
+    linear warmup from 0 beside each; acc[schedule]: final test accuracy (0.9; 0.05: did not train)."""
+    acc = {"catapult": 0.9, "linear": 0.9} | (acc or {})
     for (loss, seed), (lam, r, eta_c) in per_seed.items():
-        for t, ts in zip((16, 64), t_save):
+        for t, ts in zip(t_wrm, t_save):
             extra = {"lambda0": lam, "rayleigh_g0": r, "eta_rayleigh": 2 / r, "eta_c": eta_c, "T_save": ts}
             extra |= {"T_reach": 0, "catapult_forward_passes": 12, "catapult_outcome": "bracketed"}
-            write_run(root / f"{loss},{seed},{t}", 8, t, "completed", 0.9, seed, loss=loss, **extra)
+            extra |= {"schedule.name": "catapult"}
+            write_run(root / f"{loss},{seed},{t}", 8, t, "completed", acc["catapult"], seed, loss=loss, **extra)
+            linear = {"lambda0": lam, "schedule.name": "linear", "loss": loss}
+            write_run(root / f"{loss},{seed},{t},linear", 8, t, "completed", acc["linear"], seed, **linear)
 
 
 def test_eta_c_against_two_over_the_rayleigh_quotient(tmp_path):
@@ -164,8 +252,25 @@ def test_eta_c_against_two_over_the_rayleigh_quotient(tmp_path):
     assert value(j, "eta_c / (2/R(g0))") == pytest.approx(1.4 * 0.05 * 38 / 2)  # the worst seed, mse seed 2
     assert value(j, "eta_c / (2/lambda0)") == pytest.approx(1.4) and value(j, "seeds") == 3
     assert j.verdict == REPRODUCED and "xent: eta_c x lambda0 10, 12, 9" in j.measured
-    saves = judged(tmp_path, "catapult_saves")
-    assert value(saves, "fraction") == 0.5 and saves.verdict == NOT and "6/12 runs" in saves.measured
+    saves = judged(tmp_path, "catapult_saves")  # T_wrm = 16 (T_save -1 in every run) is below the paper's 64
+    assert value(saves, "fraction") == 1 and value(saves, "final test accuracy") == 0 and saves.verdict == REPRODUCED
+    assert "T_save > 0 in 6/6 catapult runs" in saves.measured and "6 catapult runs at T_wrm < 64 not judged" in (
+        saves.measured
+    )
+
+
+def test_catapult_warmup_that_does_not_train_fails(tmp_path):
+    """Linear warmup trains (0.9), catapult warmup ends at 0.05 (< 1.5/10: did not train, counted 0)."""
+    write_fig5(tmp_path / "fig5_catapult_warmup", {("mse", 0): (40.0, 38.0, 0.05)}, acc={"catapult": 0.05})
+    j = judged(tmp_path, "catapult_saves")
+    assert value(j, "final test accuracy") == pytest.approx(-0.9) and j.verdict == PARTLY
+    assert "| mse | 8 | 64 | 0 | 0 | 0.9 |" in j.details[1]
+
+
+def test_catapult_saves_below_the_papers_warmups_is_not_judged(tmp_path):
+    write_fig5(tmp_path / "fig5_catapult_warmup", {("xent", 0): (40.0, 8.0, 0.25)}, t_save=(5.0,), t_wrm=(16,))
+    j = judged(tmp_path, "catapult_saves")
+    assert value(j, "catapult runs at T_wrm >= 64") == 0 and j.verdict == rp.NOT_TESTABLE
 
 
 def test_one_search_repeated_is_one_seed(tmp_path):
@@ -173,6 +278,57 @@ def test_one_search_repeated_is_one_seed(tmp_path):
     j = judged(tmp_path, "eta_c")
     assert value(j, "seeds") == 1 and j.verdict == PARTLY  # only eta_c vs 2/R(g0) passes; no MSE seed: n/a fails
     assert value(j, "eta_c / (2/lambda0)") != value(j, "eta_c / (2/lambda0)")  # NaN
+
+
+def write_fig7(root, top: dict[str, float], t_reach: float = 5, reached_top: bool = True, loss="mse") -> None:
+    """Linear warmup (T_wrm 64) and persistent catapult warmup, each training up to top[schedule] and diverging
+    above; persistent runs reach eta_trgt at step t_reach (at the grid's top only if reached_top)."""
+    lrs = (2, 4, 8, 16)
+    for sched, last in top.items():
+        for lr in lrs:
+            for s in (0, 1):
+                ok = lr <= last
+                extra = {"schedule.name": sched, "loss": loss}
+                if sched == "persistent_catapult":
+                    extra["T_reach"] = t_reach if (lr < max(lrs) or reached_top) and ok else None
+                acc = 0.8 if ok else 0
+                write_run(root / f"{sched},{lr},{s}", lr, 64, "completed" if ok else "diverged", acc, s, **extra)
+
+
+def test_persistent_catapult_where_warmup_matters(tmp_path):
+    for s in (0, 1):
+        write_sweep(tmp_path / "fig3_wrn_sp_mse", {1: 2, 16: 4, 64: 8}, seed=s)
+    write_fig7(tmp_path / "fig7_persistent_catapult", {"linear": 8, "persistent_catapult": 8})
+    j = judged(tmp_path, "persistent")
+    assert value(j, "eta_max(linear T_wrm=64) / eta_max(T_wrm=1") == 4 and value(j, "eta_max persistent") == 1
+    assert value(j, "fraction of trained persistent runs with T_reach > 0") == 1 and j.verdict == REPRODUCED
+    assert "persistent T_reach over 6 trained runs: median 5, range 5-5 steps" in j.measured
+
+
+def test_persistent_catapult_without_warmup_fails(tmp_path):
+    """T_reach = 0 in every run: the first search already returned eta_c >= eta_trgt, no warmup happened."""
+    for s in (0, 1):
+        write_sweep(tmp_path / "fig3_wrn_sp_mse", {1: 2, 16: 4, 64: 8}, seed=s)
+    write_fig7(tmp_path / "fig7_persistent_catapult", {"linear": 8, "persistent_catapult": 8}, t_reach=0)
+    j = judged(tmp_path, "persistent")
+    assert value(j, "fraction of trained persistent runs with T_reach > 0") == 0 and j.verdict == PARTLY
+
+
+def test_persistent_catapult_where_warmup_does_not_matter_is_not_testable(tmp_path):
+    for s in (0, 1):
+        write_sweep(tmp_path / "fig3_wrn_sp_mse", {1: 8, 16: 8, 64: 8}, seed=s)
+    write_fig7(tmp_path / "fig7_persistent_catapult", {"linear": 8, "persistent_catapult": 16}, reached_top=False)
+    j = judged(tmp_path, "persistent")
+    assert value(j, "eta_max(linear T_wrm=64) / eta_max(T_wrm=1") == 1 and j.verdict == rp.NOT_TESTABLE
+    assert value(j, "eta_max persistent") == 1  # trained at 16 but never reached it: not counted there
+
+
+def test_persistent_catapult_needs_a_no_warmup_control_in_the_same_setting(tmp_path):
+    for s in (0, 1):
+        write_sweep(tmp_path / "fig3_wrn_sp_mse", {1: 2, 16: 4, 64: 8}, seed=s)  # MSE
+    write_fig7(tmp_path / "fig7_persistent_catapult", {"linear": 8, "persistent_catapult": 8}, loss="xent")
+    j = judged(tmp_path, "persistent")
+    assert j.verdict == rp.NOT_TESTABLE and "cpu/fig3_wrn_sp_mse differs in loss" in j.measured
 
 
 METHODS = {  # conf/experiment/cpu/method/: (optimizer, schedule, form, T_wrm)
@@ -192,7 +348,8 @@ def write_methods(root, top: dict[str, float], lrs=(1, 2, 4, 8)) -> None:
             ok = lr <= top[method]
             failed = method == "gi_adam" and lr == 4
             acc = 0.1 if failed else (0.9 - 0.01 * lr if ok else 0)
-            keys = {"optimizer.name": opt, "schedule.name": sched, "optimizer.b2": 0.98}
+            keys = {"optimizer.name": opt, "schedule.name": sched, "optimizer.b1": 0.9, "optimizer.b2": 0.98}
+            keys |= {"last_train_acc": acc}  # the authors' rule (the claim's) reads the last minibatch
             keys |= {"schedule.form": form} if form else {}
             write_run(root / f"{method},{lr}", lr, t, "completed" if ok else "diverged", acc, best=acc, **keys)
 
@@ -216,6 +373,13 @@ def test_gi_adam_against_untuned_and_linear_warmup(tmp_path):
     assert (tmp_path / "untuned_vs_linear_vs_gi.png").stat().st_size > 1000
 
 
+def test_gi_adam_where_adam_needs_no_warmup_is_not_testable(tmp_path):
+    top = {"adam": 4, "linear10": 4, "untuned_exponential": 4, "untuned_linear": 2, "gi_adam": 8}
+    write_methods(tmp_path / "untuned_vs_linear_vs_gi", top)
+    j = judged(tmp_path, "gi_adam_like_warmup")
+    assert value(j, "largest eta_max of the warmups / eta_max(Adam") == 1 and j.verdict == rp.NOT_TESTABLE
+
+
 def test_gi_adam_below_warmup_is_not_hidden(tmp_path):
     top = {"adam": 1, "linear10": 8, "untuned_exponential": 8, "untuned_linear": 8, "gi_adam": 2}
     write_methods(tmp_path / "untuned_vs_linear_vs_gi", top)
@@ -231,7 +395,11 @@ def test_report_prints_rules_numbers_and_stand_ins(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
     assert "FCN-4-256 (SP) on mnist5k" in row and "for WRN-16-4 on augmented CIFAR-10" in row
     assert "`warmup gain eta_max(longest T_wrm)/eta_max(T_wrm=1), least over seeds >= 2`: **4** pass" in row
-    assert row.endswith(f"**{REPRODUCED}** |") and f"**{NOT_RUN}**" in text
+    assert row.endswith(f"| test | **{REPRODUCED}** |") and f"**{NOT_RUN}**" in text
+    assert "least over seeds >= 2`: **4** pass (x2 above the threshold)" in row
+    assert text.count("**Could this check fail?** Yes, on ") == len(rp.CLAIMS)
+    assert "**Failure rule:** test (SGD: the authors' rule counts any completed SGD run" in text
+    assert "Under the other rule (authors): the same numbers." in text
     assert text.count("| **not run** |") == len(rp.CLAIMS) - 1  # every other claim lacks a preset's runs
     (registry,) = re.findall(r"the claim registry `(.+?):CLAIMS`", text)  # the file it names defines CLAIMS
     assert "\nCLAIMS = (" in (ROOT / registry).read_text()
@@ -248,7 +416,8 @@ def test_the_command_line_reports_on_the_sweeps_on_disk(tmp_path, monkeypatch, c
     printed = capsys.readouterr().out
     assert f"[reproduce] report: {tmp_path / 'reports' / 'reproduction.md'}" in printed
     assert "| 1 | Figure 3 (left) |" in printed and printed.count("| **not run** |") == len(rp.CLAIMS) - 1
-    write_fig4(tmp_path / "search", {("adam", 1): 3, ("gi_adam", 1): 2})
+    odd = {("gi_adam", 1, 1, 2): (0.1, 0.1)}  # one seed of GI-Adam collapses
+    write_fig4(tmp_path / "search", {("adam", 1): 1, ("gi_adam", 1): 1}, lrs=(1,), runs=odd)
     argv = ["reproduce", "--fig4-search", str(tmp_path / "search"), "--reports", str(tmp_path / "search_reports")]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_module("analysis.reproduce", run_name="__main__")

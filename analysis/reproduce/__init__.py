@@ -3,8 +3,11 @@
 The report is a registry (CLAIMS): one entry per claim of the paper (docs/paper.md section 7) with its figure, text,
 the CPU presets it needs (conf/experiment/cpu/<name>.yaml), the stand-in those presets use for the paper's setting, an
 evidence function that computes the measured numbers from the run folders, and named checks, each a rule with its
-threshold. A claim is reproduced when every check passes, partly when some do, not reproduced when none does, and
-not run when a preset has no runs. reports/reproduction.md prints each check's rule and number beside the verdict.
+threshold, the outcome that would have failed it (could_fail), the failure rule its evidence uses (trainable(rule=
+...), with the reason), and gates: checks that the paper's effect is there in the stand-in at all. A claim is
+reproduced when every check passes, partly when some do, not reproduced when none does, not testable at CPU scale
+when a gate fails, and not run when a preset has no runs. reports/reproduction.md prints each check's rule, number
+and margin beside the verdict, and where the other failure rule gives other numbers.
 
     python -m analysis.reproduce                 # run the sweeps, then write the report
     python -m analysis.reproduce --report-only   # redraw and rewrite from the sweeps already on disk
@@ -24,6 +27,7 @@ from analysis.reproduce.claims import (
     ERROR,
     NOT,
     NOT_RUN,
+    NOT_TESTABLE,
     OPS,
     PARTLY,
     REPRODUCED,
@@ -43,6 +47,7 @@ __all__ = [
     "FIGURES",
     "NOT",
     "NOT_RUN",
+    "NOT_TESTABLE",
     "OPS",
     "PARTLY",
     "REPRODUCED",

@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from analysis.aggregate import load_runs
-from analysis.reproduce.claims import CLAIMS, Check, judge
+from analysis.reproduce.claims import CLAIMS, OTHER_RULE, Check, Judged, judge
 from analysis.reproduce.evidence import LR, OPT, WARMUP, fmt, seed_cells, table
 from analysis.reproduce.runs import FIGURES, ROOT
 
@@ -38,9 +38,50 @@ def load_sweeps(out: Path, names) -> tuple[dict[str, pd.DataFrame], dict[str, st
     return sweeps, progress
 
 
-def check_cell(results: list[tuple[Check, float, bool]]) -> str:
-    """'`rule`: value pass/FAIL' per check, one per line of the table cell."""
-    return "<br>".join(f"`{c.rule}`: **{fmt(v)}** {'pass' if ok else 'FAIL'}" for c, v, ok in results) or "-"
+def check_cell(results: list[tuple[Check, float, bool]], notes: dict[str, str] | None = None) -> str:
+    """'`rule`: value pass/FAIL (margin)' per check, one per line of the table cell."""
+    notes = notes or {}
+    return (
+        "<br>".join(
+            f"`{c.rule}`: **{fmt(v)}** {'pass' if ok else 'FAIL'} ({c.margin(v)}"
+            + (f"; {notes[c.name]}" if c.name in notes else "")
+            + ")"
+            for c, v, ok in results
+        )
+        or "-"
+    )
+
+
+def verdict_cell(j: Judged) -> str:
+    """The verdict; for NOT_TESTABLE the gate that failed, and the note that belongs beside it (how the stand-in
+    was chosen)."""
+    cell = f"**{j.verdict}**"
+    failed = [(c, v) for c, v, ok in j.gates if not ok]
+    if failed:
+        cell += ": " + "; ".join(
+            f"the paper's effect is absent: `{c.rule}` is {fmt(v)}" if v == v else f"`{c.rule}` is not measurable"
+            for c, v in failed
+        )
+    return cell + (f" ({j.verdict_note})" if j.verdict_note else "")
+
+
+def rule_cell(j: Judged) -> str:
+    return j.claim.rule or "none (no run is judged trained)"
+
+
+def claim_section(i: int, j: Judged) -> list[str]:
+    """Per claim: the failure rule and why, where the other rule disagrees, the gates, the "could this check fail?"
+    line, then the evidence's tables and figures."""
+    c = j.claim
+    rule = f"**Failure rule:** {c.rule} ({c.rule_why})." if c.rule else "**Failure rule:** none (no check counts runs)."
+    lines = ["", f"## {i}. {c.figure}: {c.text}", "", f"**Verdict:** {verdict_cell(j)}", "", rule, ""]
+    if c.rule:
+        other = "; ".join(j.other_rule) if j.other_rule else "the same numbers."
+        lines += [f"Under the other rule ({OTHER_RULE[c.rule]}): {other}", ""]
+    if j.gates:
+        lines += ["**Is the paper's effect there?** " + check_cell(j.gates, j.notes).replace("<br>", "; "), ""]
+    lines += [f"**Could this check fail?** Yes, on {c.could_fail}." if c.could_fail else "", ""]
+    return lines + [d + "\n" for d in j.details]
 
 
 def code_versions(sweeps: dict[str, pd.DataFrame], progress: dict[str, str]) -> str:
@@ -67,10 +108,14 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
         "*CPU stand-in* says what each verdict used in place of the paper's setting.",
         "",
         "Verdicts: **reproduced** when every check of the claim passes, **partly** when some do, **not reproduced** "
-        "when none does, **not run** when a preset has no runs (**error**: the evidence function failed, its "
-        "error is shown). A run *trained* when it completed with final (not "
-        "best) test accuracy >= 1.5/num_classes, the authors' rule; eta_max is the largest eta_trgt at which every "
-        "seed trained.",
+        "when none does, **not testable at CPU scale** when a gate says the paper's effect is absent from the "
+        "stand-in (then no check counts), **not run** when a preset has no runs (**error**: the evidence function "
+        "failed, its error is shown). Each check prints its margin (how far the number is from the threshold, and "
+        "on which side); each claim's section says what would have failed it. A run *trained* by the claim's "
+        "failure rule: `test`, final (not best) test accuracy >= 1.5/num_classes; `authors`, the authors' code: "
+        "the Adam family by the last training minibatch's accuracy >= 1.5/num_classes, SGD only on a NaN/inf loss. "
+        "eta_max is the largest eta_trgt at which every seed trained; where the other rule gives other numbers, "
+        "the claim's section says so.",
         "",
     ]
     timing, ran = out / "timing.json", len(walls)
@@ -93,17 +138,17 @@ def write_report(out: Path, rep: Path, walls: dict[str, float], total: float | N
     lines += [
         "## Claims (docs/paper.md section 7)",
         "",
-        "| # | Figure | Claim | CPU stand-in | Measured | Checks (rule: number) | Verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| # | Figure | Claim | CPU stand-in | Measured | Checks (rule: number, margin) | Failure rule | Verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for i, j in enumerate(judged, 1):
         c = j.claim
         lines.append(
-            f"| {i} | {c.figure} | {c.text} | {c.standin} | {j.measured} | {check_cell(j.results)} | **{j.verdict}** |"
+            f"| {i} | {c.figure} | {c.text} | {c.standin} | {j.measured} | {check_cell(j.results, j.notes)} | "
+            f"{rule_cell(j)} | {verdict_cell(j)} |"
         )
     for i, j in enumerate(judged, 1):
-        if j.details:
-            lines += ["", f"## {i}. {j.claim.figure}: {j.claim.text}", "", *[d + "\n" for d in j.details]]
+        lines += claim_section(i, j)
     path = rep / "reproduction.md"
     path.write_text("\n".join(lines) + "\n")
     return path

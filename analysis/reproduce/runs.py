@@ -17,6 +17,7 @@ FIGURES = {
     "fig1_fcn_mechanisms": "Figure 1",
     "fig2_fcn_adam_mechanisms": "Figure 2",
     "fig3_wrn_sp_mse": "Figure 3 (SP, MSE)",
+    "fig3_wrn_mup_mse": "Figure 3 (muP, MSE)",
     "fig3_wrn_mup_xent": "Figure 3 (muP, cross-entropy)",
     "fig3_wrn_sp_xent": "Figure 3 (SP, cross-entropy)",
     "fig4_transformer_adam": "Figure 4 (image task)",
