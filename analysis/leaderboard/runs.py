@@ -1,0 +1,227 @@
+"""Running the leaderboard and its runs table.
+
+Each (workload, entry) is one multirun of launch.py in a subprocess (this package imports no training code): the local
+launcher with packed runs (hydra.launcher.ensemble), optimizer.lr over the workload's grid and seed over
+range(seeds), into OUT/<workload>/<entry>/ (its Hydra sweep folder). A rerun skips the finished points (the launcher
+compares run identities), so an interrupted leaderboard resumes where it stopped.
+
+The runs table (`TABLE_COLUMNS`, one row per run, keyed by `KEY`) is read from those run folders with analysis's
+reader (load_runs, load_metrics) and merged into the stored table (reports/leaderboard/runs.csv): rows with the same
+key are replaced, the file is written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.aggregate import SkippedItems, load_metrics, load_runs
+from analysis.leaderboard.spec import ROOT, Entry, Workload, merged_overrides
+from bench.runfolder import atomic_write_text, trainable
+
+KEY = ["workload", "entry", "eta_trgt", "seed"]
+TABLE_COLUMNS = [
+    *KEY,
+    "status",
+    "trained",
+    "rule",
+    "initial_loss",
+    "final_test_loss",
+    "final_test_acc",
+    "test_loss_curve",
+    "steps",
+    "extra_forward_passes",
+    "extra_gradients",
+    "wall_time_s",
+    "run_identity",
+    "git_sha",
+]
+EXTRA_GRADIENT = {"gi_adam": 1, "ri_adam": 1}  # g0 at theta0, computed before training (v0 from it)
+STORED = Path("leaderboard") / "runs.csv"  # the stored table, inside the reports folder
+JOBS = 2  # jobs at the same time: the cores of the machine the CPU tier is sized for
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one multirun trains: a workload x entry over `lrs` and `seeds` seeds, `extra` overrides last."""
+
+    workload: Workload
+    entry: Entry
+    lrs: tuple[float, ...]
+    seeds: int
+    extra: tuple[str, ...] = ()
+
+    @property
+    def runs(self) -> int:
+        return len(self.lrs) * self.seeds
+
+    def overrides(self) -> list[str]:
+        return merged_overrides(self.workload, self.entry, self.extra)
+
+
+def sweep_dir(out: Path, plan: Plan) -> Path:
+    return Path(out) / plan.workload.name / plan.entry.name
+
+
+def command(plan: Plan, sweep: Path, config_dirs: list[Path] = (), jobs: int = JOBS) -> list[str]:
+    """The multirun: launch.py with the plan's overrides, the grid and the seeds, the local launcher packing the runs
+    into `jobs` packs (points that cannot be packed, e.g. the catapult's, run alone: the launcher decides)."""
+    lrs = ",".join(repr(float(x)) for x in plan.lrs)
+    search = [f"file://{Path(d).resolve()}" for d in config_dirs]
+    return [
+        sys.executable,
+        str(ROOT / "launch.py"),
+        "-m",
+        *plan.overrides(),
+        f"optimizer.lr={lrs}",
+        f"seed={','.join(map(str, range(plan.seeds)))}",
+        "threads=1",
+        "device=cpu",
+        "hydra/launcher=local",
+        f"hydra.launcher.max_parallel={jobs}",
+        f"hydra.launcher.ensemble={math.ceil(plan.runs / jobs)}",
+        f"hydra.sweep.dir={Path(sweep).resolve()}",
+        *([f"hydra.searchpath=[{','.join(search)}]"] if search else []),
+    ]
+
+
+def run(plan: Plan, out: Path, config_dirs: list[Path] = (), jobs: int = JOBS) -> bool:
+    """One multirun into its sweep folder, its log beside it (<entry>.log); True when every point finished."""
+    sweep = sweep_dir(out, plan)
+    sweep.parent.mkdir(parents=True, exist_ok=True)
+    log_path = sweep.parent / f"{plan.entry.name}.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
+    start = time.time()
+    with open(log_path, "w") as log:
+        proc = subprocess.run(command(plan, sweep, config_dirs, jobs), cwd=ROOT, env=env, stdout=log, stderr=log)
+    wall = time.time() - start
+    done = "done" if proc.returncode == 0 else f"exit {proc.returncode}, see {log_path}"
+    print(
+        f"[leaderboard] {plan.workload.name} / {plan.entry.name}: {plan.runs} runs, {done} ({wall:.0f} s)", flush=True
+    )
+    return proc.returncode == 0
+
+
+def _curves(runs: pd.DataFrame) -> pd.Series:
+    """[[step, test_loss], ...] of each run's evaluations (metrics.csv rows with a test loss) in step order, JSON."""
+    steps = load_metrics(runs)
+    curves = pd.Series("[]", index=runs.index)
+    if steps.empty or "test_loss" not in steps:
+        return curves
+    evals = steps.dropna(subset=["test_loss"]).sort_values("step")
+    by_run = {
+        d: json.dumps([[int(s), float(v)] for s, v in zip(g["step"], g["test_loss"])])
+        for d, g in evals.groupby("run_dir")
+    }
+    return runs["run_dir"].map(by_run).fillna("[]")
+
+
+def _column(runs: pd.DataFrame, key: str, default=np.nan) -> pd.Series:
+    return pd.to_numeric(runs[key], errors="coerce") if key in runs else pd.Series(default, index=runs.index)
+
+
+def table(sweep: Path, workload: Workload, entry: Entry) -> pd.DataFrame:
+    """The runs table of one (workload, entry) sweep folder (empty if nothing finished); unreadable folders (running,
+    killed, of another config) are left out, counted on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedItems)
+        runs = load_runs(sweep) if sweep.is_dir() else pd.DataFrame()
+        curves = _curves(runs) if not runs.empty else None
+    for w in caught:
+        if isinstance(w.message, SkippedItems):
+            print(f"[leaderboard] {workload.name} / {entry.name}: {w.message}", file=sys.stderr)
+    if runs.empty:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    completed = runs["status"] == "completed"
+    lr = _column(runs, "lr").fillna(_column(runs, "optimizer.lr"))  # a failed run's result has no lr
+    out = pd.DataFrame(
+        {
+            "workload": workload.name,
+            "entry": entry.name,
+            "eta_trgt": lr.astype(float),
+            "seed": _column(runs, "seed").astype(int),
+            "status": runs["status"],
+            "trained": trainable(runs, workload.rule).astype(bool),
+            "rule": workload.rule,
+            "initial_loss": _column(runs, "initial_loss"),
+            "final_test_loss": _column(runs, "final_test_loss").where(completed),
+            "final_test_acc": _column(runs, "final_test_acc").where(completed),
+            "test_loss_curve": curves,
+            "steps": _column(runs, "steps").astype(int),
+            "extra_forward_passes": _column(runs, "catapult_forward_passes", 0).fillna(0).astype(int),
+            "extra_gradients": runs["optimizer.name"].map(EXTRA_GRADIENT).fillna(0).astype(int),
+            "wall_time_s": _column(runs, "wall_time_s"),
+            "run_identity": runs.get("run_identity"),
+            "git_sha": runs.get("git_sha"),
+        }
+    )
+    return out.sort_values(KEY).reset_index(drop=True)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A stored runs table; one line naming the file if it is not one."""
+    try:
+        t = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable runs table ({e})") from None
+    missing = [c for c in TABLE_COLUMNS if c not in t]
+    if missing:
+        raise ValueError(f"{path}: not a runs table (no column {missing[0]})")
+    return t[TABLE_COLUMNS]
+
+
+def merge(stored: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
+    """The stored table with the new rows; a new row replaces the stored one with the same key."""
+    frames = [t for t in (stored, new) if t is not None and not t.empty]
+    if not frames:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    both = pd.concat(frames, ignore_index=True)
+    both = both.drop_duplicates(subset=KEY, keep="last")
+    return both.sort_values(KEY).reset_index(drop=True)[TABLE_COLUMNS]
+
+
+def write_table(path: Path, runs: pd.DataFrame) -> None:
+    """Atomically: a reader (or a kill mid-write) sees the old table or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    runs.to_csv(buf, index=False)
+    atomic_write_text(path, buf.getvalue())
+
+
+# run in a subprocess (bench and Hydra, not imported here): each plan's command checked as launch.py would check it
+_CHECK = """
+import json, sys
+from bench.errors import ConfigError
+from bench.sweeps.preflight import check_command
+for name, argv in json.load(sys.stdin):
+    try:
+        check_command(argv)
+    except ConfigError as e:
+        sys.exit(f"{name}: {e}")
+"""
+
+
+def check(plans: list[Plan], out: Path, config_dirs: list[Path] = ()) -> None:
+    """Every point of every plan composes and validates (keys, values, data on disk, a run folder of another config),
+    in one process, before anything trains; ValueError (one line) for the first bad one."""
+    if not plans:
+        return
+    argvs = [(f"{p.workload.name} / {p.entry.name}", command(p, sweep_dir(out, p), config_dirs)[2:]) for p in plans]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHECK], input=json.dumps(argvs), capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    if proc.returncode:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise ValueError(lines[-1] if lines else f"the check of the launch commands exited {proc.returncode}")
