@@ -74,9 +74,10 @@ def sweep_dir(out: Path, plan: Plan) -> Path:
     return Path(out) / plan.workload.name / plan.entry.name
 
 
-def command(plan: Plan, sweep: Path, config_dirs: list[Path] = (), jobs: int = JOBS) -> list[str]:
+def command(plan: Plan, sweep: Path, config_dirs: list[Path] = (), jobs: int = JOBS, pack: bool = True) -> list[str]:
     """The multirun: launch.py with the plan's overrides, the grid and the seeds, the local launcher packing the runs
-    into `jobs` packs (points that cannot be packed, e.g. the catapult's, run alone: the launcher decides)."""
+    into `jobs` packs (points that cannot be packed, e.g. the catapult's, run alone: the launcher decides); without
+    `pack` one job a run (make bench compares the two)."""
     lrs = ",".join(repr(float(x)) for x in plan.lrs)
     search = [f"file://{Path(d).resolve()}" for d in config_dirs]
     return [
@@ -90,21 +91,27 @@ def command(plan: Plan, sweep: Path, config_dirs: list[Path] = (), jobs: int = J
         "device=cpu",
         "hydra/launcher=local",
         f"hydra.launcher.max_parallel={jobs}",
-        f"hydra.launcher.ensemble={math.ceil(plan.runs / jobs)}",
+        f"hydra.launcher.ensemble={math.ceil(plan.runs / jobs) if pack else 1}",
         f"hydra.sweep.dir={Path(sweep).resolve()}",
         *([f"hydra.searchpath=[{','.join(search)}]"] if search else []),
     ]
 
 
-def run(plan: Plan, out: Path, config_dirs: list[Path] = (), jobs: int = JOBS) -> bool:
+def _env() -> dict[str, str]:
+    """This environment, the checkout first on PYTHONPATH (a method's own package, on PYTHONPATH, stays found)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def run(plan: Plan, out: Path, config_dirs: list[Path] = (), jobs: int = JOBS, pack: bool = True) -> bool:
     """One multirun into its sweep folder, its log beside it (<entry>.log); True when every point finished."""
     sweep = sweep_dir(out, plan)
     sweep.parent.mkdir(parents=True, exist_ok=True)
     log_path = sweep.parent / f"{plan.entry.name}.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
+    env = {**_env(), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
     start = time.time()
     with open(log_path, "w") as log:
-        proc = subprocess.run(command(plan, sweep, config_dirs, jobs), cwd=ROOT, env=env, stdout=log, stderr=log)
+        proc = subprocess.run(command(plan, sweep, config_dirs, jobs, pack), cwd=ROOT, env=env, stdout=log, stderr=log)
     wall = time.time() - start
     done = "done" if proc.returncode == 0 else f"exit {proc.returncode}, see {log_path}"
     print(
@@ -218,7 +225,7 @@ def check(plans: list[Plan], out: Path, config_dirs: list[Path] = ()) -> None:
     if not plans:
         return
     argvs = [(f"{p.workload.name} / {p.entry.name}", command(p, sweep_dir(out, p), config_dirs)[2:]) for p in plans]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = _env()
     proc = subprocess.run(
         [sys.executable, "-c", _CHECK], input=json.dumps(argvs), capture_output=True, text=True, cwd=ROOT, env=env
     )
