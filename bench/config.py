@@ -261,6 +261,9 @@ class ScheduleConfig:
     name: str = "linear"
     lr_init: float = 0.0  # eta_init, the rate the warmup starts from
     warmup_steps: int = 1  # T_wrm; 0 and 1 both mean no warmup
+    # T_wrm as a fraction of steps instead: T_wrm = max(1, round(fraction * steps)), halves rounded up (0.05 of 512
+    # steps: 26), resolved once (`Config`); refused with a warmup_steps of its own. result.json records T_wrm
+    warmup_fraction: float | None = None
     k: float = 1.0  # warmup exponent (1 = linear, 0.5 = square root): eta_init + (eta_trgt - eta_init) (s / T_wrm)^k
     p: float = 0.0  # after warmup: 0 = constant, 1 = cosine decay to eta_trgt / 10
     # the keys (besides name) the method reads: a key of the schema not listed must keep its default, else the run is
@@ -273,6 +276,11 @@ class ScheduleConfig:
             require_finite(getattr(self, key), f"schedule.{key}")
         require(self.lr_init >= 0, "schedule.lr_init", self.lr_init, "must be >= 0")
         require(self.warmup_steps >= 0, "schedule.warmup_steps", self.warmup_steps, "must be >= 0")
+        if (f := self.warmup_fraction) is not None:
+            require(0 <= f <= 1, "schedule.warmup_fraction", f, "must be in [0, 1] (a fraction of steps)")
+            default = type(self).warmup_steps
+            why = f"set together with schedule.warmup_steps={self.warmup_steps}: give one of them"
+            require(self.warmup_steps == default, "schedule.warmup_fraction", f, why)
         require(self.k > 0, "schedule.k", self.k, "must be > 0")
         require(self.p >= 0, "schedule.p", self.p, "must be >= 0")
 
@@ -415,6 +423,8 @@ class Config:
         require(self.sync_every >= 1, "sync_every", self.sync_every, "must be >= 1 (1 = read every step's loss)")
         require_choice("objective", self.objective, OBJECTIVES)
         check_model_dataset(self.model, self.dataset)
+        if (f := getattr(self.schedule, "warmup_fraction", None)) is not None:
+            self.schedule.warmup_steps = warmup_steps_of(f, self.steps)  # every method reads T_wrm from here
         # the run would end before reaching eta_trgt, yet result.json records eta_trgt. Not checked for the catapult
         # schedules: their records (eta_c, T_reach, T_save) come from the search at theta0 and T_wrm in closed form,
         # and their presets at CPU scale stop after the first steps (conf/experiment/cpu/fig5_catapult_warmup.yaml)
@@ -424,6 +434,11 @@ class Config:
         require(catapult or warmup <= self.steps, "schedule.warmup_steps", warmup, why)
         if (n := known_train_size(self.dataset)) is not None and (problem := train_size_problem(self, n)):
             raise ConfigError(problem)
+
+
+def warmup_steps_of(fraction: float, steps: int) -> int:
+    """T_wrm of schedule.warmup_fraction: the nearest whole step to fraction * steps, halves up, at least 1."""
+    return max(1, math.floor(fraction * steps + 0.5))
 
 
 def known_train_size(dataset) -> int | None:
@@ -522,7 +537,10 @@ def register() -> None:
             cs.store(group=group, name=f"base_{name}", node=node)
     from bench.optim.warmup import discover
 
-    discover()  # the warmup methods' modules: those with keys of their own register their schema (register_option)
+    try:  # the warmup methods' modules and plugins: those with keys of their own register their schema
+        discover()
+    except ConfigError:
+        pass  # a plugin that cannot be loaded: refused in one line when the run is checked (check_config)
 
 
 def validate(cfg: DictConfig) -> Config:

@@ -25,7 +25,7 @@ from bench.numerics import build_numerics
 from bench.optim import build_optimizer, set_lr
 from bench.optim.initialization import build_init
 from bench.optim.lambda0 import Lambda0
-from bench.optim.warmup import Theta0, build_warmup
+from bench.optim.warmup import Theta0, build_warmup, resolved
 from bench.progress import progress_bar
 from bench.runfolder.check import check_run_folder, same_device_config
 from bench.runfolder.store import RunStore
@@ -87,6 +87,7 @@ class Trainer:
         self.sampler = EpochSampler(len(self.data.x_train), cfg.batch_size, generator(cfg.seed, "data"), self.device)
         theta0.optimizer, theta0.sampler = self.optimizer, self.sampler
         theta0.augment = build_augment(cfg.dataset, cfg.seed, self.device, stream="g0_augment")
+        self.extras.update(resolved(cfg.schedule))  # T_wrm from schedule.warmup_fraction
         for step in (build_init(cfg), self.schedule):  # the initialization by optimizer.name, then the warmup method
             self.extras.update(step.prepare(theta0))
         self.augment = build_augment(cfg.dataset, cfg.seed, self.device)

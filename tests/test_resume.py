@@ -32,6 +32,8 @@ CASES = {
     "radam": (["optimizer=radam", "optimizer.lr=0.001"], 10, 25),
     "linear_warmup": (["schedule.warmup_steps=30", "schedule.lr_init=0.01", "optimizer.lr=0.2"], 10, 25),
     "cosine": (["schedule=cosine", "schedule.warmup_steps=8"], 10, 25),
+    # T_wrm = 0.75 x 40 = 30 (recorded in result.json): killed inside the half-cosine ramp
+    "cosine_warmup_fraction": (["schedule=cosine_warmup", "schedule.warmup_fraction=0.75", "optimizer.lr=0.2"], 10, 25),
     "catapult": (["schedule=catapult", "schedule.warmup_steps=30", "optimizer.lr=2"], 10, 25),
     # eta_c is re-estimated at steps 1, 3 and 5 (checked below): checkpoint at step 2, killed at step 4
     "persistent_catapult": (["schedule=persistent_catapult", "schedule.warmup_steps=16", "optimizer.lr=8"], 2, 4),

@@ -105,3 +105,20 @@ def test_a_restored_schedule_is_a_new_frozen_one():
     assert before.lr == 1.0, "the old schedule is unchanged"
     with pytest.raises(dataclasses.FrozenInstanceError):
         method.schedule.lr = 3.0
+
+
+@pytest.mark.parametrize("lr_init", [0.0, 0.1])
+def test_cosine_shaped_warmup_by_hand(lr_init):
+    """schedule=cosine_warmup: eta(s) = eta_init + (eta_trgt - eta_init) (1 - cos(pi s / T_wrm)) / 2, then p's decay."""
+    from bench.config import validate
+    from bench.optim.warmup import build_warmup
+    from tests.conftest import compose_cfg
+
+    keys = ["schedule=cosine_warmup", "schedule.warmup_steps=8", "schedule.p=1", f"schedule.lr_init={lr_init}"]
+    lr = build_warmup(validate(compose_cfg(*keys, "steps=100", "device=cpu")), 1.0)
+    rise = 1.0 - lr_init
+    half = 2**-0.5  # cos(pi / 4)
+    by_hand = {2: lr_init + rise * (1 - half) / 2, 4: lr_init + rise / 2, 6: lr_init + rise * (1 + half) / 2, 8: 1.0}
+    assert {s: lr(s) for s in by_hand} == pytest.approx(by_hand, rel=1e-12)
+    assert lr(100) == pytest.approx(0.1)  # then the cosine decay to eta_trgt / 10, as schedule=cosine
+    assert lr(9) == pytest.approx(Schedule(lr=1.0, total_steps=100, warmup_steps=8, p=1.0)(9), rel=1e-12)

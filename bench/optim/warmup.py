@@ -2,8 +2,10 @@
 
 A warmup method is the option of the `schedule` config group. Its class is registered under the option's name with
 `@register("name")` (and, for an option with keys of its own, `schema=` its config dataclass, which then goes into
-bench.config.GROUPS and Hydra's ConfigStore from the method's own module). `build_warmup` imports every module of
-bench/optim, so a new method is one new module there plus one YAML in conf/schedule: nothing else is edited.
+bench.config.GROUPS and Hydra's ConfigStore from the method's own module). `discover` imports every module of
+bench/optim, so a new method is one new module there plus one YAML in conf/schedule: nothing else is edited; or a
+module of the user's own package named by an entry point of the group `warmup_bench.methods` (PLUGINS), which
+`discover` loads too, plus its YAML in the user's own --config-dir.
 
 The interface (`WarmupMethod`):
 - `__init__(cfg, lr, unit)`: cfg the run's typed Config, lr = eta_trgt (absolute), unit = 1 or 1/lambda0;
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 import logging
 import pkgutil
 from dataclasses import dataclass, field
@@ -91,12 +94,43 @@ class WarmupMethod:
         pass
 
 
+# the entry point group of packages outside bench/ that register warmup methods or initializations (each entry point
+# names a module, or an object of one, whose import registers them as a bench/optim module does)
+PLUGINS = "warmup_bench.methods"
+_plugins: dict[str, str | None] = {}  # "problem": None once every entry point loaded, else its one line
+
+
 def discover() -> None:
-    """Import every module of bench/optim: each registers its methods (idempotent)."""
+    """Import every module of bench/optim and every entry point of PLUGINS: each registers its methods and
+    initializations (idempotent). A plugin that cannot be loaded is a ConfigError naming its entry point, at every
+    call (bench.config.register calls this at import, where Hydra has yet to compose; the run's check_config
+    raises it)."""
     import bench.optim as package
 
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{info.name}")
+    if "problem" not in _plugins:  # once per process: entry_points() scans every installed distribution
+        _plugins["problem"] = load_plugins()
+    if problem := _plugins["problem"]:
+        from bench.errors import ConfigError
+
+        raise ConfigError(problem)
+
+
+def load_plugins() -> str | None:
+    """Load the entry points of PLUGINS; one line for the first that fails (None: all loaded)."""
+    for ep in importlib.metadata.entry_points(group=PLUGINS):
+        try:
+            ep.load()
+        except Exception as e:
+            why = (str(e).strip().splitlines() or [""])[0]
+            return f"entry point {ep.name} = {ep.value} (group {PLUGINS}) cannot be loaded: {type(e).__name__}: {why}"
+    return None
+
+
+def plugin_problem() -> str | None:
+    """The line of a plugin that could not be loaded, or None."""
+    return _plugins.get("problem")
 
 
 def check_config(cfg) -> None:
@@ -115,20 +149,30 @@ def reads(schema: type) -> tuple[str, ...]:
     """The schedule keys a method reads: its schema's own `reads`; a schema that declares none reads the keys it adds
     to the schema it extends, not those it inherits."""
     if "reads" in vars(schema):
-        return tuple(schema.reads)
-    return tuple(k for k in vars(schema).get("__annotations__", {}) if k not in ("name", "reads"))
+        keys = tuple(schema.reads)
+    else:
+        keys = tuple(k for k in vars(schema).get("__annotations__", {}) if k not in ("name", "reads"))
+    return keys + ("warmup_fraction",) if "warmup_steps" in keys else keys  # the fraction sets warmup_steps
 
 
 def unread_key(schedule) -> str | None:
     """One line for the first key of the schedule's schema that its method does not read yet is set away from its
     default (a value that would be ignored silently); None when there is none."""
     read = reads(type(schedule))
+    derived = {"warmup_steps"} if getattr(schedule, "warmup_fraction", None) is not None else set()  # its line
     for f in dataclasses.fields(schedule):
         value = getattr(schedule, f.name)
-        if f.name != "name" and f.name not in read and value != f.default:
+        if f.name not in ("name", *derived) and f.name not in read and value != f.default:
             hint = "" if "reads" in vars(type(schedule)) else f", or add it to {type(schedule).__name__}.reads"
             return f"schedule.{f.name}={value}: is not used by schedule={schedule.name} (leave it {f.default}{hint})"
     return None
+
+
+def resolved(schedule) -> dict:
+    """result.json's record of T_wrm where schedule.warmup_fraction set it (config.yaml keeps the fraction)."""
+    if getattr(schedule, "warmup_fraction", None) is None:
+        return {}
+    return {"warmup_steps": schedule.warmup_steps}
 
 
 def build_warmup(cfg, lr: float, unit: float = 1.0) -> WarmupMethod:

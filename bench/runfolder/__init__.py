@@ -110,6 +110,7 @@ RESULT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "num_classes": (INT, "the dataset's classes (chance accuracy is 1 / num_classes)"),
     "lr": (FLOAT, "the absolute eta_trgt: optimizer.lr times the unit (1 / lambda0 when lr_unit=inverse_sharpness)"),
     "seed": (INT, "the run's seed"),
+    "warmup_steps": (INT, "T_wrm that schedule.warmup_fraction resolved to: max(1, fraction x steps rounded)"),
     "device": (STR, "the torch device it ran on (cpu, cuda:0, ...)"),
     "wall_time_s": (FLOAT, "seconds from start to result, this launch"),
     "run_identity": (STR, "hash of the resolved config less NON_RESULT_KEYS (run_identity)"),

@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from bench.config import one_line, validate
 from bench.data import check_available
 from bench.errors import ConfigError
+from bench.optim.warmup import plugin_problem
 from bench.runfolder import point_folder
 from bench.runfolder.check import check_run_folder
 
@@ -195,7 +196,7 @@ def compose_error(e: Exception) -> ConfigError:
     if isinstance(e, ConfigError):
         return e
     if isinstance(e, (HydraException, OmegaConfBaseException)):
-        return ConfigError(explain(e))
+        return ConfigError(plugin_problem() or explain(e))  # a broken plugin's missing schema: the plugin is why
     raise e
 
 
