@@ -61,14 +61,14 @@ def plans(args: argparse.Namespace, workloads: dict, entries: dict) -> list[lb.P
     selected = [workloads[n] for n in w_names if workloads[n].tier == "cpu"]
     if not selected:
         raise SpecError("no CPU-tier workload selected")
-    out = []
-    for name in e_names:
-        entry = entries[name]
-        fits = [w for w in selected if entry.applies_to(w)]
-        if (args.entry or args.quick) and (args.workload or not fits):
+    chosen = [entries[n] for n in e_names]
+    for entry in chosen if args.entry or args.quick else []:
+        if args.workload or not any(entry.applies_to(w) for w in selected):
             for w in selected:  # a named entry on a named workload (or on none at all): say which does not fit
                 applicable(entry, w)
-        for w in fits:
+    out = []
+    for w in selected:  # workload by workload: a leaderboard stopped early has whole workloads
+        for entry in (e for e in chosen if e.applies_to(w)):
             if args.quick:
                 out.append(lb.Plan(w, entry, quick_rates(w.lrs), QUICK_SEEDS, QUICK_OVERRIDES))
             else:

@@ -39,7 +39,7 @@ class Workload:
     overrides: tuple[str, ...]
     lrs: tuple[float, ...]
     seeds: int
-    target_test_loss: float
+    target_test_loss: float | None  # None: not set yet (a GPU workload before its first run)
     comment: str  # the first line of its YAML's leading comment: the regime it stands for
     path: Path
 
@@ -86,7 +86,7 @@ def _read(path: Path, keys: tuple[str, ...]) -> tuple[dict, str]:
     unknown = sorted(set(map(str, data)) - set(keys))
     if unknown:
         raise SpecError(f"{path}: unknown key {unknown[0]!r}: the keys are {', '.join(keys)}")
-    missing = [k for k in keys if k not in data and k != "target_test_loss"]
+    missing = [k for k in keys if k not in data]
     if missing:
         raise SpecError(f"{path}: missing key {missing[0]!r}")
     return data, _comment(text)
@@ -117,15 +117,17 @@ def load_workload(path: Path) -> Workload:
     seeds = d["seeds"]
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 3:
         raise SpecError(f"{path}: seeds={seeds!r}: must be an integer >= 3")
-    target = d.get("target_test_loss")
-    if not (_number(target) and target > 0):
-        raise SpecError(f"{path}: target_test_loss={target!r}: must be a positive number (set once from linear_5pct)")
+    target = d["target_test_loss"]
+    if not (target is None or (_number(target) and target > 0)):
+        why = "a positive number (set once from linear_5pct), or null until then"
+        raise SpecError(f"{path}: target_test_loss={target!r}: must be {why}")
     overrides = _overrides(path, d["overrides"])
     fixed = [o for o in overrides if o.split("=")[0].lstrip("+~") in ("optimizer.lr", "seed")]
     if fixed:
         raise SpecError(f"{path}: overrides fix {fixed[0]!r}: the grid (lrs) and seeds set it")
     return Workload(
-        path.stem, d["tier"], d["family"], d["rule"], overrides, tuple(map(float, lrs)), seeds, float(target),
+        path.stem, d["tier"], d["family"], d["rule"], overrides, tuple(map(float, lrs)), seeds,
+        None if target is None else float(target),
         comment, path,
     )  # fmt: skip
 
