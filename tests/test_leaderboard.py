@@ -5,6 +5,7 @@ entry point and one YAML, and the one-line refusals. The QUICK run is paid once 
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def test_quick_writes_every_file_and_the_runs_table(quick):
     assert (table["steps"] == 128).all() and (table["extra_gradients"] == 0).all()
 
 
-def test_eta_max_is_the_phase_diagrams(quick):
+def test_quick_eta_max_is_the_phase_diagrams(quick):
     from analysis.leaderboard.scores import metrics
 
     table = lb.read_table(quick / lb.STORED)
@@ -65,6 +66,39 @@ def test_eta_max_is_the_phase_diagrams(quick):
         phase = eta_max(runs, rule=workload.rule)
         assert len(phase) == 1
         assert board.loc[entry, "eta_max"] == pytest.approx(phase["eta_max"].iloc[0], nan_ok=True), entry
+
+
+def test_quick_plus_a_method_from_an_outside_package_through_its_entry_point_and_one_yaml(quick, tmp_path, monkeypatch):
+    """ENTRY mode against the QUICK stored table (a copy): the package's method runs on the QUICK workload, its rows
+    join the table, the others' rows are kept as they were, and the report names it."""
+    from tests.helpers import plugin_package
+
+    site, conf = plugin_package(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(site))  # installed as pip would leave it: on the path of the runs
+    reports = tmp_path / "reports"
+    (reports / lb.STORED).parent.mkdir(parents=True)
+    shutil.copy(quick / lb.STORED, reports / lb.STORED)
+    before = lb.read_table(reports / lb.STORED)
+    main(
+        [
+            "--quick",
+            "--entry",
+            "my_sqrt",
+            "--config-dir",
+            str(conf),
+            "--out",
+            str(tmp_path / "out"),
+            "--reports",
+            str(reports),
+        ]
+    )
+    table = lb.read_table(reports / lb.STORED)
+    mine = table[table["entry"] == "my_sqrt"]
+    assert len(mine) == 4 * QUICK_SEEDS and (mine["status"] == "completed").any()
+    assert set(mine["eta_trgt"]) == set(before["eta_trgt"])
+    others = table[table["entry"] != "my_sqrt"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(others, before)
+    assert "my_sqrt" in (reports / "leaderboard.md").read_text()
 
 
 def test_merge_replaces_rows_with_the_same_key():

@@ -29,6 +29,7 @@ QUICK_ENTRIES = ("no_warmup", "linear_5pct", "linear_25pct")
 QUICK_SEEDS = 2
 QUICK_RATES = 4
 QUICK_OVERRIDES = ("steps=128", "eval_every=32")
+QUICK_JOBS = 1  # one pack a multirun: the fewest processes (the tests run it beside others)
 OUT, QUICK_OUT, REPORTS = Path("outputs/leaderboard"), Path("outputs/leaderboard/quick"), Path("reports")
 
 
@@ -99,13 +100,14 @@ def main(argv: list[str] | None = None) -> None:
         stored = lb.read_table(stored_path) if stored_path.is_file() else None
         for folder in (out, reports):
             writable(folder)
-        lb.check(todo, out, args.config_dir)  # every point composes and validates before the first run
+        jobs = QUICK_JOBS if args.quick else lb.JOBS
+        lb.check(todo, out, args.config_dir, jobs)  # every point composes and validates before the first run
     except (SpecError, ValueError) as e:
         sys.exit(f"error: {e}")
 
     failed = []
     for plan in todo:
-        if not lb.run(plan, out, args.config_dir):
+        if not lb.run(plan, out, args.config_dir, jobs):
             failed.append(plan)
         new = lb.table(lb.sweep_dir(out, plan), plan.workload, plan.entry)
         stored = lb.merge(stored, new)

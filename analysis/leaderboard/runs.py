@@ -219,12 +219,14 @@ for name, argv in json.load(sys.stdin):
 """
 
 
-def check(plans: list[Plan], out: Path, config_dirs: list[Path] = ()) -> None:
+def check(plans: list[Plan], out: Path, config_dirs: list[Path] = (), jobs: int = JOBS) -> None:
     """Every point of every plan composes and validates (keys, values, data on disk, a run folder of another config),
     in one process, before anything trains; ValueError (one line) for the first bad one."""
     if not plans:
         return
-    argvs = [(f"{p.workload.name} / {p.entry.name}", command(p, sweep_dir(out, p), config_dirs)[2:]) for p in plans]
+    argvs = [
+        (f"{p.workload.name} / {p.entry.name}", command(p, sweep_dir(out, p), config_dirs, jobs)[2:]) for p in plans
+    ]
     env = _env()
     proc = subprocess.run(
         [sys.executable, "-c", _CHECK], input=json.dumps(argvs), capture_output=True, text=True, cwd=ROOT, env=env
