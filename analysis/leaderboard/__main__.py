@@ -110,15 +110,18 @@ def main(argv: list[str] | None = None) -> None:
         if not lb.run(plan, out, args.config_dir, jobs):
             failed.append(plan)
         new = lb.table(lb.sweep_dir(out, plan), plan.workload, plan.entry)
-        stored = lb.merge(stored, new)
-        lb.write_table(stored_path, stored)  # after every multirun: a stop keeps what finished
+        stored = lb.update_table(stored_path, new)  # after every multirun: a stop keeps what finished
     if stored is None or stored.empty:
         sys.exit(f"error: no runs in {stored_path}")
 
     from analysis.leaderboard import report  # matplotlib: imported when the report is drawn
 
     info = {n: w.info() for n, w in workloads.items() if n in set(stored["workload"])}
-    for path in report.write(stored, info, reports):
+    try:
+        written = report.write(stored, info, reports)
+    except ValueError as e:  # e.g. a stored row of a workload whose YAML is gone
+        sys.exit(f"error: {e}")
+    for path in written:
         print(f"[leaderboard] wrote {path}")
     if failed:
         names = ", ".join(f"{p.workload.name}/{p.entry.name}" for p in failed)

@@ -12,6 +12,7 @@ key are replaced, the file is written atomically.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import math
@@ -196,6 +197,17 @@ def merge(stored: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
     both = pd.concat(frames, ignore_index=True)
     both = both.drop_duplicates(subset=KEY, keep="last")
     return both.sort_values(KEY).reset_index(drop=True)[TABLE_COLUMNS]
+
+
+def update_table(path: Path, new: pd.DataFrame) -> pd.DataFrame:
+    """Merge the new rows into the stored table at `path` and write it back, holding a lock (path + .lock) from the
+    read to the write: two leaderboards at once lose neither's rows. Returns the merged table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = merge(read_table(path) if path.is_file() else None, new)
+        write_table(path, merged)
+    return merged
 
 
 def write_table(path: Path, runs: pd.DataFrame) -> None:

@@ -168,9 +168,10 @@ def load_entries(config_dirs: list[Path] = ()) -> dict[str, Entry]:
 
 def pick(kind: str, names: list[str] | None, known: dict) -> list[str]:
     """The named items (all when `names` is empty), or one line naming the unknown one and the choices."""
+    plural = {"entry": "entries"}.get(kind, f"{kind}s")
     for name in names or []:
         if name not in known:
-            raise SpecError(f"unknown {kind} {name!r}: the {kind}s are {', '.join(sorted(known)) or '(none)'}")
+            raise SpecError(f"unknown {kind} {name!r}: the {plural} are {', '.join(sorted(known)) or '(none)'}")
     return list(dict.fromkeys(names)) if names else sorted(known)
 
 
