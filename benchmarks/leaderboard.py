@@ -32,7 +32,7 @@ def timed_multirun(plan: lb.Plan, pack: bool, cpu: list[float]) -> float:
         return time.perf_counter() - start
 
 
-def run(repeats: int = 2, rates: int = 4, seeds: int = 3) -> dict:
+def run(repeats: int = 2, rates: int = 4, seeds: int = 2) -> dict:
     workload = load_workloads()[WORKLOAD]
     plan = lb.Plan(workload, load_entries()[ENTRY], workload.lrs[:rates], seeds)
     cpu = {"packed": [], "one job a run": []}
