@@ -4,6 +4,7 @@ entry point and one YAML, and the one-line refusals. The QUICK run is paid once 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import warnings
@@ -14,7 +15,7 @@ import pytest
 
 from analysis import eta_max, load_runs
 from analysis.leaderboard import runs as lb
-from analysis.leaderboard.__main__ import QUICK_ENTRIES, QUICK_SEEDS, QUICK_WORKLOAD, main
+from analysis.leaderboard.__main__ import QUICK_ENTRIES, QUICK_OVERRIDES, QUICK_SEEDS, QUICK_WORKLOAD, main, quick_rates
 from analysis.leaderboard.spec import SpecError, load_entries, load_workload, load_workloads, merged_overrides
 
 REPORT_FILES = ("leaderboard.md", "leaderboard.csv", "profile_steps_to_target.png", "profile_sensitivity.png")
@@ -99,6 +100,22 @@ def test_quick_plus_a_method_from_an_outside_package_through_its_entry_point_and
     others = table[table["entry"] != "my_sqrt"].reset_index(drop=True)
     pd.testing.assert_frame_equal(others, before)
     assert "my_sqrt" in (reports / "leaderboard.md").read_text()
+
+
+def test_quick_an_edited_workload_reads_only_its_own_points_and_drops_rows_off_its_grid(quick):
+    """Editing a workload and rerunning: the sweep folder's runs of the old config are not the new plan's, and the
+    stored rows off the new grid go when the plan's rows are merged."""
+    workload, entry = load_workloads()[QUICK_WORKLOAD], load_entries()[QUICK_ENTRIES[0]]
+    lrs = quick_rates(workload.lrs)
+    plan = lb.Plan(workload, entry, lrs, QUICK_SEEDS, QUICK_OVERRIDES)
+    sweep, stored = lb.sweep_dir(quick, plan), lb.read_table(quick / lb.STORED)
+    assert len(lb.table(sweep, plan)) == len(lrs) * QUICK_SEEDS
+    assert lb.table(sweep, dataclasses.replace(plan, extra=(*QUICK_OVERRIDES, "batch_size=64"))).empty
+    smaller = dataclasses.replace(plan, lrs=lrs[:2])
+    assert len(lb.table(sweep, smaller)) == 2 * QUICK_SEEDS
+    dropped = stored[lb.off_grid(stored, smaller)]
+    assert len(dropped) == 2 * QUICK_SEEDS and set(dropped["eta_trgt"]) == set(lrs[2:])
+    assert set(dropped["entry"]) == {entry.name}
 
 
 def test_merge_replaces_rows_with_the_same_key():

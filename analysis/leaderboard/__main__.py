@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     for plan in todo:
         if not lb.run(plan, out, args.config_dir, jobs):
             failed.append(plan)
-        new = lb.table(lb.sweep_dir(out, plan), plan.workload, plan.entry)
-        stored = lb.update_table(stored_path, new)  # after every multirun: a stop keeps what finished
+        new = lb.table(lb.sweep_dir(out, plan), plan)
+        stored = lb.update_table(stored_path, new, plan)  # after every multirun: a stop keeps what finished
     if stored is None or stored.empty:
         sys.exit(f"error: no runs in {stored_path}")
 

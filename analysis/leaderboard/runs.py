@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
+from hydra.errors import HydraException
 
 from analysis.aggregate import SkippedItems, load_metrics, load_runs
 from analysis.leaderboard.spec import ROOT, Entry, Workload, merged_overrides
-from bench.runfolder import atomic_write_text, trainable
+from bench.runfolder import OVERRIDES, atomic_write_text, point_overrides, trainable
 
 KEY = ["workload", "entry", "eta_trgt", "seed"]
 TABLE_COLUMNS = [
@@ -50,6 +52,7 @@ TABLE_COLUMNS = [
 ]
 EXTRA_GRADIENT = {"gi_adam": 1, "ri_adam": 1}  # g0 at theta0, computed before training (v0 from it)
 STORED = Path("leaderboard") / "runs.csv"  # the stored table, inside the reports folder
+GRID_KEYS = ("optimizer.lr", "seed")  # what the multirun sweeps
 JOBS = 2  # jobs at the same time: the cores of the machine the CPU tier is sized for
 
 
@@ -68,7 +71,11 @@ class Plan:
         return len(self.lrs) * self.seeds
 
     def overrides(self) -> list[str]:
-        return merged_overrides(self.workload, self.entry, self.extra)
+        """What every point of the multirun is given, besides its rate and seed."""
+        return [*merged_overrides(self.workload, self.entry, self.extra), "threads=1", "device=cpu"]
+
+    def grid(self) -> pd.MultiIndex:
+        return pd.MultiIndex.from_product([self.lrs, range(self.seeds)], names=["eta_trgt", "seed"])
 
 
 def sweep_dir(out: Path, plan: Plan) -> Path:
@@ -88,8 +95,6 @@ def command(plan: Plan, sweep: Path, config_dirs: list[Path] = (), jobs: int = J
         *plan.overrides(),
         f"optimizer.lr={lrs}",
         f"seed={','.join(map(str, range(plan.seeds)))}",
-        "threads=1",
-        "device=cpu",
         "hydra/launcher=local",
         f"hydra.launcher.max_parallel={jobs}",
         f"hydra.launcher.ensemble={math.ceil(plan.runs / jobs) if pack else 1}",
@@ -139,12 +144,34 @@ def _column(runs: pd.DataFrame, key: str, default=np.nan) -> pd.Series:
     return pd.to_numeric(runs[key], errors="coerce") if key in runs else pd.Series(default, index=runs.index)
 
 
-def table(sweep: Path, workload: Workload, entry: Entry) -> pd.DataFrame:
-    """The runs table of one (workload, entry) sweep folder (empty if nothing finished); unreadable folders (running,
-    killed, of another config) are left out, counted on stderr."""
+def _point(overrides) -> set[tuple[str, str]]:
+    """A point's defining overrides less its rate and seed, as (key, canonical value): the same however written."""
+    return {(k, v) for k, v, _ in point_overrides(overrides, exclude=GRID_KEYS)}
+
+
+def of_plan(runs: pd.DataFrame, plan: Plan) -> pd.Series:
+    """Which runs of a sweep folder are the plan's points: the run's overrides (Hydra's record) are the plan's, its
+    rate and seed on the plan's grid. A folder left by an earlier version of the workload or entry is not."""
+    ours = _point(plan.overrides())
+
+    def given(run_dir: str) -> bool:
+        try:
+            return _point(yaml.safe_load((Path(run_dir) / OVERRIDES).read_text())) == ours
+        except (OSError, ValueError, TypeError, yaml.YAMLError, HydraException):
+            return False
+
+    on_grid = pd.MultiIndex.from_arrays([_column(runs, "optimizer.lr"), _column(runs, "seed")]).isin(plan.grid())
+    return runs["run_dir"].map(given).astype(bool) & on_grid
+
+
+def table(sweep: Path, plan: Plan) -> pd.DataFrame:
+    """The runs table of one (workload, entry) sweep folder (empty if nothing finished): its runs of the plan's
+    points; unreadable folders (running, killed) are left out, counted on stderr."""
+    workload, entry = plan.workload, plan.entry
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedItems)
         runs = load_runs(sweep) if sweep.is_dir() else pd.DataFrame()
+        runs = runs[of_plan(runs, plan)] if not runs.empty else runs
         curves = _curves(runs) if not runs.empty else None
     for w in caught:
         if isinstance(w.message, SkippedItems):
@@ -199,13 +226,24 @@ def merge(stored: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
     return both.sort_values(KEY).reset_index(drop=True)[TABLE_COLUMNS]
 
 
-def update_table(path: Path, new: pd.DataFrame) -> pd.DataFrame:
-    """Merge the new rows into the stored table at `path` and write it back, holding a lock (path + .lock) from the
-    read to the write: two leaderboards at once lose neither's rows. Returns the merged table."""
+def off_grid(stored: pd.DataFrame, plan: Plan) -> pd.Series:
+    """The stored rows of the plan's (workload, entry) whose rate or seed is no longer on its grid (the workload's
+    grid changed): they are dropped when the plan's rows are merged."""
+    mine = (stored["workload"] == plan.workload.name) & (stored["entry"] == plan.entry.name)
+    return mine & ~pd.MultiIndex.from_frame(stored[["eta_trgt", "seed"]]).isin(plan.grid())
+
+
+def update_table(path: Path, new: pd.DataFrame, plan: Plan | None = None) -> pd.DataFrame:
+    """Merge the new rows into the stored table at `path` (less the plan's rows off its grid) and write it back,
+    holding a lock (path + .lock) from the read to the write: two leaderboards at once lose neither's rows. Returns
+    the merged table."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        merged = merge(read_table(path) if path.is_file() else None, new)
+        stored = read_table(path) if path.is_file() else None
+        if stored is not None and plan is not None:
+            stored = stored[~off_grid(stored, plan)]
+        merged = merge(stored, new)
         write_table(path, merged)
     return merged
 
