@@ -117,8 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.leaderboard import report  # matplotlib: imported when the report is drawn
 
     info = {n: w.info() for n, w in workloads.items() if n in set(stored["workload"])}
+    note = (
+        f"Made by `make leaderboard` (`python -m analysis.leaderboard`) from the runs table `{lb.STORED}` beside this"
+        f" file: {len(stored)} runs, each row one run folder's result (`docs/leaderboard.md` says how to rerun it or"
+        " add an entry)."
+    )
     try:
-        written = report.write(stored, info, reports)
+        written = report.write(stored, info, reports, note)
     except ValueError as e:  # e.g. a stored row of a workload whose YAML is gone
         sys.exit(f"error: {e}")
     for path in written:
