@@ -107,9 +107,13 @@ def main(argv: list[str] | None = None) -> None:
 
     failed = []
     for plan in todo:
-        if not lb.run(plan, out, args.config_dir, jobs):
-            failed.append(plan)
         new = lb.table(lb.sweep_dir(out, plan), plan)
+        if lb.finished(new, plan):  # a rerun: no launch.py started for nothing
+            print(f"[leaderboard] {plan.workload.name} / {plan.entry.name}: {plan.runs} runs, all finished before")
+        else:
+            if not lb.run(plan, out, args.config_dir, jobs):
+                failed.append(plan)
+            new = lb.table(lb.sweep_dir(out, plan), plan)
         stored = lb.update_table(stored_path, new, plan)  # after every multirun: a stop keeps what finished
     if stored is None or stored.empty:
         sys.exit(f"error: no runs in {stored_path}")

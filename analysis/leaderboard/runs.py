@@ -31,7 +31,7 @@ from hydra.errors import HydraException
 
 from analysis.aggregate import SkippedItems, load_metrics, load_runs
 from analysis.leaderboard.spec import ROOT, Entry, Workload, merged_overrides
-from bench.runfolder import OVERRIDES, atomic_write_text, point_overrides, trainable
+from bench.runfolder import FINISHED, OVERRIDES, atomic_write_text, point_overrides, trainable
 
 KEY = ["workload", "entry", "eta_trgt", "seed"]
 TABLE_COLUMNS = [
@@ -140,6 +140,13 @@ def _curves(runs: pd.DataFrame) -> pd.Series:
     return runs["run_dir"].map(by_run).fillna("[]")
 
 
+def finished(table: pd.DataFrame, plan: Plan) -> bool:
+    """Whether every point of the plan has a finished run in its table (a failed one is retried): no need to launch
+    it (the check before has compared each folder's identity with its point's config)."""
+    done = table[table["status"].isin(FINISHED)]
+    return len(done) == plan.runs
+
+
 def _column(runs: pd.DataFrame, key: str, default=np.nan) -> pd.Series:
     return pd.to_numeric(runs[key], errors="coerce") if key in runs else pd.Series(default, index=runs.index)
 
@@ -196,7 +203,8 @@ def table(sweep: Path, plan: Plan) -> pd.DataFrame:
             "steps": _column(runs, "steps").astype(int),
             "extra_forward_passes": _column(runs, "catapult_forward_passes", 0).fillna(0).astype(int),
             "extra_gradients": runs["optimizer.name"].map(EXTRA_GRADIENT).fillna(0).astype(int),
-            "wall_time_s": _column(runs, "wall_time_s"),
+            # a pack's members share one process: each its share of the pack's wall time (comparable across entries)
+            "wall_time_s": _column(runs, "wall_time_s") / _column(runs, "packed_with", 1).fillna(1),
             "run_identity": runs.get("run_identity"),
             "git_sha": runs.get("git_sha"),
         }
