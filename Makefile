@@ -98,7 +98,7 @@ wandb-sync: install  ## upload the offline wandb runs under RUNS (default output
 	find $(RUNS) -type d -name 'offline-run-*' -prune -exec $(VENV)/bin/wandb sync {} +
 
 .PHONY: bench
-bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings, packed runs, boundary search, grid check; ONLY="NAME ..." runs those alone
+bench: install  ## benchmarks: harness vs bare loop, solver vs power iteration, sweep throughput, divergence savings, packed runs, leaderboard runs/hour, boundary search, grid check; ONLY="NAME ..." runs those alone
 	$(PY) -m benchmarks.run $(if $(ONLY),--only $(ONLY))
 
 .PHONY: gpu-check
@@ -108,6 +108,14 @@ gpu-check: install  ## on a CUDA node (< 8 min): CUDA tests, then CUDA benchmark
 .PHONY: reproduce
 reproduce: install  ## the CPU-scale Figures 1-7 (conf/experiment/cpu/), their figures and reports/reproduction.md
 	$(PY) -m analysis.reproduce
+
+# QUICK=1: one workload, three entries, two seeds, four rates, into outputs/leaderboard/quick/ (never reports/);
+# ENTRY=NAME: that entry on every CPU workload it applies to, merged into the stored table reports/leaderboard/runs.csv
+QUICK ?=
+ENTRY ?=
+.PHONY: leaderboard
+leaderboard: install  ## the warmup leaderboard's CPU tier -> reports/leaderboard.md (QUICK=1: a 3-min first look; ENTRY=NAME: add one entry)
+	$(PY) -m analysis.leaderboard $(if $(filter-out 0,$(QUICK)),--quick) $(if $(ENTRY),--entry $(ENTRY))
 
 # the tests marked `racing` (they race a live process against a clock, a file or a signal), each STRESS times, in
 # STRESS_JOBS pytest-xdist workers beside a CPU hog: more load than CI's 4 workers, so a test whose success depends on

@@ -25,6 +25,7 @@ BENCHMARKS = [
     "grid_check",
     "divergence_savings",
     "packed_runs",
+    "leaderboard",
     "boundary_search",
     "boundary_search_fig3",
     *CUDA_BENCHMARKS,

@@ -181,12 +181,18 @@ SLOWEST = [
     "tests/test_packaging.py::test_installed",
     "tests/test_cli.py::test_printing_a_config_needs_no_data",
     "tests/test_sharpness.py::test_fewer_hvps_than_power_iteration",
+    "tests/test_leaderboard.py::test_quick_",
 ]
 
 
 # Tests that share a module-level cache (each demo point, preset or command line composed once) run in one worker,
 # but those ALONE (the expensive ones, spread over the workers)
-TOGETHER = ["tests/test_boundary.py::test_", "tests/test_experiments.py::test_", "tests/test_ensemble.py::test_"]
+TOGETHER = [
+    "tests/test_boundary.py::test_",
+    "tests/test_experiments.py::test_",
+    "tests/test_ensemble.py::test_",
+    "tests/test_leaderboard.py::test_quick_",  # the QUICK leaderboard, a module fixture: paid once
+]
 ALONE = [
     "tests/test_boundary.py::test_real_",
     "tests/test_experiments.py::test_preset_trains",
